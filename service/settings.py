@@ -1,0 +1,49 @@
+"""The one `Settings` object: every environment knob of debate-w2s, prefix `W2S_`.
+
+Built by entry points (CLI, app factory, workers) and passed down; never at import time.
+"""
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="W2S_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(
+        "sqlite:///w2s.db",
+        description="SQLAlchemy URL. Default: a SQLite file in the working directory. "
+        "PostgreSQL: postgresql+psycopg://user:pass@host/db",
+    )
+    vllm_base_url: str = Field(
+        "",
+        description="Base URL of an OpenAI-compatible server (e.g. http://host:8000). "
+        "Empty: the CLI starts a local vLLM on `strong_model_path`.",
+    )
+    strong_model: str = Field("strong", description="Served model name of the strong model in vLLM.")
+    strong_model_path: Path | None = Field(
+        None,
+        description="Checkpoint the local vLLM serves. Empty: a tiny random model made by the "
+        "factory under `artifacts_dir/models/tiny-strong`.",
+    )
+    vllm_max_model_len: int = Field(1024, description="--max-model-len for a locally started vLLM.")
+    vllm_start_timeout_s: float = Field(600.0, description="How long to wait for a local vLLM to be ready.")
+    artifacts_dir: Path = Field(Path("artifacts"), description="Where checkpoints, adapters and reports go.")
+    api_keys: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: object) -> object:
+        if isinstance(value, str):
+            return [key.strip() for key in value.split(",") if key.strip()]
+        return value
+
+    def strong_checkpoint(self) -> Path:
+        """The checkpoint a local vLLM serves (explicit, or the tiny default)."""
+        return self.strong_model_path or self.artifacts_dir / "models" / "tiny-strong"

@@ -1,0 +1,33 @@
+"""Persistence: ORM models, engines/sessions and the job queue. Importable without FastAPI."""
+
+from service.store.db import make_engine, make_session_factory, utcnow
+from service.store.models import (
+    Base,
+    Debate,
+    Example,
+    Job,
+    JobDependency,
+    Label,
+    Metric,
+    Model,
+    ModelVersion,
+    Run,
+    Turn,
+)
+
+__all__ = [
+    "Base",
+    "Debate",
+    "Example",
+    "Job",
+    "JobDependency",
+    "Label",
+    "Metric",
+    "Model",
+    "ModelVersion",
+    "Run",
+    "Turn",
+    "make_engine",
+    "make_session_factory",
+    "utcnow",
+]

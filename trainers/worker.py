@@ -1,0 +1,158 @@
+"""The worker loop: claim a job of the kinds it serves, run its handler, heartbeat, complete/fail.
+
+A handler is `handler(ctx: JobContext) -> dict | None`; the returned dict is stored as the
+job's result. Handlers report progress with `ctx.report(done, total, **extra)` and call
+`ctx.check()` between steps of long work so a cancelled or lost job stops promptly.
+"""
+
+import logging
+import os
+import socket
+import threading
+import time
+import traceback
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.store.jobs import (
+    ClaimedJob,
+    JobLeaseLost,
+    claim_job,
+    complete_job,
+    fail_job,
+    heartbeat,
+    reap_expired,
+)
+
+log = logging.getLogger(__name__)
+
+
+class PermanentJobError(Exception):
+    """A failure that retrying cannot fix (bad payload, missing data): fail the job at once."""
+
+
+@dataclass
+class JobContext:
+    job: ClaimedJob
+    sessions: sessionmaker[Session]
+    started: float = field(default_factory=time.monotonic)
+    progress: dict[str, Any] = field(default_factory=dict)
+    lost: threading.Event = field(default_factory=threading.Event)
+    lost_reason: str = ""
+
+    @property
+    def payload(self) -> dict[str, Any]:
+        return self.job.payload
+
+    def report(self, done: int, total: int, **extra: Any) -> None:
+        """Record progress (stored on the job row at the next heartbeat), with an ETA."""
+        elapsed = time.monotonic() - self.started
+        eta = elapsed / done * (total - done) if done else None
+        self.progress = {"done": done, "total": total, "eta_s": eta, **extra}
+
+    def check(self) -> None:
+        """Raise JobLeaseLost if the job was cancelled or re-queued under us."""
+        if self.lost.is_set():
+            raise JobLeaseLost(self.lost_reason)
+
+
+Handler = Callable[[JobContext], dict[str, Any] | None]
+
+
+def default_owner() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Worker:
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        handlers: Mapping[str, Handler],
+        *,
+        owner: str | None = None,
+        lease_s: float = 60.0,
+        heartbeat_s: float | None = None,
+        poll_s: float = 1.0,
+        retry_backoff_s: float = 5.0,
+    ) -> None:
+        if not handlers:
+            raise ValueError("a worker needs at least one job kind to serve")
+        self.sessions = sessions
+        self.handlers = dict(handlers)
+        self.kinds: Sequence[str] = sorted(self.handlers)
+        self.owner = owner or default_owner()
+        self.lease_s = lease_s
+        self.heartbeat_s = heartbeat_s or lease_s / 3
+        self.poll_s = poll_s
+        self.retry_backoff_s = retry_backoff_s
+        self._last_reap = 0.0
+
+    def run(self, *, stop: threading.Event | None = None, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
+        """Process jobs until `stop` is set, `max_jobs` ran, or (optionally) the queue is idle."""
+        stop = stop or threading.Event()
+        done = 0
+        while not stop.is_set() and (max_jobs is None or done < max_jobs):
+            if self.run_one():
+                done += 1
+            elif exit_when_idle:
+                break
+            else:
+                stop.wait(self.poll_s)
+        return done
+
+    def run_one(self) -> bool:
+        """Claim and run one job; False if none was claimable."""
+        job = self._claim()
+        if job is None:
+            return False
+        ctx = JobContext(job, self.sessions)
+        beat_stop = threading.Event()
+        beat = threading.Thread(target=self._heartbeat_loop, args=(ctx, beat_stop), daemon=True)
+        beat.start()
+        try:
+            self._execute(ctx)
+        finally:
+            beat_stop.set()
+            beat.join()
+        return True
+
+    def _claim(self) -> ClaimedJob | None:
+        with self.sessions.begin() as session:
+            if time.monotonic() - self._last_reap > min(self.lease_s / 4, 5.0):
+                self._last_reap = time.monotonic()
+                reap_expired(session)
+            return claim_job(session, self.kinds, self.owner, self.lease_s)
+
+    def _execute(self, ctx: JobContext) -> None:
+        job = ctx.job
+        try:
+            result = self.handlers[job.kind](ctx)
+            with self.sessions.begin() as session:
+                complete_job(session, job.id, self.owner, result)
+        except JobLeaseLost as exc:
+            log.warning("job %s abandoned: %s", job.id, exc)
+        except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
+            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+            retryable = not isinstance(exc, PermanentJobError)
+            try:
+                with self.sessions.begin() as session:
+                    status = fail_job(session, job.id, self.owner, error, retryable=retryable,
+                                      backoff_s=self.retry_backoff_s * job.attempt)
+                log.warning("job %s (%s) attempt %d failed -> %s: %s", job.id, job.kind, job.attempt, status, exc)
+            except JobLeaseLost as lost:
+                log.warning("job %s failed after its lease was lost: %s", job.id, lost)
+
+    def _heartbeat_loop(self, ctx: JobContext, stop: threading.Event) -> None:
+        while not stop.wait(self.heartbeat_s):
+            try:
+                with self.sessions.begin() as session:
+                    heartbeat(session, ctx.job.id, self.owner, self.lease_s, ctx.progress or None)
+            except JobLeaseLost as exc:
+                ctx.lost_reason = str(exc)
+                ctx.lost.set()
+                return
+            except Exception:  # noqa: BLE001 - a DB hiccup must not kill the job; the next beat retries
+                log.exception("heartbeat for job %s failed", ctx.job.id)
