@@ -7,7 +7,6 @@ pg_ctl); as root the server runs as the `postgres` user, since initdb refuses ro
 import glob
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
@@ -15,6 +14,8 @@ from pathlib import Path
 
 import psycopg
 from sqlalchemy.engine import make_url
+
+from service.local_vllm import find_free_port
 
 
 def _bin_dir() -> Path:
@@ -30,18 +31,12 @@ def _bin_dir() -> Path:
     )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 class EphemeralPostgres:
     """initdb + pg_ctl start in a temp dir; `stop()` removes everything."""
 
     def __init__(self, *, durable: bool = False) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="w2s-pg-"))
-        self.port = _free_port()
+        self.port = find_free_port()
         self.durable = durable
         self._as_user = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
 
