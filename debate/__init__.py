@@ -1,0 +1,52 @@
+"""Debates between instances of the strong model: protocols, prompts, transcripts, the
+OpenAI-compatible client and the async runner. Imports neither `service` nor `trainers`.
+"""
+
+from debate.client import RetryPolicy, StrongModelClient
+from debate.errors import (
+    ContextTooLong,
+    DebateError,
+    InvalidProtocol,
+    ModelNotFound,
+    StrongModelBadResponse,
+    StrongModelError,
+    StrongModelUnavailable,
+)
+from debate.openai_types import ChatMessage, Choice, Completion, TokenLogprob, Usage
+from debate.protocol import TurnRequest, next_turns, request_seed, sample_specs, schedule
+from debate.runner import DEFAULT_MAX_IN_FLIGHT, run_debate, run_debates, stream_debates
+from debate.spec import DebateSpec, SamplingParams
+from debate.transcript import DebateFailure, DebateOutcome, DebateResult, Turn, render_for_weak
+
+__all__ = [
+    "DEFAULT_MAX_IN_FLIGHT",
+    "ChatMessage",
+    "Choice",
+    "Completion",
+    "ContextTooLong",
+    "DebateError",
+    "DebateFailure",
+    "DebateOutcome",
+    "DebateResult",
+    "DebateSpec",
+    "InvalidProtocol",
+    "ModelNotFound",
+    "RetryPolicy",
+    "SamplingParams",
+    "StrongModelBadResponse",
+    "StrongModelClient",
+    "StrongModelError",
+    "StrongModelUnavailable",
+    "TokenLogprob",
+    "Turn",
+    "TurnRequest",
+    "Usage",
+    "next_turns",
+    "render_for_weak",
+    "request_seed",
+    "run_debate",
+    "run_debates",
+    "sample_specs",
+    "schedule",
+    "stream_debates",
+]
