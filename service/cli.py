@@ -2,17 +2,21 @@
 
     w2s db upgrade|downgrade|current     migrate the database at W2S_DATABASE_URL
     w2s make-tiny-model DIR [...]        write a tiny random Llama + tokenizer (no downloads)
+    w2s strong up                        start a local vLLM on the strong model, print its URL
+    w2s serve [--with-worker]            the REST API (and a local vLLM if none is configured)
+    w2s worker --kind debate             claim and run jobs of these kinds
     w2s demo                             the embedded default, end to end (see README)
 """
 
 import argparse
+import asyncio
 import json
 import sys
-import time
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
-import httpx
 from sqlalchemy import inspect
 
 from service.settings import Settings
@@ -51,6 +55,23 @@ def _parser() -> argparse.ArgumentParser:
     tiny.add_argument("--seed", type=int, default=0)
     tiny.set_defaults(func=_make_tiny_model)
 
+    strong = commands.add_parser("strong", help="the strong model server").add_subparsers(required=True, metavar="ACTION")
+    strong.add_parser("up", help="start a local vLLM (tiny model if none configured) and wait").set_defaults(func=_strong_up)
+
+    serve = commands.add_parser("serve", help="run the REST API")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--with-worker", action="store_true", help="also run a debate worker in this process")
+    serve.set_defaults(func=_serve)
+
+    worker = commands.add_parser("worker", help="claim and run jobs from the queue")
+    worker.add_argument("--kind", action="append", choices=sorted(WORKER_KINDS), required=True,
+                        help="job kind to serve (repeatable)")
+    worker.add_argument("--lease-s", type=float, default=60.0)
+    worker.add_argument("--max-in-flight", type=int, default=64, help="debate requests in flight per worker")
+    worker.add_argument("--exit-when-idle", action="store_true", help="stop when no job is claimable")
+    worker.set_defaults(func=_worker)
+
     demo = commands.add_parser("demo", help="embedded default: local vLLM on a tiny model + SQLite, end to end")
     demo.set_defaults(func=_demo)
     return parser
@@ -84,28 +105,83 @@ def _make_tiny_model(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def _demo(_args: argparse.Namespace, settings: Settings) -> int:
-    """For now the smoke stage of the demo: migrate the DB, bring up the strong model, report health."""
+@contextmanager
+def strong_model(settings: Settings) -> Iterator[Settings]:
+    """Settings whose `vllm_base_url` answers: the configured server, or a local vLLM started here."""
+    if settings.vllm_base_url:
+        yield settings
+        return
     from service.local_vllm import start_local_vllm
     from trainers.tiny_model import ensure_tiny_model
 
+    checkpoint = settings.strong_checkpoint()
+    if settings.strong_model_path is None:
+        ensure_tiny_model(checkpoint)
+    log_path = settings.artifacts_dir / "logs" / "vllm.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    print(f"starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores; log: {log_path})", flush=True)
+    with start_local_vllm(checkpoint, served_name=settings.strong_model, log_path=log_path, enable_lora=True,
+                          max_model_len=settings.vllm_max_model_len, timeout_s=settings.vllm_start_timeout_s) as server:
+        print(f"vLLM ready at {server.base_url} serving {settings.strong_model!r}", flush=True)
+        yield settings.model_copy(update={"vllm_base_url": server.base_url})
+
+
+def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
+    with strong_model(settings) as ready:
+        print(f"export W2S_VLLM_BASE_URL={ready.vllm_base_url}   # in other shells; Ctrl-C stops vLLM", flush=True)
+        threading.Event().wait()
+    return 0
+
+
+def _serve(args: argparse.Namespace, settings: Settings) -> int:
+    import uvicorn
+
+    from service.api.main import create_app
+
+    migrate.upgrade(settings.database_url)
+    with strong_model(settings) as ready:
+        stop = threading.Event()
+        if args.with_worker:
+            threading.Thread(target=_make_worker(ready, ["debate"]).run, kwargs={"stop": stop}, daemon=True).start()
+        print(f"API on http://{args.host}:{args.port} (docs: /docs)", flush=True)
+        uvicorn.run(create_app(ready), host=args.host, port=args.port, log_level="info")
+        stop.set()
+    return 0
+
+
+WORKER_KINDS = {"debate"}
+
+
+def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0, max_in_flight: int = 64):  # noqa: ANN202
+    from service.store import make_session_factory
+    from trainers.debate_job import debate_handler
+    from trainers.worker import Worker
+
+    handlers = {"debate": debate_handler(settings.vllm_base_url, api_key=settings.vllm_api_key or None,
+                                         max_in_flight=max_in_flight)}
+    sessions = make_session_factory(make_engine(settings.database_url))
+    return Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=lease_s)
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    if not settings.vllm_base_url:
+        print("error: set W2S_VLLM_BASE_URL to the strong model's server (e.g. from `w2s strong up`)", file=sys.stderr)
+        return 2
+    worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight)
+    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {settings.database_url}", flush=True)
+    done = worker.run(exit_when_idle=args.exit_when_idle)
+    print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
+    return 0
+
+
+def _demo(_args: argparse.Namespace, settings: Settings) -> int:
+    """For now the smoke stage of the demo: migrate the DB, bring up the strong model, report health."""
     print(f"[1/3] migrating {settings.database_url}", flush=True)
     migrate.upgrade(settings.database_url)
     database = _database_health(settings.database_url)
-
-    if settings.vllm_base_url:
-        print(f"[2/3] using the strong model at {settings.vllm_base_url}", flush=True)
-        health = _strong_model_health(settings.vllm_base_url, settings.strong_model)
-    else:
-        checkpoint = settings.strong_checkpoint()
-        print(f"[2/3] starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores)", flush=True)
-        ensure_tiny_model(checkpoint)
-        log_path = settings.artifacts_dir / "logs" / "vllm.log"
-        log_path.parent.mkdir(parents=True, exist_ok=True)
-        with start_local_vllm(checkpoint, served_name=settings.strong_model, log_path=log_path,
-                              max_model_len=settings.vllm_max_model_len,
-                              timeout_s=settings.vllm_start_timeout_s) as server:
-            health = _strong_model_health(server.base_url, settings.strong_model)
+    print("[2/3] strong model", flush=True)
+    with strong_model(settings) as ready:
+        health = asyncio.run(_strong_model_health(ready.vllm_base_url, ready.strong_model))
     print("[3/3] health", flush=True)
     print(json.dumps({"database": database, "strong_model": health}, indent=2))
     return 0 if health["ready"] else 1
@@ -122,18 +198,16 @@ def _database_health(url: str) -> dict:
     return {"url": url, "revision": revision, "tables": tables}
 
 
-def _strong_model_health(base_url: str, model: str) -> dict:
-    """One real 1-token completion: /health alone can answer 200 while the engine is broken."""
-    started = time.perf_counter()
-    try:
-        response = httpx.post(f"{base_url}/v1/completions", timeout=60,
-                              json={"model": model, "prompt": "Hello", "max_tokens": 1, "temperature": 0})
-        response.raise_for_status()
-        text = response.json()["choices"][0]["text"]
-    except (httpx.HTTPError, KeyError, ValueError) as exc:
-        return {"url": base_url, "model": model, "ready": False, "error": f"{type(exc).__name__}: {exc}"}
-    latency = round(time.perf_counter() - started, 3)
-    return {"url": base_url, "model": model, "ready": True, "one_token_latency_s": latency, "sample": text}
+async def _strong_model_health(base_url: str, model: str) -> dict:
+    from debate import StrongModelClient, StrongModelError
+
+    async with StrongModelClient(base_url) as client:
+        try:
+            await client.check_ready(model)
+            models = await client.list_models()
+        except StrongModelError as exc:
+            return {"url": base_url, "model": model, "ready": False, "error": str(exc)}
+    return {"url": base_url, "model": model, "ready": True, "models": models}
 
 
 if __name__ == "__main__":

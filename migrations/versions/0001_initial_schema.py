@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-22 08:49:59.252374
+Create Date: 2026-11-22 08:59:11.776017
 """
 
 from collections.abc import Sequence
@@ -20,6 +20,7 @@ depends_on: str | Sequence[str] | None = None
 def upgrade() -> None:
     op.create_table('runs',
     sa.Column('id', sa.Integer(), nullable=False),
+    sa.Column('kind', sa.String(length=32), nullable=False),
     sa.Column('name', sa.String(length=200), nullable=False),
     sa.Column('config', sa.JSON(), nullable=False),
     sa.Column('config_hash', sa.String(length=64), nullable=False),
@@ -28,6 +29,7 @@ def upgrade() -> None:
     sa.Column('error', sa.Text(), nullable=True),
     sa.Column('created_at', sa.DateTime(), nullable=False),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
+    sa.CheckConstraint("kind IN ('experiment', 'debate_batch')", name=op.f('ck_runs_kind')),
     sa.CheckConstraint("status IN ('queued', 'running', 'succeeded', 'failed', 'cancelled')", name=op.f('ck_runs_status')),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_runs'))
     )
@@ -163,7 +165,6 @@ def upgrade() -> None:
     sa.Column('id', sa.Integer(), nullable=False),
     sa.Column('example_id', sa.Integer(), nullable=False),
     sa.Column('run_id', sa.Integer(), nullable=True),
-    sa.Column('batch_id', sa.String(length=64), nullable=True),
     sa.Column('dedupe_key', sa.String(length=64), nullable=True),
     sa.Column('protocol', sa.String(length=32), nullable=False),
     sa.Column('order', sa.String(length=16), nullable=False),
@@ -189,7 +190,6 @@ def upgrade() -> None:
     sa.UniqueConstraint('dedupe_key', name=op.f('uq_debates_dedupe_key'))
     )
     with op.batch_alter_table('debates', schema=None) as batch_op:
-        batch_op.create_index(batch_op.f('ix_debates_batch_id'), ['batch_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_debates_example_id'), ['example_id'], unique=False)
         batch_op.create_index(batch_op.f('ix_debates_run_id'), ['run_id'], unique=False)
 
@@ -217,7 +217,6 @@ def downgrade() -> None:
     with op.batch_alter_table('debates', schema=None) as batch_op:
         batch_op.drop_index(batch_op.f('ix_debates_run_id'))
         batch_op.drop_index(batch_op.f('ix_debates_example_id'))
-        batch_op.drop_index(batch_op.f('ix_debates_batch_id'))
 
     op.drop_table('debates')
     op.drop_table('model_versions')

@@ -36,6 +36,7 @@ NAMING_CONVENTION = {
 
 JOB_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
+RUN_KINDS = ("experiment", "debate_batch")
 DEBATE_STATUSES = ("pending", "running", "succeeded", "failed")
 SPLITS = ("weak_train", "strong_train", "test")
 
@@ -50,10 +51,16 @@ class Base(DeclarativeBase):
 
 
 class Run(Base):
+    """An experiment (debate → weak → strong) or a debate batch: a group of jobs and their rows."""
+
     __tablename__ = "runs"
-    __table_args__ = (CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),)
+    __table_args__ = (
+        CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), default="experiment")
     name: Mapped[str] = mapped_column(String(200), default="")
     config: Mapped[dict[str, Any]]
     config_hash: Mapped[str] = mapped_column(String(64), index=True)
@@ -96,7 +103,6 @@ class Debate(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
     run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
-    batch_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # Hash of (example, protocol params, seed, model): a retried debate job finds its row.
     dedupe_key: Mapped[str | None] = mapped_column(String(64), unique=True)
     protocol: Mapped[str] = mapped_column(String(32))

@@ -1,0 +1,77 @@
+"""One error shape for every failure: {"error": {"message", "type", "code", "param"}}.
+
+Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once.
+"""
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from debate import (
+    ContextTooLong,
+    InvalidProtocol,
+    ModelNotFound,
+    StrongModelBadResponse,
+    StrongModelError,
+    StrongModelUnavailable,
+)
+from service.store.jobs import JobError, JobNotFound
+
+_STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
+    (StrongModelUnavailable, 503, "strong_model_unavailable"),
+    (ContextTooLong, 422, "context_too_long"),
+    (ModelNotFound, 404, "model_not_found"),
+    (StrongModelBadResponse, 502, "strong_model_bad_response"),
+]
+
+
+def error_response(status: int, message: str, type_: str, param: str | None = None,
+                   headers: dict[str, str] | None = None) -> JSONResponse:
+    body = {"error": {"message": message, "type": type_, "code": status, "param": param}}
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def _field_path(location: tuple) -> str:
+    return ".".join(str(part) for part in location)
+
+
+async def _validation(_request: Request, exc: RequestValidationError) -> JSONResponse:
+    problems = [f"{_field_path(e['loc'])}: {e['msg']}" for e in exc.errors()]
+    first = exc.errors()[0]["loc"] if exc.errors() else ()
+    return error_response(422, "; ".join(problems), "invalid_request", _field_path(first))
+
+
+async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    type_ = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
+        exc.status_code, "http_error")
+    return error_response(exc.status_code, str(exc.detail), type_, headers=exc.headers)
+
+
+async def _invalid_protocol(_request: Request, exc: InvalidProtocol) -> JSONResponse:
+    return error_response(422, str(exc), "invalid_request", "body")
+
+
+async def _strong_model(_request: Request, exc: StrongModelError) -> JSONResponse:
+    for error_type, status, type_ in _STRONG_MODEL_STATUS:
+        if isinstance(exc, error_type):
+            return error_response(status, str(exc), type_)
+    return error_response(502, str(exc), "strong_model_error")
+
+
+async def _job_error(_request: Request, exc: JobError) -> JSONResponse:
+    status = 404 if isinstance(exc, JobNotFound) else 409
+    return error_response(status, str(exc), "not_found" if status == 404 else "conflict")
+
+
+async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+    return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "internal_error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(RequestValidationError, _validation)
+    app.add_exception_handler(StarletteHTTPException, _http)
+    app.add_exception_handler(InvalidProtocol, _invalid_protocol)
+    app.add_exception_handler(StrongModelError, _strong_model)
+    app.add_exception_handler(JobError, _job_error)
+    app.add_exception_handler(Exception, _unexpected)

@@ -1,0 +1,36 @@
+"""The FastAPI app: `create_app(settings)`; run it with `w2s serve`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from debate import StrongModelClient
+from service.api import batches, debates, health
+from service.api.errors import install_error_handlers
+from service.api.metrics import ApiMetrics
+from service.settings import Settings
+from service.store import make_engine, make_session_factory
+
+
+def create_app(settings: Settings) -> FastAPI:
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.database_url)
+        app.state.settings = settings
+        app.state.sessions = make_session_factory(engine)
+        app.state.client = StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
+        app.state.metrics = metrics
+        yield
+        await app.state.client.aclose()
+        engine.dispose()
+
+    metrics = ApiMetrics()
+    app = FastAPI(title="debate-w2s", version="0.1.0", lifespan=lifespan,
+                  description="Debate-augmented weak-to-strong supervision. Errors: "
+                              '{"error": {"message", "type", "code", "param"}}.')
+    app.middleware("http")(metrics.middleware)
+    install_error_handlers(app)
+    for module in (debates, batches, health):
+        app.include_router(module.router)
+    return app
