@@ -23,6 +23,7 @@ from service.store.jobs import (
     claim_job,
     complete_job,
     fail_job,
+    has_running_jobs,
     heartbeat,
     reap_expired,
 )
@@ -91,13 +92,17 @@ class Worker:
         self._last_reap = 0.0
 
     def run(self, *, stop: threading.Event | None = None, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
-        """Process jobs until `stop` is set, `max_jobs` ran, or (optionally) the queue is idle."""
+        """Process jobs until `stop` is set, `max_jobs` ran, or (optionally) the queue is idle.
+
+        Idle means nothing claimable and nothing running anywhere: a running job may still
+        lose its lease to us, or finish and unblock its dependents.
+        """
         stop = stop or threading.Event()
         done = 0
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
             if self.run_one():
                 done += 1
-            elif exit_when_idle:
+            elif exit_when_idle and not self._anything_running():
                 break
             else:
                 stop.wait(self.poll_s)
@@ -118,6 +123,10 @@ class Worker:
             beat_stop.set()
             beat.join()
         return True
+
+    def _anything_running(self) -> bool:
+        with self.sessions() as session:
+            return has_running_jobs(session)
 
     def _claim(self) -> ClaimedJob | None:
         with self.sessions.begin() as session:

@@ -70,11 +70,11 @@ FiltersDep = Annotated[DebateFilters, Depends()]
 
 @router.get("", response_model=DebateList)
 def list_debates(session: SessionDep, filters: FiltersDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 cursor: Annotated[str | None, Query(pattern=r"^\d+$")] = None,
+                 cursor: Annotated[str | None, Query(pattern=r"^\d*$", description="next_cursor of the previous page")] = None,
                  include_turns: bool = False) -> DebateList:
     """Debates in id order, `limit` per page; follow `next_cursor`."""
     query = filters.query.limit(limit + 1)
-    if cursor is not None:
+    if cursor:  # empty = first page
         query = query.where(Debate.id > int(cursor))
     if include_turns:
         query = query.options(selectinload(Debate.turns))

@@ -138,6 +138,11 @@ def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float
     return ClaimedJob(job_id, claimed.kind, claimed.payload, claimed.attempts, claimed.max_attempts, owner, claimed.run_id)
 
 
+def has_running_jobs(session: Session) -> bool:
+    """Whether any job is running: its lease may expire, or it may unblock dependents."""
+    return session.scalar(select(exists().where(Job.status == "running"))) or False
+
+
 def heartbeat(
     session: Session, job_id: int, owner: str, lease_s: float, progress: dict[str, Any] | None = None
 ) -> None:

@@ -164,3 +164,14 @@ def test_results_roll_back_when_the_lease_was_lost(sessions) -> None:
         session.get(Job, marker).payload = {"written": True}
         complete_job(session, job_id, "slow")
     assert _job(sessions, marker).payload == {}
+
+
+def test_worker_exit_when_idle_waits_while_a_job_runs_elsewhere(sessions) -> None:
+    from trainers.worker import Worker
+
+    job_id = _enqueue(sessions, "noop")
+    _claim(sessions, owner="elsewhere", lease_s=0.5)  # running under another worker's lease
+    ran = []
+    worker = Worker(sessions, {"noop": lambda ctx: ran.append(ctx.job.id)}, lease_s=5, poll_s=0.1)
+    assert worker.run(exit_when_idle=True) == 1  # waited for the lease to expire, then took it
+    assert ran == [job_id] and _job(sessions, job_id).status == "succeeded"

@@ -64,6 +64,7 @@ class CuttableProxy:
             listener.close()
         with self._lock:
             for sock in self._open:
+                _shut(sock)  # close() alone leaves a recv() in another thread blocked
                 sock.close()
             self._open.clear()
 
@@ -86,8 +87,12 @@ class CuttableProxy:
         except OSError:
             pass
         finally:
-            for sock in (src, dst):
-                try:
-                    sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
+            _shut(src)
+            _shut(dst)
+
+
+def _shut(sock: socket.socket) -> None:
+    try:
+        sock.shutdown(socket.SHUT_RDWR)
+    except OSError:
+        pass

@@ -3,8 +3,8 @@
     python -m tests.support.queue_worker DATABASE_URL OUT_DIR [--lease-s S] [--heartbeat-s S]
 
 Each handler run appends "job_id pid attempt t_claimed t_done" to OUT_DIR/<pid>.log, so a
-job executed twice shows up twice whatever the database says. Exits when no job is left
-queued or running.
+job executed twice shows up twice whatever the database says. Exits when the queue is
+idle (`Worker.run(exit_when_idle=True)`).
 """
 
 import argparse
@@ -12,15 +12,8 @@ import os
 import time
 from pathlib import Path
 
-from sqlalchemy import func, select
-
-from service.store import Job, make_engine, make_session_factory
+from service.store import make_engine, make_session_factory
 from trainers.worker import JobContext, Worker
-
-
-def _unfinished(sessions) -> int:  # noqa: ANN001
-    with sessions() as session:
-        return session.scalar(select(func.count()).where(Job.status.in_(["queued", "running"])))
 
 
 def main() -> None:
@@ -46,12 +39,7 @@ def main() -> None:
     sessions = make_session_factory(engine)
     worker = Worker(sessions, {"noop": noop}, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s,
                     poll_s=args.poll_s, retry_backoff_s=0.0)
-    (args.out_dir / f"{os.getpid()}.ready").touch()
-    while True:
-        if not worker.run_one():
-            if _unfinished(sessions) == 0:
-                break
-            time.sleep(args.poll_s)
+    worker.run(exit_when_idle=True)
     engine.dispose()
 
 

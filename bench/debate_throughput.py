@@ -1,0 +1,398 @@
+"""Debate throughput: our service path vs raw vLLM (the ceiling) vs sequential transformers (naive).
+
+    .venv/bin/python bench/debate_throughput.py [--examples 256 --max-tokens 64 --hf-prompts 48
+                                                 --max-in-flight 64 --shard-size 256 --workers 1]
+
+One run, one tiny model (built here by the factory: 2 layers, hidden 128, 2 heads, vocab 2048),
+one vLLM server (started here, max_model_len 1024), the same debates: `--examples` SciQ
+validation rows (candidate = correct answer on even rows, a distractor on odd ones, the support
+passage cut so the first prompt stays under `--max-prompt-tokens`; synthetic questions if the
+file is missing) x 3 sequential turns, `--max-tokens` per turn, temperature 0.7, seed 0.
+
+(a) service: fresh SQLite DB (migrated), the API on loopback (uvicorn in a thread), `--workers`
+    long-running `w2s worker --kind debate` processes started and idle before the POST, as in a
+    deployment. Timed from POST /v1/debate-batches to GET /v1/debate-batches/{id} saying
+    succeeded (polled every 0.25 s); tokens = SUM(debates.completion_tokens).
+(b) raw vLLM: the exact chat requests of every stored turn, rebuilt from the stored transcripts
+    with `debate.protocol.next_turns` (same messages, seeds, sampling), sent with one
+    httpx.AsyncClient, `--max-in-flight` at a time, turn by turn (all first turns, then all second
+    turns, ...), with no waiting on earlier turns: the ceiling. Tokens = SUM(usage.completion_tokens).
+(c) naive: `transformers` `generate`, one prompt at a time (chat template applied, sampling,
+    max_new_tokens = `--max-tokens`), on only the first `--hf-prompts` of those requests (the
+    turns of the first debates) because it is slow (~300 tokens/s); run after vLLM has stopped.
+
+vLLM's prefix cache is reset (dev endpoint) after a warm-up and again before (b), so neither
+(a) nor (b) reuses the other's KV blocks; the prefix-cache hit rate is the delta of
+`vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over (a). Everything started
+here is stopped on exit, errors included. The last line printed is one JSON object.
+"""
+
+import argparse
+import asyncio
+import dataclasses
+import json
+import os
+import random
+import re
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import ExitStack
+from pathlib import Path
+from typing import Any
+
+# Run as a script: put the repo root (not bench/) first on the path.
+sys.path[0] = str(Path(__file__).resolve().parents[1])
+
+import httpx  # noqa: E402
+from sqlalchemy import select  # noqa: E402
+
+from debate import DebateSpec, SamplingParams, next_turns  # noqa: E402
+from debate import Turn as SpokenTurn  # noqa: E402
+from service.local_vllm import LocalVLLM, start_local_vllm  # noqa: E402
+from service.settings import Settings  # noqa: E402
+from service.store import Debate, Example, make_engine, make_session_factory  # noqa: E402
+from service.store.debates import spec_of  # noqa: E402
+from service.store.migrate import upgrade  # noqa: E402
+from tests.support.api_server import running_api  # noqa: E402
+from trainers.tiny_model import ensure_tiny_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+SCIQ = REPO.parent / "shared" / "data" / "sciq" / "validation.jsonl"
+TASK = "sciq"
+TURNS = 3
+TEMPERATURE = 0.7
+SEED = 0
+SERVED_NAME = "strong"
+MAX_MODEL_LEN = 1024
+POLL_S = 0.25
+BATCH_TIMEOUT_S = 1800.0
+WORKER_STOP_S = 15.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """Completion tokens generated in `seconds` of wall-clock time."""
+
+    tokens: int
+    seconds: float
+
+    @property
+    def tok_s(self) -> float:
+        return self.tokens / self.seconds
+
+
+# --- examples -------------------------------------------------------------------------------
+
+
+def load_examples(count: int, tokenizer: Any, max_prompt_tokens: int, max_tokens: int) -> tuple[list[dict], str]:
+    """`count` API examples (SciQ if the file exists, else synthetic) and where they came from."""
+    if SCIQ.exists():
+        rows = [json.loads(line) for line in SCIQ.read_text().splitlines()[:count]]
+        raw = [_sciq_example(position, row) for position, row in enumerate(rows)]
+        source = f"{SCIQ} (first {len(raw)} rows)"
+    else:
+        raw = [_synthetic_example(position) for position in range(count)]
+        source = "synthetic (SciQ file not found)"
+    if len(raw) < count:
+        source += f" + {count - len(raw)} synthetic"
+        raw += [_synthetic_example(position) for position in range(len(raw), count)]
+    return [_fit_context(example, tokenizer, max_prompt_tokens, max_tokens) for example in raw], source
+
+
+def _sciq_example(position: int, row: dict) -> dict:
+    correct = position % 2 == 0
+    candidate = row["correct_answer"] if correct else row[f"distractor{1 + position // 2 % 3}"]
+    return {"question": row["question"], "candidate_answer": str(candidate), "context": row["support"] or None,
+            "label": int(correct), "source_id": f"sciq-validation:{position}"}
+
+
+def _synthetic_example(position: int) -> dict:
+    rng = random.Random(f"synthetic:{position}")
+    words = "water energy light cell force mass plant animal heat sound atom gravity".split()
+    a, b = rng.sample(words, 2)
+    correct = position % 2 == 0
+    context = " ".join(rng.choice(words) for _ in range(rng.randint(20, 120))) + "."
+    return {"question": f"Which of {a} or {b} is meant in passage {position}?", "candidate_answer": a if correct else b,
+            "context": context, "label": int(correct), "source_id": f"synthetic:{position}"}
+
+
+def _fit_context(example: dict, tokenizer: Any, max_prompt_tokens: int, max_tokens: int) -> dict:
+    """Cut the context (at a word) so the first turn's prompt has at most `max_prompt_tokens` tokens."""
+    if not example["context"]:
+        return example
+    words = example["context"].split()
+    low, high = 0, len(words)
+    while low < high:  # the longest prefix of words that fits
+        middle = (low + high + 1) // 2
+        if _first_prompt_tokens(example, " ".join(words[:middle]), tokenizer, max_tokens) <= max_prompt_tokens:
+            low = middle
+        else:
+            high = middle - 1
+    return {**example, "context": " ".join(words[:low]) or None}
+
+
+def _first_prompt_tokens(example: dict, context: str, tokenizer: Any, max_tokens: int) -> int:
+    spec = DebateSpec(question=example["question"], candidate_answer=example["candidate_answer"], context=context or None,
+                      task=TASK, turns=TURNS, seed=SEED, model=SERVED_NAME,
+                      sampling=SamplingParams(temperature=TEMPERATURE, max_tokens=max_tokens))
+    return len(chat_ids(tokenizer, next_turns(spec, [])[0].messages))
+
+
+def chat_ids(tokenizer: Any, messages: Any) -> list[int]:
+    """Token ids of the chat prompt as vLLM builds it: template rendered, no extra special tokens."""
+    dicts = [dataclasses.asdict(message) if dataclasses.is_dataclass(message) else message for message in messages]
+    text = tokenizer.apply_chat_template(dicts, add_generation_prompt=True, tokenize=False)
+    return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+# --- vLLM helpers ---------------------------------------------------------------------------
+
+
+def prefix_cache_counters(base_url: str) -> tuple[float, float]:
+    """(queried, hit) prompt tokens so far, summed over label sets, from vLLM's /metrics."""
+    body = httpx.get(f"{base_url}/metrics", timeout=30).text
+    totals = {"queries": 0.0, "hits": 0.0}
+    for line in body.splitlines():
+        match = re.match(r"vllm:prefix_cache_(queries|hits)_total(?:\{[^}]*\})?\s+(\S+)", line)
+        if match:
+            totals[match.group(1)] += float(match.group(2))
+    return totals["queries"], totals["hits"]
+
+
+def reset_prefix_cache(base_url: str) -> bool:
+    """Drop vLLM's cached KV blocks (needs VLLM_SERVER_DEV_MODE=1 on the server)."""
+    return httpx.post(f"{base_url}/reset_prefix_cache", timeout=60).status_code == 200
+
+
+def start_vllm(model_dir: Path, log_path: Path) -> LocalVLLM:
+    """The server under test, with the dev endpoints on (for /reset_prefix_cache)."""
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"
+    try:
+        return start_local_vllm(model_dir, served_name=SERVED_NAME, max_model_len=MAX_MODEL_LEN, log_path=log_path)
+    finally:
+        del os.environ["VLLM_SERVER_DEV_MODE"]
+
+
+async def send_all(base_url: str, payloads: list[dict], max_in_flight: int) -> list[dict]:
+    """POST every payload to /v1/chat/completions, `max_in_flight` at a time; the usages, in order."""
+    slots = asyncio.Semaphore(max_in_flight)
+    limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
+    async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits) as client:
+        async def one(payload: dict) -> dict:
+            async with slots:
+                answer = await client.post("/v1/chat/completions", json=payload)
+            answer.raise_for_status()
+            return answer.json()["usage"]
+
+        return await asyncio.gather(*(one(payload) for payload in payloads))
+
+
+def warm_up(base_url: str, max_tokens: int, max_in_flight: int) -> None:
+    """One full batch of distinct prompts, so first-batch costs fall on neither (a) nor (b)."""
+    payloads = [{"model": SERVED_NAME, "messages": [{"role": "user", "content": f"Warm-up request number {n}."}],
+                 "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": n} for n in range(max_in_flight)]
+    asyncio.run(send_all(base_url, payloads, max_in_flight))
+
+
+# --- (a) the service path -------------------------------------------------------------------
+
+
+def start_worker(database_url: str, vllm_url: str, max_in_flight: int, log_path: Path) -> subprocess.Popen:
+    """A `w2s worker --kind debate` process; returns once it is polling the queue."""
+    env = {**os.environ, "W2S_DATABASE_URL": database_url, "W2S_VLLM_BASE_URL": vllm_url, "PYTHONUNBUFFERED": "1"}
+    command = [sys.executable, "-m", "service.cli", "worker", "--kind", "debate", "--max-in-flight", str(max_in_flight)]
+    with log_path.open("w") as log:
+        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
+                                  start_new_session=True)
+    deadline = time.monotonic() + 120
+    while "serving" not in log_path.read_text():
+        if worker.poll() is not None or time.monotonic() > deadline:
+            stop_worker(worker)
+            raise RuntimeError(f"the worker did not start (exit code {worker.poll()}); log:\n{log_path.read_text()}")
+        time.sleep(0.05)
+    return worker
+
+
+def stop_worker(worker: subprocess.Popen) -> None:
+    """SIGINT (the CLI exits cleanly on it), SIGKILL if it lingers."""
+    if worker.poll() is None:
+        os.killpg(worker.pid, signal.SIGINT)
+        try:
+            worker.wait(timeout=WORKER_STOP_S)
+        except subprocess.TimeoutExpired:
+            os.killpg(worker.pid, signal.SIGKILL)
+            worker.wait()
+
+
+def run_service(api_url: str, body: dict) -> tuple[int, float]:
+    """POST the batch, poll it until it succeeded; (batch id, seconds from POST to success)."""
+    with httpx.Client(base_url=api_url, timeout=120) as api:
+        started = time.perf_counter()
+        created = api.post("/v1/debate-batches", json=body)
+        created.raise_for_status()
+        batch_id = created.json()["id"]
+        while True:
+            batch = api.get(f"/v1/debate-batches/{batch_id}").json()
+            if batch["status"] == "succeeded":
+                return batch_id, time.perf_counter() - started
+            if batch["status"] in ("failed", "cancelled") or time.perf_counter() - started > BATCH_TIMEOUT_S:
+                raise RuntimeError(f"debate batch {batch_id} ended as {batch['status']}: {batch}")
+            time.sleep(POLL_S)
+
+
+def batch_body(examples: list[dict], max_tokens: int, shard_size: int) -> dict:
+    return {"name": "debate-throughput", "task": TASK, "protocol": "debate", "order": "sequential", "turns": TURNS,
+            "seed": SEED, "sampling": {"temperature": TEMPERATURE, "max_tokens": max_tokens},
+            "examples": examples, "shard_size": shard_size}
+
+
+# --- (b) and (c): the same requests, rebuilt from the stored transcripts ----------------------
+
+
+def stored_requests(database_url: str, run_id: int) -> tuple[list[list[dict]], int, int]:
+    """Per debate, the chat payload of each stored turn; plus the debates' summed completion tokens and failures."""
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            debates = session.scalars(select(Debate).where(Debate.run_id == run_id).order_by(Debate.id)).all()
+            per_debate = [_turn_payloads(spec_of(debate, session.get(Example, debate.example_id)), debate)
+                          for debate in debates]
+            tokens = sum(debate.completion_tokens for debate in debates)
+            failed = sum(debate.status != "succeeded" for debate in debates)
+    finally:
+        engine.dispose()
+    return per_debate, tokens, failed
+
+
+def _turn_payloads(spec: DebateSpec, debate: Debate) -> list[dict]:
+    spoken = [SpokenTurn(index=t.index, speaker=t.speaker, stance=t.stance, content=t.content) for t in debate.turns]
+    payloads = []
+    for done in range(len(spoken)):
+        (request,) = next_turns(spec, spoken[:done])  # sequential: one speech per step
+        payloads.append({
+            "model": spec.model, "temperature": spec.sampling.temperature, "top_p": spec.sampling.top_p,
+            "max_tokens": spec.sampling.max_tokens, "n": 1, "seed": request.seed,
+            "messages": [dataclasses.asdict(message) for message in request.messages],
+            "_stored_prompt_tokens": debate.turns[done].prompt_tokens,
+        })
+    return payloads
+
+
+def run_raw(base_url: str, per_debate: list[list[dict]], max_in_flight: int) -> tuple[Phase, int]:
+    """All stored turns straight to vLLM, turn-major; the phase and how many prompt lengths differ from (a)."""
+    by_turn = [debate[turn] for turn in range(TURNS) for debate in per_debate if turn < len(debate)]
+    payloads = [{key: value for key, value in payload.items() if not key.startswith("_")} for payload in by_turn]
+    started = time.perf_counter()
+    usages = asyncio.run(send_all(base_url, payloads, max_in_flight))
+    seconds = time.perf_counter() - started
+    mismatched = sum(usage["prompt_tokens"] != payload["_stored_prompt_tokens"]
+                     for usage, payload in zip(usages, by_turn, strict=True))
+    return Phase(sum(usage["completion_tokens"] for usage in usages), seconds), mismatched
+
+
+def run_hf(model_dir: Path, payloads: list[dict]) -> Phase:
+    """Sequential `generate`, one prompt at a time, sampling like vLLM; first prompt is an untimed warm-up."""
+    import torch
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_dir)
+    model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
+    tokens, seconds = 0, 0.0
+    for position, payload in enumerate([payloads[0], *payloads]):
+        ids = torch.tensor([chat_ids(tokenizer, payload["messages"])])
+        torch.manual_seed(payload["seed"])
+        started = time.perf_counter()
+        with torch.inference_mode():
+            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
+                                 temperature=payload["temperature"], top_p=payload["top_p"],
+                                 max_new_tokens=payload["max_tokens"], pad_token_id=tokenizer.pad_token_id)
+        if position:
+            seconds += time.perf_counter() - started
+            tokens += out.shape[1] - ids.shape[1]
+    return Phase(tokens, seconds)
+
+
+def run_served_phases(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path,
+                      examples: list[dict]) -> tuple[Phase, Phase, float, list[list[dict]]]:
+    """(a) and (b) on one vLLM; returns both phases, (a)'s prefix-cache hit rate and the stored requests."""
+    started = time.perf_counter()
+    server = servers.enter_context(start_vllm(model_dir, tmp / "vllm.log"))
+    print(f"vLLM ready at {server.base_url} in {time.perf_counter() - started:.0f}s", flush=True)
+    warm_up(server.base_url, args.max_tokens, args.max_in_flight)
+    if not reset_prefix_cache(server.base_url):
+        print("warning: /reset_prefix_cache refused; (a) and (b) may share cached prefixes", flush=True)
+
+    database_url = f"sqlite:///{tmp}/bench.db"
+    upgrade(database_url)
+    settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=server.base_url,
+                        strong_model=SERVED_NAME, artifacts_dir=tmp / "artifacts")
+    api_url = servers.enter_context(running_api(settings))
+    for n in range(args.workers):
+        worker = start_worker(database_url, server.base_url, args.max_in_flight, tmp / f"worker{n}.log")
+        servers.callback(stop_worker, worker)
+    queries_before, hits_before = prefix_cache_counters(server.base_url)
+    batch_id, seconds = run_service(api_url, batch_body(examples, args.max_tokens, args.shard_size))
+    queries_after, hits_after = prefix_cache_counters(server.base_url)
+    per_debate, service_tokens, failed = stored_requests(database_url, batch_id)
+    service = Phase(service_tokens, seconds)
+    hit_rate = (hits_after - hits_before) / max(queries_after - queries_before, 1.0)
+    print(f"(a) service   {service.tokens:7d} tokens in {service.seconds:6.1f}s = {service.tok_s:7.1f} tok/s  "
+          f"({len(per_debate)} debates, {failed} failed; workers={args.workers} shard_size={args.shard_size} "
+          f"max_in_flight={args.max_in_flight}; prefix-cache hits {hit_rate:.1%} of "
+          f"{queries_after - queries_before:.0f} prompt tokens)", flush=True)
+
+    if not reset_prefix_cache(server.base_url):
+        print("warning: /reset_prefix_cache refused before (b)", flush=True)
+    raw, mismatched = run_raw(server.base_url, per_debate, args.max_in_flight)
+    print(f"(b) raw vLLM  {raw.tokens:7d} tokens in {raw.seconds:6.1f}s = {raw.tok_s:7.1f} tok/s  "
+          f"({sum(map(len, per_debate))} requests, {args.max_in_flight} in flight; "
+          f"{mismatched} prompt lengths differ from (a))", flush=True)
+    return service, raw, hit_rate, per_debate
+
+
+# --- main -----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--examples", type=int, default=256)
+    parser.add_argument("--max-tokens", type=int, default=64, help="token limit of one turn")
+    parser.add_argument("--hf-prompts", type=int, default=48, help="prompts for the slow transformers baseline")
+    parser.add_argument("--max-in-flight", type=int, default=64, help="requests in flight: per worker in (a), in (b)")
+    parser.add_argument("--shard-size", type=int, default=256, help="debates per job in (a)")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes in (a)")
+    parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
+    parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
+    args = parser.parse_args()
+
+    with tempfile.TemporaryDirectory(prefix="debate-throughput-") as tmp_name:
+        tmp = Path(tmp_name)
+        model_dir = ensure_tiny_model(args.model_dir or tmp / "model")
+        from transformers import AutoTokenizer
+
+        examples, source = load_examples(args.examples, AutoTokenizer.from_pretrained(model_dir),
+                                         args.max_prompt_tokens, args.max_tokens)
+        print(f"examples: {len(examples)} from {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
+        with ExitStack() as servers:  # workers, API and vLLM stop here, before the CPU-bound baseline
+            service, raw, hit_rate, per_debate = run_served_phases(servers, args, model_dir, tmp, examples)
+        hf_payloads = [payload for debate in per_debate for payload in debate][:args.hf_prompts]
+        naive = run_hf(model_dir, hf_payloads)
+        print(f"(c) HF seq.   {naive.tokens:7d} tokens in {naive.seconds:6.1f}s = {naive.tok_s:7.1f} tok/s  "
+              f"(first {len(hf_payloads)} prompts only, one at a time)", flush=True)
+
+    result = {
+        "service_tok_s": round(service.tok_s, 1),
+        "raw_vllm_tok_s": round(raw.tok_s, 1),
+        "hf_sequential_tok_s": round(naive.tok_s, 1),
+        "ratio_service_vs_raw": round(service.tok_s / raw.tok_s, 3),
+        "ratio_service_vs_hf": round(service.tok_s / naive.tok_s, 2),
+        "prefix_cache_hit_rate": round(hit_rate, 3),
+    }
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()
