@@ -11,6 +11,7 @@
 import argparse
 import asyncio
 import json
+import signal
 import sys
 import threading
 from collections.abc import Iterator, Sequence
@@ -26,6 +27,8 @@ from service.store import migrate
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so a local vLLM (its own process group) is always stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
         return args.func(args, Settings())
     except KeyboardInterrupt:
@@ -168,8 +171,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         print("error: set W2S_VLLM_BASE_URL to the strong model's server (e.g. from `w2s strong up`)", file=sys.stderr)
         return 2
     worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight)
+    stop = threading.Event()
+    # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
     print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {settings.database_url}", flush=True)
-    done = worker.run(exit_when_idle=args.exit_when_idle)
+    done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0
 
