@@ -11,6 +11,7 @@
 import argparse
 import asyncio
 import json
+import os
 import signal
 import sys
 import threading
@@ -139,15 +140,15 @@ def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
 def _serve(args: argparse.Namespace, settings: Settings) -> int:
     import uvicorn
 
-    from service.api.main import create_app
-
     migrate.upgrade(settings.database_url)
     with strong_model(settings) as ready:
         stop = threading.Event()
         if args.with_worker:
             threading.Thread(target=_make_worker(ready, ["debate"]).run, kwargs={"stop": stop}, daemon=True).start()
         print(f"API on http://{args.host}:{args.port} (docs: /docs)", flush=True)
-        uvicorn.run(create_app(ready), host=args.host, port=args.port, log_level="info")
+        # By import string: nothing imports service.api (DESIGN.md); the app reads W2S_* itself.
+        os.environ["W2S_VLLM_BASE_URL"] = ready.vllm_base_url
+        uvicorn.run("service.api.main:app_from_env", factory=True, host=args.host, port=args.port, log_level="info")
         stop.set()
     return 0
 

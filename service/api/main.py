@@ -1,4 +1,4 @@
-"""The FastAPI app: `create_app(settings)`; run it with `w2s serve`."""
+"""The FastAPI app: `create_app(settings)`; run it with `w2s serve` (or uvicorn and `app_from_env`)."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -11,6 +11,11 @@ from service.api.errors import install_error_handlers
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
+
+
+def app_from_env() -> FastAPI:
+    """Factory for `uvicorn service.api.main:app_from_env --factory` (settings from W2S_*)."""
+    return create_app(Settings())
 
 
 def create_app(settings: Settings) -> FastAPI:

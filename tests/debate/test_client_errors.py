@@ -90,15 +90,20 @@ def test_persistent_5xx_gives_up_after_max_retries_with_status_and_message() -> 
 
 
 def test_timeout_is_unavailable_and_retried() -> None:
-    with loopback_server([Reply(200, completion_body(), delay_s=1.0)]) as server:
+    # Generous margins: under a loaded CI machine the server thread can be slow to
+    # record a request, so wait for the count instead of reading it at once.
+    with loopback_server([Reply(200, completion_body(), delay_s=3.0)]) as server:
         with pytest.raises(StrongModelUnavailable, match="timed out after 2 attempts"):
             asyncio.run(
                 chat(
                     server.base_url,
-                    timeout=0.2,
+                    timeout=0.5,
                     retry=RetryPolicy(max_retries=1, backoff_base_s=0.01),
                 )
             )
+        deadline = time.monotonic() + 5
+        while len(server.received) < 2 and time.monotonic() < deadline:
+            time.sleep(0.05)
         assert len(server.received) == 2
 
 

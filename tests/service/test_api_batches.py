@@ -6,16 +6,15 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from tests.support.api_server import CuttableProxy, running_api
+from tests.support.checks import sql_rows, wait_for
 from trainers.debate_job import debate_handler
 from trainers.worker import Worker
 
@@ -33,21 +32,8 @@ def _batch_body(count: int, **extra) -> dict:  # noqa: ANN003
     return {"examples": _examples(count), "sampling": {"max_tokens": 12}, "name": "t", **extra}
 
 
-def _sql(url: str, query: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(query))]
-    finally:
-        engine.dispose()
 
 
-def _wait_for(predicate, timeout_s: float, what: str) -> None:  # noqa: ANN001
-    deadline = time.monotonic() + timeout_s
-    while not predicate():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
 
 
 def _worker_process(database_url: str, vllm_url: str, *args: str) -> subprocess.Popen:
@@ -89,14 +75,14 @@ def test_batch_of_200_debates_through_the_queue_and_a_worker(api_for, migrated_u
         assert len(listed) == 200
 
     # Plain SQL: every debate has its three turns, one debate per (example, seed), none twice.
-    per_debate = _sql(migrated_url, f"""
+    per_debate = sql_rows(migrated_url, f"""
         SELECT d.example_id, d.seed, count(t.id), min(t.speaker), max(t.stance)
         FROM debates d JOIN turns t ON t.debate_id = d.id
         WHERE d.run_id = {batch['id']} AND d.status = 'succeeded'
         GROUP BY d.example_id, d.seed""")
     assert len(per_debate) == 200
     assert {row[2] for row in per_debate} == {3}
-    assert _sql(migrated_url, f"SELECT status FROM runs WHERE id = {batch['id']}") == [("succeeded",)]
+    assert sql_rows(migrated_url, f"SELECT status FROM runs WHERE id = {batch['id']}") == [("succeeded",)]
 
 
 def test_batch_waits_for_an_unreachable_strong_model_and_loses_nothing(api_for, tmp_path, vllm_server) -> None:  # noqa: ANN001
@@ -112,26 +98,26 @@ def test_batch_waits_for_an_unreachable_strong_model_and_loses_nothing(api_for, 
                     lease_s=10, poll_s=0.2)
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
-    stored = lambda: _sql(database_url, "SELECT count(*) FROM debates")[0][0]  # noqa: E731
+    stored = lambda: sql_rows(database_url, "SELECT count(*) FROM debates")[0][0]  # noqa: E731
     try:
         with api_for(database_url) as url, httpx.Client(base_url=url, timeout=60) as api:
             batch = api.post("/v1/debate-batches", json=_batch_body(30, shard_size=30)).json()
             thread.start()
-            _wait_for(lambda: stored() >= 3, 120, "the first debates")
+            wait_for(lambda: stored() >= 3, 120, "the first debates")
             proxy.down()  # the strong model disappears mid-batch
             time.sleep(3)
-            assert _sql(database_url, "SELECT status, attempts FROM jobs") == [("running", 1)]
+            assert sql_rows(database_url, "SELECT status, attempts FROM jobs") == [("running", 1)]
             proxy.up()
-            _wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
+            wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
                       300, "the batch to finish")
     finally:
         stop.set()
         proxy.down()
         thread.join(timeout=60)
         engine.dispose()
-    assert _sql(database_url, "SELECT status, count(*) FROM debates GROUP BY status") == [("succeeded", 30)]
-    assert _sql(database_url, "SELECT count(*) FROM turns") == [(90,)]
-    assert _sql(database_url, "SELECT status, attempts FROM jobs") == [("succeeded", 1)]
+    assert sql_rows(database_url, "SELECT status, count(*) FROM debates GROUP BY status") == [("succeeded", 30)]
+    assert sql_rows(database_url, "SELECT count(*) FROM turns") == [(90,)]
+    assert sql_rows(database_url, "SELECT status, attempts FROM jobs") == [("succeeded", 1)]
 
 
 def test_killed_worker_job_resumes_elsewhere_without_redoing_stored_debates(api_for, tmp_path, vllm_server) -> None:  # noqa: ANN001
@@ -142,19 +128,19 @@ def test_killed_worker_job_resumes_elsewhere_without_redoing_stored_debates(api_
     with api_for(database_url) as url, httpx.Client(base_url=url, timeout=60) as api:
         batch = api.post("/v1/debate-batches", json=_batch_body(60, shard_size=60, sampling={"max_tokens": 24})).json()
         victim = _worker_process(database_url, vllm_server.base_url, "--lease-s", "3", "--max-in-flight", "4")
-        _wait_for(lambda: _sql(database_url, "SELECT count(*) FROM debates")[0][0] >= 5, 120, "some debates")
+        wait_for(lambda: sql_rows(database_url, "SELECT count(*) FROM debates")[0][0] >= 5, 120, "some debates")
         os.kill(victim.pid, signal.SIGKILL)
         victim.wait()
-        before = {row[0] for row in _sql(database_url, "SELECT id FROM debates")}
+        before = {row[0] for row in sql_rows(database_url, "SELECT id FROM debates")}
 
         survivor = _worker_process(database_url, vllm_server.base_url, "--lease-s", "3", "--exit-when-idle")
-        _wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
+        wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
                   300, "the batch to finish")
         survivor.wait(timeout=60)
-    after = _sql(database_url, "SELECT id, status FROM debates")
+    after = sql_rows(database_url, "SELECT id, status FROM debates")
     assert len(after) == 60 and {status for _, status in after} == {"succeeded"}
     assert before <= {debate_id for debate_id, _ in after}  # stored debates were kept, not redone
-    assert _sql(database_url, "SELECT status, attempts FROM jobs") == [("succeeded", 2)]
+    assert sql_rows(database_url, "SELECT status, attempts FROM jobs") == [("succeeded", 2)]
 
 
 def test_batch_validation_and_unknown_batch(api_for, tmp_path) -> None:  # noqa: ANN001
@@ -168,4 +154,4 @@ def test_batch_validation_and_unknown_batch(api_for, tmp_path) -> None:  # noqa:
         bad = api.post("/v1/debate-batches", json={"examples": [{"question": "q", "candidate_answer": ""}]})
         assert bad.status_code == 422 and bad.json()["error"]["param"] == "body.examples.0.candidate_answer"
         assert api.get("/v1/debate-batches/12345").status_code == 404
-    assert _sql(database_url, "SELECT count(*) FROM runs") == [(0,)]
+    assert sql_rows(database_url, "SELECT count(*) FROM runs") == [(0,)]

@@ -4,12 +4,11 @@ from collections.abc import Iterator
 
 import httpx
 import pytest
-from sqlalchemy import text
 
 from service.settings import Settings
-from service.store import make_engine
 from service.store.migrate import upgrade
 from tests.support.api_server import running_api
+from tests.support.checks import sql_rows
 
 pytestmark = pytest.mark.vllm
 
@@ -37,13 +36,6 @@ def api(vllm_server, sqlite_url: str) -> Iterator[httpx.Client]:  # noqa: ANN001
         yield client
 
 
-def _sql(url: str, query: str) -> list[tuple]:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            return [tuple(row) for row in conn.execute(text(query))]
-    finally:
-        engine.dispose()
 
 
 def test_post_debate_runs_stores_and_returns_it(api: httpx.Client, sqlite_url: str) -> None:
@@ -59,7 +51,7 @@ def test_post_debate_runs_stores_and_returns_it(api: httpx.Client, sqlite_url: s
     fetched = api.get(f"/v1/debates/{debate['id']}").json()
     assert fetched["turns"] == debate["turns"] and fetched["example"]["candidate"] == "Carbon dioxide"
     # Readable with plain SQL, turn by turn.
-    rows = _sql(sqlite_url, "SELECT t.speaker, t.stance, t.content, e.question FROM turns t "
+    rows = sql_rows(sqlite_url, "SELECT t.speaker, t.stance, t.content, e.question FROM turns t "
                             f"JOIN debates d ON d.id = t.debate_id JOIN examples e ON e.id = d.example_id "
                             f"WHERE d.id = {debate['id']} ORDER BY t.\"index\"")
     assert [row[2] for row in rows] == [t["content"] for t in debate["turns"]]
@@ -89,7 +81,7 @@ def test_bad_input_is_a_422_naming_the_field(api: httpx.Client, sqlite_url: str,
     error = response.json()["error"]
     assert error["type"] == "invalid_request" and error["code"] == 422
     assert error["param"] == param and needle in error["message"]
-    assert _sql(sqlite_url, "SELECT count(*) FROM examples") == [(0,)]
+    assert sql_rows(sqlite_url, "SELECT count(*) FROM examples") == [(0,)]
 
 
 def test_input_longer_than_the_context_window_is_rejected_and_nothing_stored(api: httpx.Client,
@@ -99,7 +91,7 @@ def test_input_longer_than_the_context_window_is_rejected_and_nothing_stored(api
     assert response.status_code == 422
     assert response.json()["error"]["type"] == "context_too_long"
     assert "context" in response.json()["error"]["message"]
-    assert _sql(sqlite_url, "SELECT count(*) FROM debates") == [(0,)]
+    assert sql_rows(sqlite_url, "SELECT count(*) FROM debates") == [(0,)]
 
 
 def test_unknown_model_is_a_404_in_the_error_shape(api: httpx.Client) -> None:
@@ -169,4 +161,4 @@ def test_strong_model_down_is_a_503_naming_the_url(sqlite_url: str) -> None:
         assert dead in response.json()["error"]["message"]
         health = client.get("/healthz")
         assert health.status_code == 503 and health.json()["checks"]["strong_model"]["ok"] is False
-    assert _sql(sqlite_url, "SELECT count(*) FROM debates") == [(0,)]
+    assert sql_rows(sqlite_url, "SELECT count(*) FROM debates") == [(0,)]

@@ -55,3 +55,38 @@ def test_demo_reports_database_and_strong_model_health(vllm_server, tmp_path: Pa
     assert set(health["database"]["tables"]) == DESIGN_TABLES
     assert health["strong_model"]["ready"] is True
     assert health["strong_model"]["url"] == vllm_server.base_url
+
+
+@pytest.mark.vllm
+def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path) -> None:  # noqa: ANN001
+    import signal
+    import time
+
+    import httpx
+
+    from service.local_vllm import find_free_port
+
+    port = find_free_port()
+    env = {**os.environ, "W2S_VLLM_BASE_URL": vllm_server.base_url, "W2S_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
+    server = subprocess.Popen([W2S, "serve", "--port", str(port), "--with-worker"], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if httpx.get(f"{base}/healthz", timeout=10).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            assert server.poll() is None and time.monotonic() < deadline, "w2s serve did not come up"
+            time.sleep(0.5)
+        batch = httpx.post(f"{base}/v1/debate-batches", json={
+            "examples": [{"question": "Is ice cold?", "candidate_answer": "Yes"}], "sampling": {"max_tokens": 8}}).json()
+        while httpx.get(f"{base}/v1/debate-batches/{batch['id']}").json()["status"] != "succeeded":
+            assert time.monotonic() < deadline + 60, "the in-process worker did not run the batch"
+            time.sleep(0.5)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert server.returncode == 0, output

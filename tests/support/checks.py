@@ -1,0 +1,26 @@
+"""Small helpers tests use to look at results the way a user would: plain SQL, and waiting."""
+
+import time
+from collections.abc import Callable
+
+from sqlalchemy import text
+
+from service.store import make_engine
+
+
+def sql_rows(database_url: str, query: str) -> list[tuple]:
+    """Rows of a plain SQL query, through a fresh engine (as another process would see them)."""
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as conn:
+            return [tuple(row) for row in conn.execute(text(query))]
+    finally:
+        engine.dispose()
+
+
+def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str) -> None:
+    deadline = time.monotonic() + timeout_s
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
