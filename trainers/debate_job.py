@@ -42,8 +42,8 @@ async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_fligh
     run_id = ctx.payload.get("run_id")
     statuses = _stored_statuses(ctx, items)
     counts = {"succeeded": statuses.count("succeeded"), "failed": statuses.count("failed")}
-    pending = _pending(ctx, items)
-    ctx.report(counts["succeeded"], len(items), **counts)
+    pending = _unstored(items, statuses)
+    ctx.report(counts["succeeded"] + counts["failed"], len(items), **counts)
     async with StrongModelClient(base_url, api_key=api_key) as client:
         while pending:
             try:
@@ -55,7 +55,7 @@ async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_fligh
                 wait_s = min(wait_s * 2, MAX_UNAVAILABLE_WAIT_S)
             except ModelNotFound as exc:
                 raise PermanentJobError(str(exc)) from exc
-            pending = _pending(ctx, items)
+            pending = _unstored(items, _stored_statuses(ctx, items))
     return counts
 
 
@@ -64,9 +64,9 @@ def _stored_statuses(ctx: JobContext, items: list[tuple[int, DebateSpec]]) -> li
         return [getattr(find_debate(session, example_id, spec), "status", None) for example_id, spec in items]
 
 
-def _pending(ctx: JobContext, items: list[tuple[int, DebateSpec]]) -> list[tuple[int, DebateSpec]]:
+def _unstored(items: list[tuple[int, DebateSpec]], statuses: list[str | None]) -> list[tuple[int, DebateSpec]]:
     """Items with no stored outcome yet (a stored failure is final for its example)."""
-    return [item for item, status in zip(items, _stored_statuses(ctx, items), strict=True) if status is None]
+    return [item for item, status in zip(items, statuses, strict=True) if status is None]
 
 
 async def _stream(ctx: JobContext, client: StrongModelClient, pending: list[tuple[int, DebateSpec]],
