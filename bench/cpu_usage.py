@@ -1,4 +1,4 @@
-"""CPU accounting and vLLM-CPU core pinning from Linux /proc, for bench/debate_throughput.py.
+"""CPU accounting from Linux /proc, for bench/debate_throughput.py.
 
     meter = CpuMeter({vllm_pid: "vllm", os.getpid(): "bench"})
     meter.start(); ...; print(meter.stop())   # {"vllm": 17.2, "bench": 1.6, "other": 0.0} CPU seconds
@@ -63,34 +63,3 @@ def _busy_ticks() -> int:
     """Clock ticks all CPUs spent on anything but idle and I/O wait since boot."""
     ticks = [int(value) for value in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
     return sum(ticks) - ticks[3] - ticks[4]
-
-
-def colocate_engine_with_worker(server_pid: int) -> str:
-    """Pin vLLM's EngineCore threads to the CPUs of its model Worker (CPU builds pin the Worker).
-
-    On a 2-core machine vLLM-CPU binds the Worker to core 0 and leaves the EngineCore free; when
-    the EngineCore lands on core 1 its busy-wait starves the HTTP front end and the clients
-    there, and throughput drops 2-5x for minutes at a time. Sharing the Worker's core fixes it.
-    """
-    table = _process_ticks()
-    tree = {pid for pid in table if _descends_from(pid, server_pid, table)}
-    names = {pid: Path(f"/proc/{pid}/comm").read_text().strip() for pid in tree}
-    workers = [pid for pid, name in names.items() if name.startswith("VLLM::Worker")]
-    engines = [pid for pid, name in names.items() if name.startswith("VLLM::EngineCor")]
-    if len(workers) != 1 or not engines:
-        return f"not pinned (found {len(workers)} Worker and {len(engines)} EngineCore processes)"
-    cpus = os.sched_getaffinity(workers[0])
-    if cpus == os.sched_getaffinity(0):
-        return "not pinned (the Worker is not bound to a CPU subset)"
-    for engine in engines:
-        for task in os.scandir(f"/proc/{engine}/task"):
-            os.sched_setaffinity(int(task.name), cpus)
-    return f"EngineCore pinned to the Worker's CPUs {sorted(cpus)}"
-
-
-def _descends_from(pid: int, ancestor: int, table: dict[int, tuple[int, int]]) -> bool:
-    while pid > 1 and pid in table:
-        if pid == ancestor:
-            return True
-        pid = table[pid][0]
-    return False

