@@ -102,6 +102,7 @@ TASK_ALIASES: dict[str, str] = {
     "amazon_polarity": "review",
     "legal": "legal_clause",
     "legalbench_privacy": "legal_clause",
+    "synthetic": "generic",
 }
 
 
