@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     vllm_max_model_len: int = Field(1024, description="--max-model-len for a locally started vLLM.")
     vllm_start_timeout_s: float = Field(600.0, description="How long to wait for a local vLLM to be ready.")
     artifacts_dir: Path = Field(Path("artifacts"), description="Where checkpoints, adapters and reports go.")
+    max_upload_bytes: int = Field(
+        100 * 1024 * 1024, gt=0,
+        description="Largest training file POST /v1/files accepts (bytes); files go to `artifacts_dir/files`.",
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",

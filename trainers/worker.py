@@ -2,7 +2,12 @@
 
 A handler is `handler(ctx: JobContext) -> dict | None`; the returned dict is stored as the
 job's result. Handlers report progress with `ctx.report(done, total, **extra)` and call
-`ctx.check()` between steps of long work so a cancelled or lost job stops promptly.
+`ctx.check()` between steps of long work so a cancelled or lost job stops promptly, and log
+lines a user reads (`GET /v1/fine_tuning/jobs/{id}/events`) with `ctx.event(message, **data)`.
+
+The worker logs to `job_events` itself when a job starts, succeeds, fails (retrying or for
+good) and when it stops because the job was cancelled or its lease lost. Every event is its
+own short transaction: a failed event write is logged and never fails the job.
 """
 
 import logging
@@ -17,8 +22,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store.events import add_event
 from service.store.jobs import (
     ClaimedJob,
+    JobCancelled,
     JobLeaseLost,
     claim_job,
     complete_job,
@@ -35,6 +42,16 @@ class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad payload, missing data): fail the job at once."""
 
 
+def record_event(sessions: sessionmaker[Session], job_id: int, message: str, *, level: str = "info",
+                 data: dict[str, Any] | None = None) -> None:
+    """Append to the job's log in a transaction of its own; a failure is logged, never raised."""
+    try:
+        with sessions.begin() as session:
+            add_event(session, job_id, message, level=level, data=data)
+    except Exception:  # noqa: BLE001 - a lost log line must not fail the job
+        log.exception("could not record event %r of job %s", message, job_id)
+
+
 @dataclass
 class JobContext:
     job: ClaimedJob
@@ -43,6 +60,7 @@ class JobContext:
     progress: dict[str, Any] = field(default_factory=dict)
     lost: threading.Event = field(default_factory=threading.Event)
     lost_reason: str = ""
+    cancelled: bool = False
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -57,7 +75,14 @@ class JobContext:
     def check(self) -> None:
         """Raise JobLeaseLost if the job was cancelled or re-queued under us."""
         if self.lost.is_set():
-            raise JobLeaseLost(self.lost_reason)
+            raise (JobCancelled if self.cancelled else JobLeaseLost)(self.lost_reason)
+
+    def event(self, message: str, *, level: str = "info", **data: Any) -> None:
+        """Log a line for the job's user, e.g. `ctx.event("Step 10/100: training loss=0.41", step=10)`.
+
+        Written at once (not at the next heartbeat); level is info, warning or error.
+        """
+        record_event(self.sessions, self.job.id, message, level=level, data=data or None)
 
 
 Handler = Callable[[JobContext], dict[str, Any] | None]
@@ -114,6 +139,8 @@ class Worker:
         if job is None:
             return False
         ctx = JobContext(job, self.sessions)
+        ctx.event(f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
+                  attempt=job.attempt, max_attempts=job.max_attempts, worker=self.owner)
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat_loop, args=(ctx, beat_stop), daemon=True)
         beat.start()
@@ -141,8 +168,10 @@ class Worker:
             result = self.handlers[job.kind](ctx)
             with self.sessions.begin() as session:
                 complete_job(session, job.id, self.owner, result)
+            ctx.event("Job succeeded", attempt=job.attempt)
         except JobLeaseLost as exc:
             log.warning("job %s abandoned: %s", job.id, exc)
+            self._stopped_event(ctx, exc)
         except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             retryable = not isinstance(exc, PermanentJobError)
@@ -151,8 +180,27 @@ class Worker:
                     status = fail_job(session, job.id, self.owner, error, retryable=retryable,
                                       backoff_s=self.retry_backoff_s * job.attempt)
                 log.warning("job %s (%s) attempt %d failed -> %s: %s", job.id, job.kind, job.attempt, status, exc)
+                self._failed_event(ctx, status, error)
             except JobLeaseLost as lost:
                 log.warning("job %s failed after its lease was lost: %s", job.id, lost)
+                self._stopped_event(ctx, lost)
+
+    def _failed_event(self, ctx: JobContext, status: str, error: str) -> None:
+        job, first_line = ctx.job, error.splitlines()[0]
+        attempt = f"attempt {job.attempt} of {job.max_attempts}"
+        if status == "queued":
+            ctx.event(f"Job {attempt} failed; will retry: {first_line}", level="warning",
+                      attempt=job.attempt, error=first_line, retrying=True)
+        else:
+            ctx.event(f"Job failed ({attempt}): {first_line}", level="error",
+                      attempt=job.attempt, error=first_line, retrying=False)
+
+    def _stopped_event(self, ctx: JobContext, exc: JobLeaseLost) -> None:
+        if isinstance(exc, JobCancelled):
+            ctx.event(f"Worker {self.owner} stopped: the job was cancelled", attempt=ctx.job.attempt)
+        else:
+            ctx.event(f"Worker {self.owner} stopped: it lost the job's lease ({exc})", level="warning",
+                      attempt=ctx.job.attempt)
 
     def _heartbeat_loop(self, ctx: JobContext, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_s):
@@ -161,6 +209,7 @@ class Worker:
                     heartbeat(session, ctx.job.id, self.owner, self.lease_s, ctx.progress or None)
             except JobLeaseLost as exc:
                 ctx.lost_reason = str(exc)
+                ctx.cancelled = isinstance(exc, JobCancelled)
                 ctx.lost.set()
                 return
             except Exception:  # noqa: BLE001 - a DB hiccup must not kill the job; the next beat retries

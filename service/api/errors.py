@@ -16,6 +16,7 @@ from debate import (
     StrongModelError,
     StrongModelUnavailable,
 )
+from service.store.files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
 from service.store.jobs import JobError, JobNotFound
 
 _STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
@@ -23,6 +24,22 @@ _STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
     (ContextTooLong, 422, "context_too_long"),
     (ModelNotFound, 404, "model_not_found"),
     (StrongModelBadResponse, 502, "strong_model_bad_response"),
+]
+
+
+class ApiError(Exception):
+    """An error a route reports as it is: HTTP status, error type, message, and the parameter at fault."""
+
+    def __init__(self, status: int, message: str, type_: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.type, self.param = status, type_, param
+
+
+_FILE_STATUS: list[tuple[type[FileError], int, str, str | None]] = [
+    (InvalidFile, 422, "invalid_file", "body.file"),
+    (FileTooLarge, 413, "file_too_large", "body.file"),
+    (FileNotFound, 404, "not_found", None),
+    (FileInUse, 409, "conflict", None),
 ]
 
 
@@ -64,6 +81,17 @@ async def _job_error(_request: Request, exc: JobError) -> JSONResponse:
     return error_response(status, str(exc), "not_found" if status == 404 else "conflict")
 
 
+async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
+    return error_response(exc.status, str(exc), exc.type, exc.param)
+
+
+async def _file_error(_request: Request, exc: FileError) -> JSONResponse:
+    for error_type, status, type_, param in _FILE_STATUS:
+        if isinstance(exc, error_type):
+            return error_response(status, str(exc), type_, param)
+    return error_response(400, str(exc), "invalid_file")
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "internal_error")
 
@@ -74,4 +102,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(InvalidProtocol, _invalid_protocol)
     app.add_exception_handler(StrongModelError, _strong_model)
     app.add_exception_handler(JobError, _job_error)
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(FileError, _file_error)
     app.add_exception_handler(Exception, _unexpected)

@@ -9,6 +9,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     CheckConstraint,
     DateTime,
@@ -242,3 +243,44 @@ class Metric(Base):
     # NULL = undefined (e.g. PGR when the ceiling does not beat the weak model).
     value: Mapped[float | None] = mapped_column(Float)
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+FILE_PURPOSES = ("fine-tune",)
+EVENT_LEVELS = ("info", "warning", "error")
+
+
+class File(Base):
+    """An uploaded JSONL training file; the bytes live at `path`, written before this row commits."""
+
+    __tablename__ = "files"
+    # AUTOINCREMENT: SQLite would otherwise hand a deleted file's id ("file-7") to the next upload.
+    __table_args__ = (
+        CheckConstraint(_one_of("purpose", FILE_PURPOSES), name="purpose"),
+        {"sqlite_autoincrement": True},
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    filename: Mapped[str] = mapped_column(String(255))
+    purpose: Mapped[str] = mapped_column(String(32), default="fine-tune")
+    bytes: Mapped[int] = mapped_column(BigInteger)
+    lines: Mapped[int] = mapped_column(Integer)
+    path: Mapped[str] = mapped_column(String(1024))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class JobEvent(Base):
+    """A line of a job's log (started, step 10/100: loss=…, failed): what `…/events` pages through."""
+
+    __tablename__ = "job_events"
+    __table_args__ = (
+        CheckConstraint(_one_of("level", EVENT_LEVELS), name="level"),
+        # Newest first per job: the index serves `WHERE job_id = ? ORDER BY id DESC LIMIT n`.
+        Index("ix_job_events_job_id_id", "job_id", "id"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[int] = mapped_column(ForeignKey("jobs.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+    level: Mapped[str] = mapped_column(String(16), default="info")
+    message: Mapped[str] = mapped_column(Text)
+    data: Mapped[dict[str, Any] | None] = mapped_column(JSON)

@@ -1,0 +1,218 @@
+"""The logic behind /v1/files and /v1/fine_tuning/jobs: requests → rows, rows → OpenAI objects.
+
+A fine-tuning job is a row of `jobs` with kind "strong" whose payload the strong trainer reads:
+
+    {"run_id": int | None, "condition": "fine_tune", "base_model": str,
+     "train": {"file_id": n} | {"labels_model_id": n}, "validation": {"file_id": n} | None,
+     "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier" (int/float or "auto"),
+                         "loss", "head", "lora": {"r", "alpha", "dropout"} | None, "seed": int},
+     "publish": bool, "suffix": str | None}
+
+Its result may carry "fine_tuned_model", "trained_tokens" and "hyperparameters" (the values
+"auto" resolved to); its log is `job_events`. The job is deliberately not attached to the run
+of `labels-<id>` (jobs.run_id): a user's finetune must not change that run's status.
+"""
+
+import re
+import secrets
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import exists, func, select
+from sqlalchemy.orm import Session
+
+from service.api.errors import ApiError
+from service.api.fine_tuning_schemas import (
+    MAX_SEED,
+    FilePublic,
+    FineTuningErrorPublic,
+    FineTuningJobCreate,
+    FineTuningJobEventPublic,
+    FineTuningJobPublic,
+    HyperparametersPublic,
+    MethodPublic,
+)
+from service.store.db import utcnow
+from service.store.events import add_event, first_events, list_events
+from service.store.files import FileNotFound, get_file
+from service.store.jobs import TERMINAL, cancel_job, enqueue_job
+from service.store.models import Example, File, Job, JobEvent, Label, Model, ModelVersion
+
+JOB_KIND = "strong"
+CREATED_MESSAGE = "Created fine-tuning job"
+HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
+
+
+def parse_id(public_id: str, prefix: str) -> int | None:
+    """`file-12` → 12 for prefix "file-"; None when the id is not of that form."""
+    match = re.fullmatch(re.escape(prefix) + r"([0-9]{1,18})", public_id)
+    return int(match.group(1)) if match else None
+
+
+def unix(moment: datetime | None) -> int | None:
+    """Unix seconds of a naive-UTC column value."""
+    return None if moment is None else int(moment.replace(tzinfo=UTC).timestamp())
+
+
+def public_file(row: File) -> FilePublic:
+    return FilePublic(id=f"file-{row.id}", bytes=row.bytes, created_at=unix(row.created_at),
+                      filename=row.filename, purpose=row.purpose, lines=row.lines)
+
+
+def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_model: str) -> Job:
+    """Check what the body names (model, files, labels), enqueue the job and log its creation."""
+    _check_model(session, body.model, strong_model)
+    train, run_id = _training_source(session, body.training_file)
+    validation = body.validation_file and _file_source(session, body.validation_file, "validation_file")
+    payload = {
+        "run_id": run_id, "condition": "fine_tune", "base_model": body.model, "train": train, "validation": validation,
+        "hyperparameters": {
+            **body.resolved_hyperparameters().model_dump(), "loss": body.loss, "head": body.head,
+            "lora": None if body.lora is None else body.lora.model_dump(),
+            "seed": secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed,
+        },
+        "publish": body.publish, "suffix": body.suffix,
+    }
+    job = enqueue_job(session, JOB_KIND, payload)
+    add_event(session, job.id, CREATED_MESSAGE, data={"metadata": body.metadata} if body.metadata else None)
+    return job
+
+
+def _check_model(session: Session, model: str, strong_model: str) -> None:
+    if model == strong_model or session.scalar(select(exists().where(ModelVersion.served_name == model))):
+        return
+    raise ApiError(404, f"model {model!r} not found: fine-tune the strong model {strong_model!r} or a served "
+                        "name from model_versions", "model_not_found", "body.model")
+
+
+def _training_source(session: Session, training_file: str) -> tuple[dict[str, int], int | None]:
+    """({"file_id": n}, None) or ({"labels_model_id": n}, the weak model's run id)."""
+    if training_file.startswith("file-"):
+        return _file_source(session, training_file, "training_file"), None
+    model_id = parse_id(training_file, "labels-")
+    model = session.get(Model, model_id)
+    if model is None or model.role != "weak":
+        raise ApiError(404, f"training_file {training_file!r}: no weak model with id {model_id}", "not_found",
+                       "body.training_file")
+    if model.run_id is None or not _strong_train_label_count(session, model):
+        raise ApiError(422, f"training_file {training_file!r}: weak model {model_id} has no labels on its run's "
+                            "strong_train examples yet (its weak_train job must finish first)",
+                       "invalid_request", "body.training_file")
+    return {"labels_model_id": model.id}, model.run_id
+
+
+def _strong_train_label_count(session: Session, model: Model) -> int:
+    return session.scalar(
+        select(func.count(Label.id)).join(Example, Example.id == Label.example_id)
+        .where(Label.model_id == model.id, Example.run_id == model.run_id, Example.split == "strong_train")
+    ) or 0
+
+
+def _file_source(session: Session, public_id: str, field: str) -> dict[str, int]:
+    file_id = parse_id(public_id, "file-")
+    try:
+        get_file(session, file_id, share=True)  # held until commit: a concurrent delete waits, then sees us
+    except FileNotFound:
+        raise ApiError(404, f"{field} {public_id!r} not found: upload it first with POST /v1/files "
+                            "(purpose 'fine-tune')", "not_found", f"body.{field}") from None
+    return {"file_id": file_id}
+
+
+def get_fine_tuning_job(session: Session, public_id: str, *, lock: bool = False) -> Job:
+    job_id = parse_id(public_id, "ftjob-")
+    job = None if job_id is None else session.get(Job, job_id, with_for_update=lock or None)
+    if job is None or job.kind != JOB_KIND:
+        raise ApiError(404, f"no fine-tuning job with id {public_id!r}", "not_found", "fine_tuning_job_id")
+    return job
+
+
+def list_fine_tuning_jobs(session: Session, after: str | None, limit: int) -> tuple[list[Job], bool]:
+    """Newest first; `after` is the last id of the previous page. Returns (page, has_more)."""
+    query = select(Job).where(Job.kind == JOB_KIND).order_by(Job.id.desc()).limit(limit + 1)
+    if after is not None:
+        query = query.where(Job.id < _cursor(after, "ftjob-"))
+    rows = list(session.scalars(query))
+    return rows[:limit], len(rows) > limit
+
+
+def _cursor(after: str, prefix: str) -> int:
+    value = parse_id(after, prefix)
+    if value is None:
+        raise ApiError(422, f"after must be an id like '{prefix}12' (the last id of the previous page); got {after!r}",
+                       "invalid_request", "query.after")
+    return value
+
+
+def cancel_fine_tuning_job(session: Session, public_id: str) -> Job:
+    """Cancel a queued or running job (its worker stops at the next heartbeat)."""
+    job = get_fine_tuning_job(session, public_id, lock=True)  # no race with a worker finishing it
+    if job.status in TERMINAL:
+        raise ApiError(400, f"fine-tuning job {public_id} already {job.status}; only queued or running jobs "
+                            "can be cancelled", "invalid_request", "fine_tuning_job_id")
+    cancel_job(session, job.id)
+    add_event(session, job.id, "Fine-tuning job cancelled")
+    return job
+
+
+def public_jobs(session: Session, jobs: Sequence[Job]) -> list[FineTuningJobPublic]:
+    """OpenAI objects of `jobs`, with the metadata kept on each one's creation event."""
+    created = first_events(session, [job.id for job in jobs])
+    return [public_job(job, created.get(job.id)) for job in jobs]
+
+
+def public_job(job: Job, created: JobEvent | None) -> FineTuningJobPublic:
+    payload, result = job.payload, job.result or {}
+    hyperparameters = {**payload.get("hyperparameters", {}), **result.get("hyperparameters", {})}
+    echoed = HyperparametersPublic(**{name: hyperparameters.get(name, "auto") for name in HYPERPARAMETER_NAMES})
+    return FineTuningJobPublic(
+        id=f"ftjob-{job.id}", created_at=unix(job.created_at), error=_error(job),
+        fine_tuned_model=result.get("fine_tuned_model"), finished_at=unix(job.finished_at),
+        hyperparameters=echoed, model=payload.get("base_model", ""), seed=hyperparameters.get("seed"),
+        status=job.status, trained_tokens=result.get("trained_tokens"),
+        training_file=_source_name(payload.get("train")) or "", validation_file=_source_name(payload.get("validation")),
+        estimated_finish=_estimated_finish(job), metadata=(created.data or {}).get("metadata") if created else None,
+        method=MethodPublic(supervised={"hyperparameters": echoed}), suffix=payload.get("suffix"),
+        loss=hyperparameters.get("loss"), head=hyperparameters.get("head"), lora=hyperparameters.get("lora"),
+        publish=payload.get("publish"), progress=job.progress,
+    )
+
+
+def _source_name(source: dict[str, Any] | None) -> str | None:
+    if not source:
+        return None
+    if "file_id" in source:
+        return f"file-{source['file_id']}"
+    return f"labels-{source['labels_model_id']}"
+
+
+def _error(job: Job) -> FineTuningErrorPublic | None:
+    """The first line of the job's last error; code = the exception type when there is one."""
+    if job.status != "failed" or not job.error:
+        return None
+    first_line = job.error.splitlines()[0]
+    name = first_line.split(":", 1)[0]
+    return FineTuningErrorPublic(code=name if name.isidentifier() else "job_failed", message=first_line)
+
+
+def _estimated_finish(job: Job) -> int | None:
+    eta_s = (job.progress or {}).get("eta_s")
+    if job.status != "running" or not isinstance(eta_s, int | float):
+        return None
+    return unix((job.heartbeat_at or utcnow()) + timedelta(seconds=eta_s))
+
+
+def list_job_events(session: Session, job: Job, after: str | None, limit: int) -> tuple[list[JobEvent], bool]:
+    """The job's events newest first; `after` is the last id of the previous page."""
+    after_id = None if after is None else _cursor(after, "ftevent-")
+    rows = list(list_events(session, job.id, after_id=after_id, limit=limit + 1))
+    return rows[:limit], len(rows) > limit
+
+
+def public_event(event: JobEvent) -> FineTuningJobEventPublic:
+    """`warning` is OpenAI's `warn`; events whose data has a `step` are metrics."""
+    return FineTuningJobEventPublic(
+        id=f"ftevent-{event.id}", created_at=unix(event.created_at),
+        level="warn" if event.level == "warning" else event.level, message=event.message, data=event.data,
+        type="metrics" if event.data and "step" in event.data else "message",
+    )

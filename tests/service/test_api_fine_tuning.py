@@ -1,0 +1,293 @@
+"""The OpenAI-compatible files and fine-tuning API, driven by the official `openai` client over real HTTP.
+
+The server is uvicorn on loopback (no vLLM needed: nothing here calls the strong model); every
+test that takes `api` runs on SQLite and on PostgreSQL.
+"""
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import openai
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.settings import Settings
+from service.store import Example, Job, Label, Model, ModelVersion, Run, make_engine, make_session_factory
+from service.store.files import read_examples, read_file_rows
+from service.store.jobs import enqueue_job
+from tests.support.api_server import running_api
+from tests.support.checks import sql_rows
+from trainers.worker import JobContext, Worker
+
+API_KEY = "sk-test-fine-tuning"
+TRAIN = b'{"prompt": "Q: 2+2? A: 4", "label": 0.9}\n{"prompt": "Q: 2+2? A: 5", "label": 0.15, "id": "x"}\n'
+
+
+@dataclass
+class Api:
+    client: openai.OpenAI
+    database_url: str
+    sessions: sessionmaker[Session]
+    files_dir: Path
+
+
+@pytest.fixture
+def api(migrated_url: str, tmp_path: Path) -> Iterator[Api]:
+    settings = Settings(_env_file=None, database_url=migrated_url, strong_model="strong",
+                        vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts",
+                        api_keys=[API_KEY], max_upload_bytes=4096)
+    engine = make_engine(migrated_url)
+    with running_api(settings) as url:
+        client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=30)
+        yield Api(client, migrated_url, make_session_factory(engine), tmp_path / "artifacts" / "files")
+        client.close()
+    engine.dispose()
+
+
+def _payload(database_url: str, job_id: str) -> dict:
+    job = job_id.removeprefix("ftjob-")
+    [(kind, payload)] = sql_rows(database_url, f"SELECT kind, payload FROM jobs WHERE id = {job}")
+    assert kind == "strong"
+    return json.loads(payload) if isinstance(payload, str) else payload
+
+
+def _upload(api: Api, content: bytes = TRAIN, name: str = "train.jsonl") -> str:
+    return api.client.files.create(file=(name, content), purpose="fine-tune").id
+
+
+def test_upload_create_list_events_cancel_and_delete(api: Api) -> None:
+    uploaded = api.client.files.create(file=("train.jsonl", TRAIN), purpose="fine-tune")
+    assert (uploaded.object, uploaded.filename, uploaded.purpose, uploaded.status) == (
+        "file", "train.jsonl", "fine-tune", "processed")
+    assert uploaded.bytes == len(TRAIN) and uploaded.id.startswith("file-")
+    assert api.client.files.retrieve(uploaded.id) == uploaded
+    assert [f.id for f in api.client.files.list()] == [uploaded.id]
+    assert api.client.files.content(uploaded.id).read() == TRAIN
+    [(path, lines)] = sql_rows(api.database_url, "SELECT path, lines FROM files")
+    assert lines == 2 and [e["label"] for e in read_examples(path)] == [0.9, 0.15]
+    with api.sessions() as session:  # what the strong trainer reads
+        assert read_file_rows(session, int(uploaded.id.removeprefix("file-")))[1] == {
+            "prompt": "Q: 2+2? A: 5", "label": 0.15, "id": "x"}
+
+    job = api.client.fine_tuning.jobs.create(
+        model="strong", training_file=uploaded.id, seed=7, suffix="sciq-w2s", metadata={"task": "sciq"},
+        hyperparameters={"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5},
+        extra_body={"loss": "logconf", "head": "lm"})
+    assert (job.object, job.status, job.model, job.training_file, job.seed) == (
+        "fine_tuning.job", "queued", "strong", uploaded.id, 7)
+    assert job.hyperparameters.model_dump() == {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}
+    assert job.metadata == {"task": "sciq"} and job.fine_tuned_model is None and job.error is None
+    assert _payload(api.database_url, job.id) == {
+        "run_id": None, "condition": "fine_tune", "base_model": "strong",
+        "train": {"file_id": int(uploaded.id.removeprefix("file-"))}, "validation": None,
+        "hyperparameters": {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5, "loss": "logconf",
+                            "head": "lm", "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0}, "seed": 7},
+        "publish": True, "suffix": "sciq-w2s",
+    }
+    assert api.client.fine_tuning.jobs.retrieve(job.id) == job
+
+    with pytest.raises(openai.ConflictError, match=f"used by queued or running fine-tuning job.*{job.id}"):
+        api.client.files.delete(uploaded.id)
+
+    cancelled = api.client.fine_tuning.jobs.cancel(job.id)
+    assert cancelled.status == "cancelled" and cancelled.finished_at is not None
+    with pytest.raises(openai.BadRequestError, match="already cancelled"):
+        api.client.fine_tuning.jobs.cancel(job.id)
+    events = api.client.fine_tuning.jobs.list_events(job.id).data
+    assert [(e.object, e.level, e.message) for e in events] == [
+        ("fine_tuning.job.event", "info", "Fine-tuning job cancelled"),
+        ("fine_tuning.job.event", "info", "Created fine-tuning job")]
+
+    assert api.client.files.delete(uploaded.id).deleted is True
+    assert not Path(path).exists() and list(api.files_dir.iterdir()) == []
+    with pytest.raises(openai.NotFoundError):
+        api.client.files.retrieve(uploaded.id)
+
+
+def test_jobs_and_events_page_newest_first(api: Api) -> None:
+    file_id = _upload(api)
+    created = [api.client.fine_tuning.jobs.create(model="strong", training_file=file_id).id for _ in range(3)]
+    first = api.client.fine_tuning.jobs.list(limit=2)
+    assert [j.id for j in first.data] == created[:0:-1] and first.has_more
+    assert [j.id for j in api.client.fine_tuning.jobs.list(limit=2, after=first.data[-1].id).data] == created[:1]
+    assert [j.id for j in api.client.fine_tuning.jobs.list()] == created[::-1]  # the client follows the cursor
+    assert all(j.hyperparameters.n_epochs == "auto" and isinstance(j.seed, int) for j in first.data)
+
+    api.client.fine_tuning.jobs.cancel(created[0])
+    events = api.client.fine_tuning.jobs.list_events(created[0], limit=1)
+    assert [e.message for e in events.data] == ["Fine-tuning job cancelled"] and events.has_more
+    older = api.client.fine_tuning.jobs.list_events(created[0], limit=1, after=events.data[0].id)
+    assert [e.message for e in older.data] == ["Created fine-tuning job"] and not older.has_more
+
+
+def _weak_model_with_labels(sessions: sessionmaker[Session], labelled: bool = True) -> tuple[int, int]:
+    """A run with one strong_train and one test example and a weak model labelling them: (model id, run id)."""
+    with sessions.begin() as session:
+        run = Run(config={}, config_hash="0" * 64)
+        session.add(run)
+        session.flush()
+        examples = [Example(run_id=run.id, task="sciq", split=split, source_id=split, candidate_id="correct",
+                            question="q", candidate="a", label=1) for split in ("strong_train", "test")]
+        weak = Model(name=f"weak-{run.id}-{labelled}", role="weak", base="tiny", run_id=run.id)
+        session.add_all([*examples, weak])
+        session.flush()
+        session.add(Label(model_id=weak.id, example_id=examples[1].id, soft_label=0.7, hard_label=1))
+        if labelled:
+            session.add(Label(model_id=weak.id, example_id=examples[0].id, soft_label=0.3, hard_label=0))
+        return weak.id, run.id
+
+
+def test_weak_labels_as_training_data_with_method_and_extensions(api: Api) -> None:
+    weak_id, run_id = _weak_model_with_labels(api.sessions)
+    validation = _upload(api, name="valid.jsonl")
+    job = api.client.fine_tuning.jobs.create(
+        model="strong", training_file=f"labels-{weak_id}", validation_file=validation,
+        method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
+        extra_body={"lora": None, "head": "linear", "loss": "product", "publish": False})
+    assert job.training_file == f"labels-{weak_id}" and job.validation_file == validation
+    assert job.method.type == "supervised" and job.method.supervised.hyperparameters.n_epochs == 3
+    payload = _payload(api.database_url, job.id)
+    assert payload["run_id"] == run_id and payload["train"] == {"labels_model_id": weak_id}
+    assert payload["validation"] == {"file_id": int(validation.removeprefix("file-"))}
+    assert payload["hyperparameters"] | {"seed": None} == {
+        "n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto", "loss": "product",
+        "head": "linear", "lora": None, "seed": None}
+    assert isinstance(payload["hyperparameters"]["seed"], int)  # drawn, as OpenAI does, and reported
+    assert payload["publish"] is False and payload["suffix"] is None
+    assert sql_rows(api.database_url, f"SELECT run_id FROM jobs WHERE id = {job.id[6:]}") == [(None,)]
+
+    unlabelled, _ = _weak_model_with_labels(api.sessions, labelled=False)  # labels on test only
+    with pytest.raises(openai.UnprocessableEntityError, match="no labels on its run's strong_train") as bad:
+        api.client.fine_tuning.jobs.create(model="strong", training_file=f"labels-{unlabelled}")
+    assert bad.value.param == "body.training_file"
+    with pytest.raises(openai.NotFoundError, match="no weak model with id 999"):
+        api.client.fine_tuning.jobs.create(model="strong", training_file="labels-999")
+
+
+def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api) -> None:
+    with api.sessions.begin() as session:
+        model = Model(name="strong-w2s", role="strong", base="strong")
+        session.add(model)
+        session.flush()
+        session.add(ModelVersion(model_id=model.id, version=1, served_name="strong-w2s-v1"))
+    file_id = _upload(api)
+    assert api.client.fine_tuning.jobs.create(model="strong-w2s-v1", training_file=file_id).model == "strong-w2s-v1"
+    with pytest.raises(openai.NotFoundError, match="model 'gpt-4o-mini' not found") as unknown:
+        api.client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
+    assert unknown.value.type == "model_not_found" and unknown.value.param == "body.model"
+    with pytest.raises(openai.NotFoundError, match="training_file 'file-999' not found: upload it first"):
+        api.client.fine_tuning.jobs.create(model="strong", training_file="file-999")
+    with pytest.raises(openai.NotFoundError, match="validation_file 'file-998' not found"):
+        api.client.fine_tuning.jobs.create(model="strong", training_file=file_id, validation_file="file-998")
+    assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(1,)]
+
+
+@pytest.mark.parametrize(("body", "param"), [
+    ({"hyperparameters": {"n_epochs": 0}}, "body.hyperparameters.n_epochs"),
+    ({"hyperparameters": {"learning_rate_multiplier": "fast"}}, "body.hyperparameters.learning_rate_multiplier"),
+    ({"method": {"type": "dpo"}}, "body.method.type"),
+    ({"extra_body": {"loss": "hinge"}}, "body.loss"),
+    ({"extra_body": {"lora": {"r": 0}}}, "body.lora.r"),
+    ({"extra_body": {"head": "mlp"}}, "body.head"),
+    ({"suffix": "no spaces please"}, "body.suffix"),
+    ({"training_file": "train.jsonl"}, "body.training_file"),
+    ({"hyperparameters": {"n_epochs": 2}, "method": {"type": "supervised", "supervised": {"hyperparameters": {}}}},
+     "body"),
+], ids=["epochs", "rate", "dpo", "loss", "lora", "head", "suffix", "file", "both"])
+def test_invalid_job_bodies_name_the_field(api: Api, body: dict, param: str) -> None:
+    request = {"model": "strong", "training_file": _upload(api), **body}
+    with pytest.raises(openai.UnprocessableEntityError) as error:
+        api.client.fine_tuning.jobs.create(**request)
+    assert error.value.param == param, error.value.message
+    assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(0,)]
+
+
+@pytest.mark.parametrize(("content", "problem"), [
+    (b'{"prompt": "a", "label": 0.5}\n\n{"prompt": "b", "label": 1.5}\n',
+     'line 3: "label" must be a number in [0, 1]'),
+    (b'{"prompt": "a", "label": 1}\n{"prompt": "b", "label": 0}\n{"prompt": "c" "label": 0}\n',
+     "line 3: not valid JSON"),
+    (b'{"text": "a", "label": 1}\n', "line 1: missing 'prompt'"),
+    (b'{"prompt": "a", "label": true}\n', 'line 1: "label" must be a number'),
+    (b'["a", 1]\n', "line 1: expected a JSON object"),
+    (b'{"prompt": "a", "label": 1}\n\xff\n', "line 2: not UTF-8"),
+    (b"\n\n", "file has no examples"),
+], ids=["label", "json", "prompt", "bool", "array", "utf8", "empty"])
+def test_bad_training_file_is_refused_naming_the_line(api: Api, content: bytes, problem: str) -> None:
+    with pytest.raises(openai.UnprocessableEntityError) as error:
+        _upload(api, content, name="bad.jsonl")
+    message = error.value.body["message"]
+    assert message.startswith("invalid training file 'bad.jsonl': ") and problem in message
+    assert error.value.param == "body.file"
+    assert sql_rows(api.database_url, "SELECT count(*) FROM files") == [(0,)]
+    assert list(api.files_dir.iterdir()) == []  # the staged upload was removed too
+
+
+def test_upload_limits_purpose_and_unknown_ids(api: Api) -> None:
+    with pytest.raises(openai.APIStatusError, match="over the limit of 4096") as too_big:
+        _upload(api, b'{"prompt": "a", "label": 1}\n' * 200)
+    assert too_big.value.status_code == 413
+    with pytest.raises(openai.UnprocessableEntityError) as purpose:
+        api.client.files.create(file=("t.jsonl", TRAIN), purpose="batch")
+    assert purpose.value.param == "body.purpose"
+    for missing in ("file-12345", "train.jsonl"):
+        with pytest.raises(openai.NotFoundError):
+            api.client.files.retrieve(missing)
+    with pytest.raises(openai.NotFoundError, match="no fine-tuning job with id 'ftjob-77'"):
+        api.client.fine_tuning.jobs.retrieve("ftjob-77")
+    with api.sessions.begin() as session:
+        debate_job = enqueue_job(session, "debate", {}).id
+    with pytest.raises(openai.NotFoundError):  # only kind "strong" jobs are fine-tuning jobs
+        api.client.fine_tuning.jobs.retrieve(f"ftjob-{debate_job}")
+    assert sql_rows(api.database_url, "SELECT count(*) FROM files") == [(0,)]
+
+
+def test_api_key_is_required(api: Api) -> None:
+    stranger = openai.OpenAI(base_url=str(api.client.base_url), api_key="wrong", max_retries=0)
+    with pytest.raises(openai.PermissionDeniedError):
+        stranger.fine_tuning.jobs.list()
+    with pytest.raises(openai.PermissionDeniedError):
+        stranger.files.create(file=("t.jsonl", TRAIN), purpose="fine-tune")
+
+
+def test_a_worker_runs_the_job_and_the_client_sees_progress_and_result(api: Api) -> None:
+    seen: list[dict] = []
+
+    def strong(ctx: JobContext) -> dict:
+        seen.append(ctx.payload)
+        ctx.event("Step 1/2: training loss=0.41", step=1, train_loss=0.41)
+        return {"fine_tuned_model": "strong-ft-1", "trained_tokens": 1234,
+                "hyperparameters": {"n_epochs": 3, "batch_size": 16, "learning_rate_multiplier": 1.0}}
+
+    job = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
+    assert Worker(api.sessions, {"strong": strong}, owner="gpu0").run_one()
+    done = api.client.fine_tuning.jobs.retrieve(job.id)
+    assert (done.status, done.fine_tuned_model, done.trained_tokens) == ("succeeded", "strong-ft-1", 1234)
+    assert done.hyperparameters.model_dump() == {"n_epochs": 3, "batch_size": 16, "learning_rate_multiplier": 1.0}
+    assert done.finished_at >= done.created_at and done.estimated_finish is None
+    assert seen[0]["train"] == {"file_id": int(job.training_file.removeprefix("file-"))}
+    events = api.client.fine_tuning.jobs.list_events(job.id).data
+    assert [(e.type, e.message) for e in events] == [
+        ("message", "Job succeeded"), ("metrics", "Step 1/2: training loss=0.41"),
+        ("message", "Job started: attempt 1 of 3 on worker gpu0"), ("message", "Created fine-tuning job")]
+    assert events[1].data == {"step": 1, "train_loss": 0.41}
+
+
+def test_failed_and_running_jobs_report_error_and_estimated_finish(api: Api) -> None:
+    file_id = _upload(api)
+    failing = api.client.fine_tuning.jobs.create(model="strong", training_file=file_id)
+    running = api.client.fine_tuning.jobs.create(model="strong", training_file=file_id)
+    with api.sessions.begin() as session:
+        session.get(Job, int(failing.id[6:])).status = "failed"
+        session.get(Job, int(failing.id[6:])).error = "ValueError: labels and prompts differ\nTraceback ..."
+        job = session.get(Job, int(running.id[6:]))
+        job.status, job.progress, job.heartbeat_at = "running", {"done": 5, "total": 10, "eta_s": 60.0}, job.created_at
+    failed = api.client.fine_tuning.jobs.retrieve(failing.id)
+    assert failed.status == "failed"
+    assert failed.error.model_dump() == {"code": "ValueError", "message": "ValueError: labels and prompts differ",
+                                         "param": None}
+    now_running = api.client.fine_tuning.jobs.retrieve(running.id)
+    assert now_running.status == "running" and now_running.estimated_finish == now_running.created_at + 60
+    assert now_running.error is None
