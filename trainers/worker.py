@@ -33,6 +33,7 @@ from service.store.jobs import (
     has_running_jobs,
     heartbeat,
     reap_expired,
+    release_job,
 )
 
 log = logging.getLogger(__name__)
@@ -40,6 +41,10 @@ log = logging.getLogger(__name__)
 
 class PermanentJobError(Exception):
     """A failure that retrying cannot fix (bad payload, missing data): fail the job at once."""
+
+
+class WorkerStopping(Exception):
+    """Raised by `ctx.check()` once the worker is asked to stop: the job goes back to the queue."""
 
 
 def record_event(sessions: sessionmaker[Session], job_id: int, message: str, *, level: str = "info",
@@ -61,6 +66,7 @@ class JobContext:
     lost: threading.Event = field(default_factory=threading.Event)
     lost_reason: str = ""
     cancelled: bool = False
+    stopping: threading.Event = field(default_factory=threading.Event)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -76,6 +82,8 @@ class JobContext:
         """Raise JobLeaseLost if the job was cancelled or re-queued under us."""
         if self.lost.is_set():
             raise (JobCancelled if self.cancelled else JobLeaseLost)(self.lost_reason)
+        if self.stopping.is_set():
+            raise WorkerStopping("the worker is stopping")
 
     def event(self, message: str, *, level: str = "info", **data: Any) -> None:
         """Log a line for the job's user, e.g. `ctx.event("Step 10/100: training loss=0.41", step=10)`.
@@ -115,6 +123,7 @@ class Worker:
         self.poll_s = poll_s
         self.retry_backoff_s = retry_backoff_s
         self._last_reap = 0.0
+        self._stop = threading.Event()
 
     def run(self, *, stop: threading.Event | None = None, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
         """Process jobs until `stop` is set, `max_jobs` ran, or (optionally) the queue is idle.
@@ -122,7 +131,7 @@ class Worker:
         Idle means nothing claimable and nothing running anywhere: a running job may still
         lose its lease to us, or finish and unblock its dependents.
         """
-        stop = stop or threading.Event()
+        stop = self._stop = stop or threading.Event()
         done = 0
         while not stop.is_set() and (max_jobs is None or done < max_jobs):
             if self.run_one():
@@ -138,7 +147,7 @@ class Worker:
         job = self._claim()
         if job is None:
             return False
-        ctx = JobContext(job, self.sessions)
+        ctx = JobContext(job, self.sessions, stopping=self._stop)
         ctx.event(f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
                   attempt=job.attempt, max_attempts=job.max_attempts, worker=self.owner)
         beat_stop = threading.Event()
@@ -172,6 +181,8 @@ class Worker:
         except JobLeaseLost as exc:
             log.warning("job %s abandoned: %s", job.id, exc)
             self._stopped_event(ctx, exc)
+        except WorkerStopping:
+            self._release(ctx)
         except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
             error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
             retryable = not isinstance(exc, PermanentJobError)
@@ -184,6 +195,17 @@ class Worker:
             except JobLeaseLost as lost:
                 log.warning("job %s failed after its lease was lost: %s", job.id, lost)
                 self._stopped_event(ctx, lost)
+
+    def _release(self, ctx: JobContext) -> None:
+        """Put the job back (attempt not spent); its checkpoints let the next worker resume it."""
+        try:
+            with self.sessions.begin() as session:
+                release_job(session, ctx.job.id, self.owner)
+        except JobLeaseLost as exc:
+            log.warning("job %s could not be handed back: %s", ctx.job.id, exc)
+            return
+        ctx.event(f"Worker {self.owner} stopped; the job is back in the queue", level="warning",
+                  attempt=ctx.job.attempt)
 
     def _failed_event(self, ctx: JobContext, status: str, error: str) -> None:
         job, first_line = ctx.job, error.splitlines()[0]

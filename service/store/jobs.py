@@ -175,6 +175,12 @@ def fail_job(
     return values["status"]
 
 
+def release_job(session: Session, job_id: int, owner: str) -> None:
+    """Hand a running job back to the queue without spending an attempt (its worker is shutting down)."""
+    _update_owned(session, job_id, owner, {"status": "queued", "attempts": Job.attempts - 1, "not_before": None,
+                                           "started_at": None, **_NO_LEASE})
+
+
 def reap_expired(session: Session) -> int:
     """Re-queue running jobs whose lease expired (fail them once out of attempts). Returns the count."""
     now = utcnow()
