@@ -1,0 +1,260 @@
+"""A binary classifier on a causal LM backbone: "is the candidate answer correct?" -> [B, 2] logits.
+
+Two heads, one interface (column 1 of the logits = "correct"):
+
+* `linear` — Burns et al.: the hidden state of the last non-padding token through a zero-initialised
+  `Linear(hidden, 2)`, so an untrained classifier says p = 0.5 to everything.
+* `lm` — the logits of the first token of each answer word (" No", " Yes") at the last position:
+  exactly what the causal LM itself predicts next, so the trained weights (a LoRA adapter, or the
+  full model) are a normal causal LM that vLLM serves.
+
+Weights are fp32 on CPU and bf16 on CUDA; the linear head stays fp32. `save` never pickles.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from peft import LoraConfig, PeftModel, get_peft_model
+from safetensors.torch import load_file, save_file
+from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
+
+from trainers.training.config import LoraSettings
+
+HEADS = ("linear", "lm")
+SPEC_FILE = "classifier.json"
+HEAD_FILE = "head.safetensors"
+SPEC_FORMAT = 1
+
+
+@dataclass(frozen=True)
+class ClassifierSpec:
+    """What `load_saved_classifier` needs to rebuild a classifier; written to classifier.json by `save`."""
+
+    base_model: str
+    head: str
+    answer_words: tuple[str, str]
+    lora: LoraSettings | None
+
+    def to_json(self) -> str:
+        data = {"format": SPEC_FORMAT, **asdict(self)}
+        return json.dumps(data, indent=2) + "\n"
+
+    @classmethod
+    def from_json(cls, text: str) -> ClassifierSpec:
+        data = json.loads(text)
+        if data.pop("format", None) != SPEC_FORMAT:
+            raise ValueError(f"{SPEC_FILE} is not format {SPEC_FORMAT}; it was written by another version.")
+        lora = data["lora"]
+        return cls(
+            base_model=data["base_model"],
+            head=_check_head(data["head"]),
+            answer_words=tuple(data["answer_words"]),
+            lora=LoraSettings(**lora) if lora is not None else None,
+        )
+
+
+class Classifier(torch.nn.Module):
+    """Backbone (a transformers model, maybe wrapped in a PEFT LoRA model) plus a two-way head."""
+
+    def __init__(self, backbone: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase,
+                 spec: ClassifierSpec) -> None:
+        super().__init__()
+        self.backbone = backbone
+        self.tokenizer = tokenizer
+        self.spec = spec
+        self.head = spec.head
+        device = next(backbone.parameters()).device
+        if spec.head == "linear":
+            # Zero init (Burns et al.): training starts from p = 0.5, not from a random guess.
+            self.score = torch.nn.Linear(self._base().config.hidden_size, 2, device=device, dtype=torch.float32)
+            torch.nn.init.zeros_(self.score.weight)
+            torch.nn.init.zeros_(self.score.bias)
+        else:
+            ids = answer_token_ids(tokenizer, spec.answer_words)
+            self.register_buffer("answer_ids", torch.tensor(ids, device=device), persistent=False)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        """[B, 2] float32 logits; column 1 = "the candidate is correct".
+
+        Expects right padding (as `collate` makes it): positions count from the first token, and the
+        last non-padding token is found from the mask.
+        """
+        decoder = self._base() if self.head == "linear" else self._base().get_decoder()
+        hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
+        positions = torch.arange(input_ids.shape[1], device=input_ids.device)
+        last = (attention_mask * positions).argmax(dim=1)  # last non-padding position
+        final = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        if self.head == "linear":
+            return self.score(final.float())
+        # Only the two answer rows of the LM head: the same numbers as full logits, without [B, T, vocab].
+        lm_head = self._base().get_output_embeddings()
+        return F.linear(final, lm_head.weight[self.answer_ids]).float()
+
+    def set_gradient_checkpointing(self, enabled: bool) -> None:
+        """Recompute activations in backward (non-reentrant, so frozen inputs under LoRA are fine)."""
+        if enabled:
+            self._base().gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        else:
+            self._base().gradient_checkpointing_disable()
+
+    def save(self, out_dir: Path) -> None:
+        """Write the classifier to `out_dir` (layout: see `load_saved_classifier`); on one rank only under DDP."""
+        out_dir = Path(out_dir)
+        out_dir.mkdir(parents=True, exist_ok=True)
+        self.backbone.save_pretrained(out_dir)  # LoRA: adapter_config.json + adapter_model.safetensors
+        if self.spec.lora is None:
+            self.tokenizer.save_pretrained(out_dir)
+        if self.head == "linear":
+            state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.score.state_dict().items()}
+            save_file(state, out_dir / HEAD_FILE)
+        (out_dir / SPEC_FILE).write_text(self.spec.to_json())
+
+    def _base(self) -> PreTrainedModel:
+        """The transformers model (LoRA layers, if any, are injected into it in place)."""
+        if isinstance(self.backbone, PeftModel):
+            return self.backbone.get_base_model()
+        return self.backbone
+
+
+def load_classifier(
+    model_path: str | Path,
+    *,
+    head: str = "linear",
+    answer_words: tuple[str, str] = (" No", " Yes"),
+    lora: LoraSettings | None = None,
+    device: str | torch.device | None = None,
+    gradient_checkpointing: bool = False,
+    seed: int = 0,
+) -> Classifier:
+    """A fresh classifier on the pretrained model at `model_path` (a directory or a hub name).
+
+    `seed` fixes the random LoRA initialisation (the head is zeros). Raises ValueError if the two
+    answer words start with the same token, since the lm head could not tell them apart.
+    """
+    spec = ClassifierSpec(_base_name(model_path), _check_head(head), tuple(answer_words), lora)
+    device = resolve_device(device)
+    tokenizer = AutoTokenizer.from_pretrained(model_path)
+    answer_token_ids(tokenizer, spec.answer_words)  # fail before loading weights
+    backbone = _load_backbone(model_path, head, device)
+    if lora is not None:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            backbone = get_peft_model(backbone, _lora_config(lora, head, spec.base_model))
+    with torch.random.fork_rng(devices=[]):
+        classifier = Classifier(backbone, tokenizer, spec)
+    classifier.set_gradient_checkpointing(gradient_checkpointing)
+    return classifier
+
+
+def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = None) -> Classifier:
+    """The classifier `Classifier.save` wrote to `out_dir`.
+
+    Layout: `classifier.json` (head, base model, answer words, LoRA settings); with LoRA, a PEFT
+    adapter dir (`adapter_config.json`, `adapter_model.safetensors`) over the base model named in
+    it, otherwise the full model and tokenizer (`save_pretrained`); for the linear head also
+    `head.safetensors`. LoRA weights come back trainable, so training can continue.
+    """
+    out_dir = Path(out_dir)
+    spec_path = out_dir / SPEC_FILE
+    if not spec_path.is_file():
+        raise FileNotFoundError(f"{out_dir} holds no {SPEC_FILE}: it was not written by Classifier.save.")
+    spec = ClassifierSpec.from_json(spec_path.read_text())
+    device = resolve_device(device)
+    if spec.lora is not None:
+        tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
+        base = _load_backbone(spec.base_model, spec.head, device)
+        backbone: PreTrainedModel | PeftModel = PeftModel.from_pretrained(base, out_dir, is_trainable=True)
+    else:
+        tokenizer = AutoTokenizer.from_pretrained(out_dir)
+        backbone = _load_backbone(out_dir, spec.head, device, saved_decoder=spec.head == "linear")
+    classifier = Classifier(backbone, tokenizer, spec)
+    if spec.head == "linear":
+        classifier.score.load_state_dict(load_file(out_dir / HEAD_FILE, device=str(device)))
+    return classifier
+
+
+def answer_token_ids(tokenizer: PreTrainedTokenizerBase, answer_words: tuple[str, str]) -> tuple[int, int]:
+    """The first token of each answer word; they must differ."""
+    ids = []
+    for word in answer_words:
+        tokens = tokenizer(word, add_special_tokens=False)["input_ids"]
+        if not tokens:
+            raise ValueError(f"answer word {word!r} encodes to no tokens; pick a non-empty word.")
+        ids.append(tokens[0])
+    if ids[0] == ids[1]:
+        raise ValueError(
+            f"answer words {answer_words!r} both start with token {ids[0]}; the lm head could not tell them "
+            "apart — pick words with different first tokens (mind the leading space)."
+        )
+    return ids[0], ids[1]
+
+
+def resolve_device(device: str | torch.device | None) -> torch.device:
+    """None: this process's GPU (LOCAL_RANK under torchrun) if CUDA is available, else the CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+    return torch.device("cpu")
+
+
+def _load_backbone(model_path: str | Path, head: str, device: torch.device, *, saved_decoder: bool = False
+                   ) -> PreTrainedModel:
+    """The causal LM for the lm head; for the linear head only its decoder, the vocab-sized LM head dropped.
+
+    `saved_decoder`: `model_path` holds a decoder a full linear classifier saved, not a causal LM.
+    """
+    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
+    if saved_decoder:
+        model = AutoModel.from_pretrained(model_path, dtype=dtype)
+    else:
+        model = AutoModelForCausalLM.from_pretrained(model_path, dtype=dtype)
+        if head == "linear":
+            model = model.get_decoder()
+    model = model.to(device)
+    model.config.use_cache = False
+    return model
+
+
+def _lora_config(lora: LoraSettings, head: str, base_model: str) -> LoraConfig:
+    config = LoraConfig(
+        r=lora.r,
+        lora_alpha=lora.alpha,
+        lora_dropout=lora.dropout,
+        target_modules=list(lora.target_modules),
+        bias="none",
+        task_type="CAUSAL_LM" if head == "lm" else None,
+    )
+    config.base_model_name_or_path = base_model
+    return config
+
+
+def _check_head(head: str) -> str:
+    if head not in HEADS:
+        raise ValueError(f"head={head!r}: choose one of {HEADS}.")
+    return head
+
+
+def _base_name(model_path: str | Path) -> str:
+    """An existing directory as an absolute path (so adapters load from any cwd); a hub name as given."""
+    path = Path(model_path)
+    return str(path.resolve()) if path.is_dir() else str(model_path)
+
+
+def trainable_parameters(model: torch.nn.Module) -> dict[str, torch.nn.Parameter]:
+    """Parameters that training updates, by name (what checkpoints hold)."""
+    return {name: param for name, param in model.named_parameters() if param.requires_grad}
+
+
+def describe(model: Classifier) -> dict[str, Any]:
+    """Parameter counts for logs and benchmarks."""
+    total = sum(param.numel() for param in model.parameters())
+    trainable = sum(param.numel() for param in trainable_parameters(model).values())
+    return {"head": model.head, "lora": model.spec.lora is not None, "params": total, "trainable_params": trainable}
