@@ -4,26 +4,27 @@
     w2s make-tiny-model DIR [...]        write a tiny random Llama + tokenizer (no downloads)
     w2s strong up                        start a local vLLM on the strong model, print its URL
     w2s serve [--with-worker]            the REST API (and a local vLLM if none is configured)
-    w2s worker --kind debate             claim and run jobs of these kinds
+    w2s worker --kind debate [...]       claim and run jobs of these kinds (or --kind all)
+    w2s run CONFIG [--detach]            an experiment from a YAML config (see service/run_cli.py)
+    w2s report RUN / w2s export RUN      its results table / its rows as JSONL or parquet
     w2s demo                             the embedded default, end to end (see README)
 """
 
 import argparse
-import asyncio
-import json
 import os
 import signal
 import sys
 import threading
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from pathlib import Path
 
-from sqlalchemy import inspect
 
 from service.settings import Settings
 from service.store import make_engine
+from service import run_cli
+from service.strong_server import strong_model
 from service.store import migrate
+from trainers.pipeline.plan import JOB_KINDS
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -69,15 +70,15 @@ def _parser() -> argparse.ArgumentParser:
     serve.set_defaults(func=_serve)
 
     worker = commands.add_parser("worker", help="claim and run jobs from the queue")
-    worker.add_argument("--kind", action="append", choices=sorted(WORKER_KINDS), required=True,
-                        help="job kind to serve (repeatable)")
+    worker.add_argument("--kind", action="append", choices=[*JOB_KINDS, "all"], required=True,
+                        help="job kind to serve (repeatable; 'all' = every kind)")
     worker.add_argument("--lease-s", type=float, default=60.0)
     worker.add_argument("--max-in-flight", type=int, default=64, help="debate requests in flight per worker")
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when no job is claimable")
     worker.set_defaults(func=_worker)
 
-    demo = commands.add_parser("demo", help="embedded default: local vLLM on a tiny model + SQLite, end to end")
-    demo.set_defaults(func=_demo)
+    run_cli.add_commands(commands)
+    run_cli.add_demo_command(commands)
     return parser
 
 
@@ -109,27 +110,6 @@ def _make_tiny_model(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-@contextmanager
-def strong_model(settings: Settings) -> Iterator[Settings]:
-    """Settings whose `vllm_base_url` answers: the configured server, or a local vLLM started here."""
-    if settings.vllm_base_url:
-        yield settings
-        return
-    from service.local_vllm import start_local_vllm
-    from trainers.tiny_model import ensure_tiny_model
-
-    checkpoint = settings.strong_checkpoint()
-    if settings.strong_model_path is None:
-        ensure_tiny_model(checkpoint)
-    log_path = settings.artifacts_dir / "logs" / "vllm.log"
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    print(f"starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores; log: {log_path})", flush=True)
-    with start_local_vllm(checkpoint, served_name=settings.strong_model, log_path=log_path, enable_lora=True,
-                          max_model_len=settings.vllm_max_model_len, timeout_s=settings.vllm_start_timeout_s) as server:
-        print(f"vLLM ready at {server.base_url} serving {settings.strong_model!r}", flush=True)
-        yield settings.model_copy(update={"vllm_base_url": server.base_url})
-
-
 def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
     with strong_model(settings) as ready:
         print(f"export W2S_VLLM_BASE_URL={ready.vllm_base_url}   # in other shells; Ctrl-C stops vLLM", flush=True)
@@ -153,23 +133,21 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-WORKER_KINDS = {"debate"}
-
-
 def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0, max_in_flight: int = 64):  # noqa: ANN202
     from service.store import make_session_factory
-    from trainers.debate_job import debate_handler
+    from trainers.pipeline import pipeline_handlers
     from trainers.worker import Worker
 
-    handlers = {"debate": debate_handler(settings.vllm_base_url, api_key=settings.vllm_api_key or None,
-                                         max_in_flight=max_in_flight)}
+    handlers = pipeline_handlers(run_cli.worker_env(settings), max_in_flight=max_in_flight)
+    kinds = JOB_KINDS if "all" in kinds else kinds
     sessions = make_session_factory(make_engine(settings.database_url))
     return Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=lease_s)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.vllm_base_url:
-        print("error: set W2S_VLLM_BASE_URL to the strong model's server (e.g. from `w2s strong up`)", file=sys.stderr)
+    if not settings.vllm_base_url and {"debate", "strong", "all"} & set(args.kind):
+        print("error: debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL "
+              "(e.g. from `w2s strong up`)", file=sys.stderr)
         return 2
     worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight)
     stop = threading.Event()
@@ -179,42 +157,6 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0
-
-
-def _demo(_args: argparse.Namespace, settings: Settings) -> int:
-    """For now the smoke stage of the demo: migrate the DB, bring up the strong model, report health."""
-    print(f"[1/3] migrating {settings.database_url}", flush=True)
-    migrate.upgrade(settings.database_url)
-    database = _database_health(settings.database_url)
-    print("[2/3] strong model", flush=True)
-    with strong_model(settings) as ready:
-        health = asyncio.run(_strong_model_health(ready.vllm_base_url, ready.strong_model))
-    print("[3/3] health", flush=True)
-    print(json.dumps({"database": database, "strong_model": health}, indent=2))
-    return 0 if health["ready"] else 1
-
-
-def _database_health(url: str) -> dict:
-    engine = make_engine(url)
-    try:
-        with engine.connect() as conn:
-            tables = sorted(set(inspect(conn).get_table_names()) - {"alembic_version"})
-            revision = conn.exec_driver_sql("SELECT version_num FROM alembic_version").scalar()
-    finally:
-        engine.dispose()
-    return {"url": url, "revision": revision, "tables": tables}
-
-
-async def _strong_model_health(base_url: str, model: str) -> dict:
-    from debate import StrongModelClient, StrongModelError
-
-    async with StrongModelClient(base_url) as client:
-        try:
-            await client.check_ready(model)
-            models = await client.list_models()
-        except StrongModelError as exc:
-            return {"url": base_url, "model": model, "ready": False, "error": str(exc)}
-    return {"url": base_url, "model": model, "ready": True, "models": models}
 
 
 if __name__ == "__main__":

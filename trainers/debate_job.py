@@ -21,6 +21,7 @@ from debate import (
     stream_debates,
 )
 from service.store.debates import debate_job_items, find_debate, save_debate
+from trainers.pipeline.debates import shard_items
 from trainers.worker import Handler, JobContext, PermanentJobError
 
 log = logging.getLogger(__name__)
@@ -38,7 +39,7 @@ def debate_handler(base_url: str, *, api_key: str | None = None, max_in_flight: 
 
 async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_flight: int,
                wait_s: float) -> dict[str, Any]:
-    items = debate_job_items(ctx.payload)
+    items = _items(ctx)
     run_id = ctx.payload.get("run_id")
     statuses = _stored_statuses(ctx, items)
     counts = {"succeeded": statuses.count("succeeded"), "failed": statuses.count("failed")}
@@ -57,6 +58,14 @@ async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_fligh
                 raise PermanentJobError(str(exc)) from exc
             pending = _unstored(items, _stored_statuses(ctx, items))
     return counts
+
+
+def _items(ctx: JobContext) -> list[tuple[int, DebateSpec]]:
+    """Explicit items (debate batches) or a run's shard, resolved from its rows (experiments)."""
+    if "items" in ctx.payload:
+        return debate_job_items(ctx.payload)
+    with ctx.sessions() as session:
+        return shard_items(session, ctx.payload)
 
 
 def _stored_statuses(ctx: JobContext, items: list[tuple[int, DebateSpec]]) -> list[str | None]:

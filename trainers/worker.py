@@ -176,7 +176,7 @@ class Worker:
         try:
             result = self.handlers[job.kind](ctx)
             with self.sessions.begin() as session:
-                complete_job(session, job.id, self.owner, result)
+                complete_job(session, job.id, self.owner, result, progress=ctx.progress or None)
             ctx.event("Job succeeded", attempt=job.attempt)
         except JobLeaseLost as exc:
             log.warning("job %s abandoned: %s", job.id, exc)

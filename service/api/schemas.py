@@ -120,6 +120,7 @@ class DebatePublic(BaseModel):
     seed: int
     swap: bool
     model: str
+    model_version_id: int | None = Field(None, description="The finetuned version that argued it (its served name is `model`).")
     params: dict[str, Any]
     sampling: dict[str, Any]
     status: str

@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session
 from debate import DebateFailure, DebateOutcome, DebateSpec
 from service.store.db import utcnow
 from service.store.jobs import enqueue_job
-from service.store.models import Debate, Example, Turn
+from service.store.models import Debate, Example, ModelVersion, Turn
 
 
 def add_example(
@@ -77,6 +77,8 @@ def save_debate(
     debate.run_id = run_id
     debate.protocol, debate.order, debate.num_turns = spec.protocol, spec.order, spec.turns
     debate.seed, debate.swap, debate.model = spec.seed, spec.swap, spec.model
+    # A finetuned strong model is served under its version's name: link the debate to that version.
+    debate.model_version_id = session.scalar(select(ModelVersion.id).where(ModelVersion.served_name == spec.model))
     debate.params = protocol_params(spec)
     debate.sampling = spec.to_dict()["sampling"]
     debate.status = "failed" if failed else "succeeded"

@@ -154,9 +154,12 @@ def heartbeat(
     _update_owned(session, job_id, owner, values)
 
 
-def complete_job(session: Session, job_id: int, owner: str, result: dict[str, Any] | None = None) -> None:
-    """Mark the job succeeded; raises JobLeaseLost if another worker owns it now."""
+def complete_job(session: Session, job_id: int, owner: str, result: dict[str, Any] | None = None,
+                 progress: dict[str, Any] | None = None) -> None:
+    """Mark the job succeeded (with its final progress, if given); raises JobLeaseLost if another worker owns it now."""
     values = {"status": "succeeded", "result": result, "finished_at": utcnow(), "error": None}
+    if progress is not None:
+        values["progress"] = {**progress, "eta_s": 0.0}
     _update_owned(session, job_id, owner, {**values, **_NO_LEASE})
 
 

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.store.db import utcnow
+from service.store.jobs import cancel_job
 from service.store.models import Debate, Job, Run
 
 
@@ -50,3 +51,55 @@ def refresh_run(session: Session, run: Run) -> RunProgress:
 def debate_counts(session: Session, run_id: int) -> dict[str, int]:
     return dict(session.execute(
         select(Debate.status, func.count()).where(Debate.run_id == run_id).group_by(Debate.status)).all())
+
+
+@dataclass(frozen=True)
+class StageProgress:
+    """One job kind of a run: job counts by status, and units done/total over its jobs."""
+
+    kind: str
+    jobs: dict[str, int]
+    done: int
+    total: int
+    eta_s: float | None
+    errors: list[str]
+
+    @property
+    def finished(self) -> bool:
+        return not (self.jobs.get("queued") or self.jobs.get("running"))
+
+
+def run_stages(session: Session, run_id: int, kinds: tuple[str, ...]) -> list[StageProgress]:
+    """Progress per stage, in `kinds` order, from the jobs' status and progress columns.
+
+    A succeeded job counts as its whole `total` (1 when it never reported one); a queued job as 0 of 1.
+    """
+    jobs = session.execute(select(Job.kind, Job.status, Job.progress, Job.error).where(Job.run_id == run_id)).all()
+    stages = []
+    for kind in kinds:
+        mine = [job for job in jobs if job.kind == kind]
+        if not mine:
+            continue
+        counts: dict[str, int] = {}
+        done = total = 0
+        etas = []
+        for job in mine:
+            counts[job.status] = counts.get(job.status, 0) + 1
+            progress = job.progress or {}
+            job_total = int(progress.get("total") or 1)
+            total += job_total
+            done += job_total if job.status == "succeeded" else min(int(progress.get("done") or 0), job_total)
+            if job.status == "running" and progress.get("eta_s") is not None:
+                etas.append(float(progress["eta_s"]))
+        errors = [job.error.splitlines()[0] for job in mine if job.status == "failed" and job.error]
+        stages.append(StageProgress(kind, counts, done, total, max(etas) if etas else None, errors))
+    return stages
+
+
+def cancel_run(session: Session, run: Run) -> int:
+    """Cancel every queued or running job of the run; returns how many."""
+    job_ids = session.scalars(select(Job.id).where(Job.run_id == run.id, Job.status.in_(("queued", "running")))).all()
+    for job_id in job_ids:
+        cancel_job(session, job_id)
+    refresh_run(session, run)
+    return len(job_ids)

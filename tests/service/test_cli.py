@@ -1,18 +1,19 @@
 """The `w2s` console script, run as a user would: a subprocess with W2S_* in the environment."""
 
-import json
 import os
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import inspect
 
 from service.store import make_engine
 from tests.service.test_migrations import DESIGN_TABLES
 
 W2S = str(Path(sys.executable).parent / "w2s")
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _w2s(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
@@ -47,14 +48,27 @@ def test_make_tiny_model_rejects_head_dim_16_with_a_clear_error(tmp_path: Path) 
 
 
 @pytest.mark.vllm
-def test_demo_reports_database_and_strong_model_health(vllm_server, tmp_path: Path) -> None:  # noqa: ANN001
-    result = _w2s("demo", cwd=tmp_path, W2S_VLLM_BASE_URL=vllm_server.base_url,
-                  W2S_STRONG_MODEL=vllm_server.served_name)
-    assert result.returncode == 0, result.stderr
-    health = json.loads(result.stdout[result.stdout.index("{"):])
-    assert set(health["database"]["tables"]) == DESIGN_TABLES
-    assert health["strong_model"]["ready"] is True
-    assert health["strong_model"]["url"] == vllm_server.base_url
+@pytest.mark.slow
+def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tiny_model_dir: Path,  # noqa: ANN001
+                                                                 tmp_path: Path) -> None:
+    """`w2s demo` (with the shipped demo config cut to toy sizes) as the README's main command runs it."""
+    config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
+    config["splits"] = {"weak_train": 10, "strong_train": 10, "test": 10}
+    config["debate"].update(turns=2, max_tokens=12)
+    (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
+    result = _w2s("demo", "--config", "demo.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL=vllm_server.base_url,
+                  W2S_STRONG_MODEL=vllm_server.served_name, W2S_STRONG_MODEL_PATH=str(tiny_model_dir))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    assert "PGR" in table[0]
+    assert {line.split("|")[1].strip() for line in table[2:]} == set(config["conditions"])
+    assert (tmp_path / "artifacts" / "runs" / "1" / "pgr.png").stat().st_size > 1000
+    with make_engine(f"sqlite:///{tmp_path / 'w2s.db'}").connect() as conn:
+        conditions = {row[0] for row in conn.exec_driver_sql("SELECT DISTINCT condition FROM metrics WHERE run_id = 1")}
+        turns = conn.exec_driver_sql("SELECT count(*) FROM turns JOIN debates ON debates.id = turns.debate_id").scalar()
+    assert {f"weak:{c}" for c in config["conditions"]} | {"ceiling"} <= conditions
+    assert turns > 0
+    assert "sqlite3 w2s.db" in result.stdout
 
 
 @pytest.mark.vllm

@@ -1,0 +1,145 @@
+"""/v1/runs: submit a run config (its DAG of jobs goes on the queue), follow it, cancel it, read its report.
+/v1/jobs/{id}: one job, and retrying a failed one (the run continues from there).
+"""
+
+from datetime import datetime
+from typing import Any
+
+from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi.responses import FileResponse, PlainTextResponse
+from pydantic import BaseModel
+from sqlalchemy import select
+
+from service.api.deps import SessionDep, SettingsDep, require_api_key
+from service.store.jobs import JobError, retry_job
+from service.store.models import Job, Run
+from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
+from trainers.pipeline import JOB_KINDS, RunConfig, submit_run
+from trainers.report import build_report, report_json, report_markdown
+
+router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_key)])
+
+
+class StagePublic(BaseModel):
+    kind: str
+    jobs: dict[str, int]
+    done: int
+    total: int
+    eta_s: float | None
+    errors: list[str]
+
+
+class RunPublic(BaseModel):
+    id: int
+    name: str
+    status: str
+    config_hash: str
+    created_at: datetime
+    finished_at: datetime | None
+    stages: list[StagePublic]
+    config: dict[str, Any]
+
+
+class JobPublic(BaseModel):
+    id: int
+    kind: str
+    status: str
+    run_id: int | None
+    attempts: int
+    max_attempts: int
+    payload: dict[str, Any]
+    progress: dict[str, Any] | None
+    result: dict[str, Any] | None
+    error: str | None
+
+
+@router.post("/v1/runs", response_model=RunPublic, status_code=201)
+def create_run(config: RunConfig, session: SessionDep, settings: SettingsDep, response: Response) -> RunPublic:
+    """Create the run and its jobs; the same config again resumes that run (200) instead."""
+    run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
+    if not created:
+        response.status_code = 200
+    return _public(session, run)
+
+
+@router.get("/v1/runs", response_model=list[RunPublic])
+def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=200), before: int | None = None) -> list[RunPublic]:
+    """Experiment runs, newest first; `before` = the last id of the previous page."""
+    query = select(Run).where(Run.kind == "experiment").order_by(Run.id.desc()).limit(limit)
+    if before is not None:
+        query = query.where(Run.id < before)
+    return [_public(session, run) for run in session.scalars(query)]
+
+
+@router.get("/v1/runs/{run_id}", response_model=RunPublic)
+def get_run(run_id: int, session: SessionDep) -> RunPublic:
+    return _public(session, _run(session, run_id))
+
+
+@router.post("/v1/runs/{run_id}/cancel", response_model=RunPublic)
+def cancel(run_id: int, session: SessionDep) -> RunPublic:
+    run = _run(session, run_id)
+    cancel_run(session, run)
+    return _public(session, run)
+
+
+@router.get("/v1/runs/{run_id}/report")
+def get_report(run_id: int, session: SessionDep, format: str = Query("json", pattern="^(json|markdown)$")) -> Any:
+    """The results table (Lang et al. Table 2 shape) from the metrics rows, as JSON or Markdown."""
+    report = build_report(session, _run(session, run_id).id)
+    if format == "markdown":
+        return PlainTextResponse(report_markdown(report), media_type="text/markdown")
+    return report_json(report)
+
+
+@router.get("/v1/runs/{run_id}/report.png")
+def get_report_png(run_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+    """The PGR bar chart the run's report job wrote."""
+    path = settings.artifacts_dir / "runs" / str(_run(session, run_id).id) / "pgr.png"
+    if not path.is_file():
+        raise HTTPException(404, f"run {run_id} has no report chart yet: its report job has not succeeded")
+    return FileResponse(path, media_type="image/png")
+
+
+@router.get("/v1/jobs/{job_id}", response_model=JobPublic)
+def get_job(job_id: int, session: SessionDep) -> JobPublic:
+    return JobPublic.model_validate(_job(session, job_id), from_attributes=True)
+
+
+@router.post("/v1/jobs/{job_id}/retry", response_model=JobPublic)
+def retry(job_id: int, session: SessionDep) -> JobPublic:
+    """Put a failed or cancelled job back in the queue; its dependents then run as usual."""
+    _job(session, job_id)
+    try:
+        job = retry_job(session, job_id)
+    except JobError as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if job.run_id is not None:
+        refresh_run(session, session.get(Run, job.run_id))
+    return JobPublic.model_validate(job, from_attributes=True)
+
+
+def _run(session, run_id: int) -> Run:  # noqa: ANN001
+    run = session.get(Run, run_id)
+    if run is None or run.kind != "experiment":
+        raise HTTPException(404, f"no run with id {run_id}")
+    return run
+
+
+def _job(session, job_id: int) -> Job:  # noqa: ANN001
+    job = session.get(Job, job_id)
+    if job is None:
+        raise HTTPException(404, f"no job with id {job_id}")
+    return job
+
+
+def _public(session, run: Run) -> RunPublic:  # noqa: ANN001
+    refresh_run(session, run)
+    stages = [_stage(stage) for stage in run_stages(session, run.id, JOB_KINDS)]
+    return RunPublic(id=run.id, name=run.name, status=run.status, config_hash=run.config_hash,
+                     created_at=run.created_at, finished_at=run.finished_at, stages=stages, config=run.config)
+
+
+def _stage(stage: StageProgress) -> StagePublic:
+    return StagePublic(kind=stage.kind, jobs=stage.jobs, done=stage.done, total=stage.total, eta_s=stage.eta_s,
+                       errors=stage.errors)

@@ -1,0 +1,120 @@
+"""A run survives a worker killed mid-training and a Ctrl-C of `w2s run`: it resumes, nothing is lost or doubled.
+
+These runs need no vLLM (no-debate condition, nothing published), so they use real workers in
+real subprocesses on a real SQLite file and are killed with real signals.
+"""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.run_cli import worker_env
+from service.settings import Settings
+from service.store import make_engine, make_session_factory
+from service.store.migrate import upgrade
+from service.store.models import Job, Label
+from tests.support.checks import wait_for
+from trainers.pipeline import parse_run_config, pipeline_handlers, submit_run
+from trainers.worker import Worker
+
+pytestmark = pytest.mark.slow
+ROOT = Path(__file__).resolve().parents[2]
+CONFIG = {
+    "task": "synthetic",
+    "splits": {"weak_train": 40, "strong_train": 16, "test": 16},
+    "conditions": ["no_debate"],
+    "weak": {"train": {"epochs": 12, "batch_size": 8, "max_length": 128, "checkpoint_every": 2}},
+    "strong": {"publish": False, "train": {"epochs": 1, "batch_size": 8, "max_length": 128}},
+}
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    url = f"sqlite:///{tmp_path / 'w2s.db'}"
+    upgrade(url)
+    # Nothing here talks to vLLM; a dead address makes sure of it.
+    return Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts")
+
+
+def _env(settings: Settings) -> dict[str, str]:
+    return {**os.environ, "W2S_DATABASE_URL": settings.database_url, "W2S_VLLM_BASE_URL": settings.vllm_base_url,
+            "W2S_ARTIFACTS_DIR": str(settings.artifacts_dir), "PYTHONPATH": str(ROOT)}
+
+
+def _job(sessions: sessionmaker[Session], kind: str) -> Job:
+    with sessions() as session:
+        return session.scalars(select(Job).where(Job.kind == kind)).one()
+
+
+def _weak_step(sessions: sessionmaker[Session]) -> int:
+    """The weak job's training step (0 before the job exists or reports)."""
+    with sessions() as session:
+        progress = session.scalar(select(Job.progress).where(Job.kind == "weak"))
+    return int((progress or {}).get("done") or 0)
+
+
+def test_killed_worker_job_resumes_from_its_checkpoint(settings: Settings) -> None:
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions.begin() as session:
+        run, _ = submit_run(session, parse_run_config(CONFIG), strong_model="strong")
+        run_id = run.id
+    handlers = pipeline_handlers(worker_env(settings))
+    Worker(sessions, {"ingest": handlers["ingest"]}).run(max_jobs=1)
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", "worker", "--kind", "weak", "--lease-s", "3"],
+        env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for(lambda: _weak_step(sessions) >= 6, timeout_s=120, what="the weak job to pass step 6")
+        worker.send_signal(signal.SIGKILL)  # no goodbye: only the lease can tell
+        worker.wait(30)
+    finally:
+        worker.kill()
+    killed_at = _weak_step(sessions)
+    assert _job(sessions, "weak").status == "running"
+
+    Worker(sessions, handlers, lease_s=3).run(exit_when_idle=True)  # reaps the expired lease, resumes
+
+    weak = _job(sessions, "weak")
+    assert (weak.status, weak.attempts) == ("succeeded", 2)
+    assert 2 <= weak.result["train"]["resumed_from_step"] <= killed_at
+    with sessions() as session:
+        labels = session.scalar(select(func.count()).select_from(Label).where(Label.model_id == weak.result["model_id"]))
+        assert labels == sum(CONFIG["splits"].values())  # every example labelled exactly once
+        statuses = set(session.scalars(select(Job.status).where(Job.run_id == run_id)))
+    assert statuses == {"succeeded"}
+
+
+def test_interrupted_run_resumes_without_redoing_finished_steps(settings: Settings, tmp_path: Path) -> None:
+    config_path = tmp_path / "run.yaml"
+    config_path.write_text(yaml.safe_dump(CONFIG))
+    sessions = make_session_factory(make_engine(settings.database_url))
+    command = [sys.executable, "-m", "service.cli", "run", str(config_path)]
+    first = subprocess.Popen(command, env=_env(settings), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        wait_for(lambda: _weak_step(sessions) >= 4, timeout_s=120, what="the weak job to pass step 4")
+        first.send_signal(signal.SIGINT)  # Ctrl-C
+        first.wait(60)
+    finally:
+        first.kill()
+    assert first.returncode == 130
+    ingest, weak = _job(sessions, "ingest"), _job(sessions, "weak")
+    assert (weak.status, weak.attempts) == ("queued", 0)  # handed back, attempt not spent
+    assert ingest.status == "succeeded"
+
+    again = subprocess.run(command, env=_env(settings), capture_output=True, text=True, timeout=600)
+    assert again.returncode == 0, again.stdout[-2000:] + again.stderr[-2000:]
+    assert "resumed (same config)" in again.stdout and "| no_debate |" in again.stdout
+    ingest_after, weak_after = _job(sessions, "ingest"), _job(sessions, "weak")
+    assert (ingest_after.attempts, ingest_after.finished_at) == (1, ingest.finished_at)  # not redone
+    assert weak_after.status == "succeeded" and weak_after.result["train"]["resumed_from_step"] >= 2
+    report = json.loads(subprocess.run([sys.executable, "-m", "service.cli", "report", "1", "--format", "json"],
+                                       env=_env(settings), capture_output=True, text=True, check=True).stdout)
+    assert [row["condition"] for row in report["rows"]] == ["no_debate"]

@@ -1,0 +1,213 @@
+"""The run config: one YAML file (or the same JSON body over REST) describes a whole experiment.
+
+    config = load_run_config(Path("configs/demo.yaml"))   # RunConfigError names the bad field
+
+Validated once, by pydantic, with `extra="forbid"` everywhere so a typo is an error that names
+the field path instead of a silently ignored key. The planner (`trainers.pipeline.plan`) turns
+a config into the run's DAG of jobs; its hash identifies the run, so submitting the same config
+again resumes (or returns) that run instead of repeating its work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from debate import DebateSpec, InvalidProtocol, SamplingParams
+from trainers.tasks import SPLIT_NAMES, TaskDataError, get_task
+
+WeakCondition = Literal[
+    "no_debate", "single_debate", "debate_ensemble", "finetune_ensemble", "consultancy", "market_making"
+]
+WEAK_CONDITIONS: tuple[str, ...] = WeakCondition.__args__  # type: ignore[attr-defined]
+LossName = Literal["xent", "logconf", "product"]
+
+
+class RunConfigError(ValueError):
+    """The config is invalid; the message names every bad field as a dotted path."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrainSettings(_Strict):
+    """Optimisation settings (the fields of `trainers.training.TrainConfig` a config may set)."""
+
+    epochs: float = Field(2.0, gt=0)
+    lr: float = Field(5e-4, gt=0)
+    batch_size: int = Field(16, ge=1)
+    micro_batch_size: int | None = Field(None, ge=1)
+    weight_decay: float = Field(0.0, ge=0)
+    warmup_ratio: float = Field(0.0, ge=0, lt=1)
+    max_length: int = Field(512, ge=16)
+    group_by_length: bool = True
+    gradient_checkpointing: bool = False
+    checkpoint_every: int = Field(50, ge=0)
+
+    @model_validator(mode="after")
+    def _micro_divides(self) -> TrainSettings:
+        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
+            raise ValueError(f"batch_size {self.batch_size} must be a multiple of micro_batch_size {self.micro_batch_size}")
+        return self
+
+
+class LoraSettingsModel(_Strict):
+    r: int = Field(8, ge=1)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.0, ge=0, lt=1)
+
+
+class WeakSettings(_Strict):
+    model: str | None = Field(None, description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
+    train: TrainSettings = TrainSettings()
+
+
+class StrongSettings(_Strict):
+    model: str | None = Field(None, description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
+    checkpoint: str | None = Field(None, description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
+    head: Literal["lm", "linear"] = "lm"
+    losses: tuple[LossName, ...] = ("xent",)
+    lora: LoraSettingsModel | None = LoraSettingsModel()
+    alpha_max: float = Field(0.5, ge=0, le=1, description="logconf: final weight of the strong model's own predictions")
+    publish: bool = Field(True, description="Load each finetuned LoRA adapter into vLLM under a new served name")
+    train: TrainSettings = TrainSettings(lr=1e-3)
+
+    @model_validator(mode="after")
+    def _publishable(self) -> StrongSettings:
+        if not self.losses:
+            raise ValueError("losses must name at least one of xent, logconf, product")
+        if self.publish and (self.head != "lm" or self.lora is None):
+            raise ValueError("publish needs head 'lm' with lora set: vLLM serves LoRA adapters of the causal LM; "
+                             "set publish: false for linear heads or full finetuning")
+        return self
+
+
+class DebateSettings(_Strict):
+    order: Literal["sequential", "simultaneous"] = "sequential"
+    turns: int = Field(3, ge=1)
+    swap: bool = False
+    word_limit: int | None = Field(150, ge=1)
+    verify_quotes: bool = False
+    temperature: float = Field(0.7, ge=0)
+    top_p: float = Field(1.0, gt=0, le=1)
+    max_tokens: int = Field(256, ge=1)
+    shard_size: int = Field(200, ge=1, description="examples per debate job")
+
+    def sampling(self) -> SamplingParams:
+        return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
+
+
+class RunConfig(_Strict):
+    name: str = ""
+    task: str
+    data_dir: str | None = Field(None, description="Local dir of the task's JSONL files; None = the HF hub")
+    limit: int | None = Field(None, ge=1, description="Read only the first N source rows")
+    seed: int = 0
+    splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 200, "strong_train": 200, "test": 200})
+    weak: WeakSettings = WeakSettings()
+    strong: StrongSettings = StrongSettings()
+    debate: DebateSettings = DebateSettings()
+    ensemble_size: int = Field(4, ge=1, le=16, description="k: members of each ensemble (Lang et al.: 4 was best)")
+    conditions: tuple[WeakCondition, ...] = ("no_debate", "single_debate", "debate_ensemble")
+
+    @field_validator("task")
+    @classmethod
+    def _known_task(cls, task: str) -> str:
+        try:
+            get_task(task)
+        except TaskDataError as exc:
+            raise ValueError(str(exc)) from exc
+        return task
+
+    @field_validator("splits")
+    @classmethod
+    def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
+        if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
+            raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
+        return splits
+
+    @field_validator("conditions")
+    @classmethod
+    def _distinct(cls, conditions: tuple[str, ...]) -> tuple[str, ...]:
+        if not conditions or len(set(conditions)) != len(conditions):
+            raise ValueError("conditions must be a non-empty list without repeats")
+        return conditions
+
+    @model_validator(mode="after")
+    def _debate_is_runnable(self) -> RunConfig:
+        """Build one spec now so protocol errors surface at submission, not in a worker."""
+        try:
+            debate_template(self, "debate", seed=0).with_example("q", "a", None)
+        except InvalidProtocol as exc:
+            raise ValueError(f"debate: {exc}") from exc
+        return self
+
+    def hash_fields(self) -> dict[str, Any]:
+        """Everything that changes results (the name does not)."""
+        return self.model_dump(mode="json", exclude={"name"})
+
+
+class DebateTemplate(_Strict):
+    """A debate spec without its example: one per (protocol, seed) of a run."""
+
+    fields: dict[str, Any]
+
+    def with_example(self, question: str, candidate: str, context: str | None,
+                     weak_prediction: float | None = None) -> DebateSpec:
+        extra = {"weak_prediction": weak_prediction} if self.fields["protocol"] == "market_making" else {}
+        return DebateSpec.from_dict({**self.fields, "question": question, "candidate_answer": candidate,
+                                     "context": context, **extra})
+
+
+def debate_template(config: RunConfig, protocol: str, *, seed: int, model: str = "strong") -> DebateTemplate:
+    """The spec fields shared by all of a run's debates of `protocol` with `seed`."""
+    settings = config.debate
+    is_debate = protocol == "debate"
+    fields = {
+        "task": get_task(config.task).framing,
+        "protocol": protocol,
+        "order": settings.order if is_debate else "sequential",
+        "turns": settings.turns,
+        "swap": settings.swap if is_debate else False,
+        "seed": seed,
+        "word_limit": settings.word_limit,
+        "verify_quotes": settings.verify_quotes,
+        "model": model,
+        "sampling": settings.sampling().__dict__,
+    }
+    if protocol == "market_making":
+        fields["weak_prediction"] = 0.5  # placeholder so the template validates; replaced per example
+    return DebateTemplate(fields=fields)
+
+
+def parse_run_config(data: Any) -> RunConfig:
+    """Validate a decoded YAML/JSON document; RunConfigError lists `field.path: reason` lines."""
+    try:
+        return RunConfig.model_validate(data)
+    except ValidationError as exc:
+        raise RunConfigError(format_validation_error(exc)) from exc
+
+
+def format_validation_error(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        path = ".".join(str(part) for part in error["loc"]) or "(config)"
+        lines.append(f"{path}: {error['msg']}")
+    return "invalid run config:\n  " + "\n  ".join(lines)
+
+
+def load_run_config(path: Path) -> RunConfig:
+    """Read and validate a YAML (or JSON) run config file."""
+    try:
+        data = yaml.safe_load(Path(path).read_text())
+    except OSError as exc:
+        raise RunConfigError(f"cannot read run config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise RunConfigError(f"{path} is not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise RunConfigError(f"{path} must hold a mapping of config fields, got {type(data).__name__}")
+    return parse_run_config(data)

@@ -1,0 +1,189 @@
+"""The `strong` job: finetune the strong model on weak labels (or ground truth), evaluate it, and
+publish its LoRA adapter to vLLM under a new served name.
+
+Two sources of work share this handler:
+* a run's step (`trainers.pipeline.plan`): train on the run's `strong_train` examples with the
+  labels of a weak condition model (`labels_model_name`) or ground truth, evaluate on `test`,
+  settings from the run config;
+* a fine-tuning job from the OpenAI-compatible API: train on an uploaded file
+  (`{"prompt", "label"}` lines) or a weak model's labels (`labels_model_id`), settings from
+  the job's `hyperparameters`.
+The strong model reads the plain example (no transcript): the debate helps the weak supervisor only.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from service.store.files import read_file_rows
+from service.store.models import Example, Model, ModelVersion
+from trainers.losses import make_loss
+from trainers.metrics import binary_metrics
+from trainers.pipeline.config import StrongSettings, TrainSettings
+from trainers.pipeline.env import WorkerEnv
+from trainers.pipeline.plan import strong_model_name
+from trainers.pipeline.rows import (
+    get_or_create_model,
+    load_run,
+    model_by_name,
+    model_labels,
+    run_examples,
+    task_example,
+    write_labels,
+    write_metrics,
+)
+from trainers.pipeline.weak_job import progress_reporter, train_config
+from trainers.strong.publish import publish_version, register_version
+from trainers.tasks import format_example, get_task
+from trainers.training import ClassifierInput, LoraSettings, load_classifier, predict_proba, train_classifier
+from trainers.worker import JobContext, PermanentJobError
+
+# The LM head reads the next-token logits of the task's two answer words after this suffix.
+PROMPT_SUFFIX = "\nIs the proposed answer correct? Answer:"
+DEFAULT_ANSWER_WORDS = (" No", " Yes")
+BASE_LR = 1e-3  # OpenAI's learning_rate_multiplier scales this
+FINE_TUNE = "fine_tune"  # the condition of jobs made by the fine-tuning API
+
+
+@dataclass(frozen=True)
+class StrongJob:
+    """Everything the training needs, resolved from the payload (and the run config)."""
+
+    condition: str
+    settings: StrongSettings
+    loss: str
+    seed: int
+    answer_words: tuple[str, str]
+    train: list[tuple[ClassifierInput, float]]
+    evaluate: list[tuple[ClassifierInput, int, int | None]]  # (input, gold label, example id or None)
+    run_id: int | None
+
+
+def strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
+    def handle(ctx: JobContext) -> dict[str, Any]:
+        with ctx.sessions() as session:
+            job = resolve_job(session, ctx.payload)
+        return train_and_publish(ctx, env, job)
+
+    return handle
+
+
+def resolve_job(session: Session, payload: dict[str, Any]) -> StrongJob:
+    """A run step takes its settings from the run config; an API fine-tune from its hyperparameters."""
+    if payload["condition"] == FINE_TUNE:
+        hyper = payload["hyperparameters"]
+        return StrongJob(condition=FINE_TUNE, settings=_api_settings(hyper, payload), loss=hyper.get("loss", "xent"),
+                         seed=int(hyper.get("seed") or 0), answer_words=DEFAULT_ANSWER_WORDS,
+                         train=_train_rows(session, payload["train"], None),
+                         evaluate=_eval_rows(session, payload.get("validation"), None), run_id=None)
+    run_id = payload["run_id"]
+    config = load_run(session, run_id)[1]
+    return StrongJob(condition=payload["condition"], settings=config.strong, loss=payload["loss"], seed=config.seed,
+                     answer_words=get_task(config.task).answer_words,
+                     train=_train_rows(session, payload["train"], run_id),
+                     evaluate=_eval_rows(session, payload.get("validation"), run_id), run_id=run_id)
+
+
+def _api_settings(hyper: dict[str, Any], payload: dict[str, Any]) -> StrongSettings:
+    """The fine-tuning API's hyperparameters ("auto" = our default) as strong settings."""
+    train: dict[str, Any] = {}
+    if hyper.get("n_epochs", "auto") != "auto":
+        train["epochs"] = float(hyper["n_epochs"])
+    if hyper.get("batch_size", "auto") != "auto":
+        train["batch_size"] = int(hyper["batch_size"])
+    multiplier = hyper.get("learning_rate_multiplier", "auto")
+    train["lr"] = BASE_LR * (1.0 if multiplier == "auto" else float(multiplier))
+    return StrongSettings(head=hyper.get("head", "lm"), lora=hyper.get("lora"), publish=bool(payload.get("publish", True)),
+                          losses=(hyper.get("loss", "xent"),), train=TrainSettings(**train))
+
+
+def _train_rows(session: Session, source: dict[str, Any], run_id: int | None) -> list[tuple[ClassifierInput, float]]:
+    if "file_id" in source:
+        return [(ClassifierInput(text=row["prompt"]), float(row["label"])) for row in read_file_rows(session, source["file_id"])]
+    if "labels_model_name" in source or "labels_model_id" in source:
+        model = (model_by_name(session, source["labels_model_name"]) if "labels_model_name" in source
+                 else _model(session, source["labels_model_id"]))
+        labels = model_labels(session, model.id)
+        examples = run_examples(session, model.run_id, "strong_train") if model.run_id else []
+        rows = [(_input(example), labels[example.id]) for example in examples if example.id in labels]
+    elif source.get("ground_truth"):
+        rows = [(_input(example), float(example.label)) for example in run_examples(session, run_id, "strong_train")]
+    else:
+        raise PermanentJobError(f"unknown training source {source!r}")
+    if not rows:
+        raise PermanentJobError(f"no training examples for {source!r} (no labelled strong_train examples)")
+    return rows
+
+
+def _eval_rows(session: Session, source: dict[str, Any] | None, run_id: int | None) -> list[tuple[ClassifierInput, int, int | None]]:
+    if not source:
+        return []
+    if "file_id" in source:
+        return [(ClassifierInput(text=row["prompt"]), int(float(row["label"]) >= 0.5), None)
+                for row in read_file_rows(session, source["file_id"])]
+    return [(_input(example), int(example.label), example.id) for example in run_examples(session, run_id, source["split"])]
+
+
+def _input(example: Example) -> ClassifierInput:
+    return ClassifierInput(text=format_example(task_example(example)))
+
+
+def _model(session: Session, model_id: int) -> Model:
+    model = session.get(Model, model_id)
+    if model is None:
+        raise PermanentJobError(f"model {model_id} does not exist")
+    return model
+
+
+def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[str, Any]:
+    settings = job.settings
+    base = env.strong_model_path(settings.checkpoint)
+    lora = LoraSettings(**settings.lora.model_dump()) if settings.lora else None
+    model = load_classifier(base, head=settings.head, answer_words=job.answer_words, lora=lora,
+                            gradient_checkpointing=settings.train.gradient_checkpointing)
+    loss_params = {"alpha_max": settings.alpha_max} if job.loss == "logconf" else {}
+    result = train_classifier(model, [row[0] for row in job.train], [row[1] for row in job.train],
+                              train_config(settings.train, job.seed), loss_fn=make_loss(job.loss, **loss_params),
+                              prompt_suffix=PROMPT_SUFFIX, on_step=progress_reporter(ctx, "train"),
+                              checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint")
+    ctx.report(result.steps, result.steps, stage="evaluate")
+    probs = predict_proba(model, [row[0] for row in job.evaluate], max_length=settings.train.max_length,
+                          prompt_suffix=PROMPT_SUFFIX) if job.evaluate else []
+    metrics = binary_metrics([row[1] for row in job.evaluate], probs) if job.evaluate else {}
+    name = strong_model_name(job.run_id, job.condition) if job.run_id is not None else f"ft-job{ctx.job.id}"
+    out_dir = (env.run_dir(job.run_id) if job.run_id is not None else env.artifacts_dir / "fine_tunes") / name
+    model.save(out_dir)
+    with ctx.sessions.begin() as session:
+        row = get_or_create_model(session, name, role="strong", base=base, run_id=job.run_id, condition=job.condition,
+                                  member=None, seed=job.seed, checkpoint_path=str(out_dir))
+        write_labels(session, row.id, {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, probs, strict=True)
+                                       if ex_id is not None})
+        write_metrics(session, job.run_id, row.id, job.condition,
+                      {key: value for key, value in metrics.items() if key != "n"})
+        version = _register(session, row, out_dir, settings, env)
+    served = _publish(ctx, env, version) if version is not None else None
+    return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": result.tokens, "metrics": metrics,
+            "steps": result.steps, "final_loss": result.final_loss, "resumed_from_step": result.resumed_from_step,
+            "hyperparameters": {"n_epochs": settings.train.epochs, "batch_size": settings.train.batch_size,
+                                "learning_rate_multiplier": settings.train.lr / BASE_LR}}
+
+
+def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv) -> int | None:
+    """A model_versions row for a servable adapter (LM head + LoRA) when publishing is on."""
+    if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_url):
+        return None
+    # A retried job re-uses the version its earlier attempt registered for the same adapter dir.
+    earlier = session.scalars(select(ModelVersion).where(
+        ModelVersion.model_id == row.id, ModelVersion.adapter_path == str(out_dir.resolve()))).first()
+    return (earlier or register_version(session, row, out_dir)).id
+
+
+def _publish(ctx: JobContext, env: WorkerEnv, version_id: int) -> str:
+    ctx.report(1, 1, stage="publish")
+    version = publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key)
+    return version.served_name

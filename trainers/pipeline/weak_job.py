@@ -1,0 +1,96 @@
+"""The `weak` job: train one weak member on `weak_train` ground truth (with its transcripts as
+context), predict soft labels on every split, write `labels` + test `metrics`.
+
+Resumable: the training loop checkpoints under the job's directory, so a killed worker's
+job continues from its last checkpoint on the next attempt. Labels and metrics are upserts
+(unique keys), so a retried job never duplicates rows.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from service.store.models import Example
+from trainers.metrics import binary_metrics
+from trainers.pipeline.config import TrainSettings
+from trainers.pipeline.env import WorkerEnv
+from trainers.pipeline.plan import Member, weak_model_name
+from trainers.pipeline.rows import (
+    get_or_create_model,
+    labelled,
+    load_run,
+    run_examples,
+    task_example,
+    transcripts,
+    write_labels,
+    write_metrics,
+)
+from trainers.tasks import format_example
+from trainers.training import ClassifierInput, StepInfo, TrainConfig, load_classifier, predict_proba, train_classifier
+from trainers.weak import weak_input
+from trainers.worker import JobContext
+
+
+def train_config(settings: TrainSettings, seed: int) -> TrainConfig:
+    return TrainConfig(**settings.model_dump(), seed=seed)
+
+
+def progress_reporter(ctx: JobContext, stage: str):  # noqa: ANN201 - Callable[[StepInfo], None]
+    """on_step callback: progress (step, loss, ETA) on the job row; stops if the job was cancelled."""
+    def on_step(info: StepInfo) -> None:
+        ctx.report(info.step, info.total_steps, stage=stage, epoch=round(info.epoch, 3), loss=round(info.loss, 5),
+                   lr=info.lr)
+        ctx.check()
+
+    return on_step
+
+
+def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
+    def handle(ctx: JobContext) -> dict[str, Any]:
+        run_id, member = ctx.payload["run_id"], Member(**ctx.payload["member"])
+        with ctx.sessions() as session:
+            _, config = load_run(session, run_id)
+            examples = run_examples(session, run_id)
+            turns = {} if member.context == "none" else transcripts(session, run_id, member.context, member.debate_seed)
+        inputs = {example.id: weak_input(format_example(task_example(example)), turns.get(example.id))
+                  for example in examples}
+        missing = sum(1 for example in examples if member.context != "none" and example.id not in turns)
+        train = [example for example in examples if example.split == "weak_train"]
+        model_path = env.weak_model_path(config.weak.model)
+        model = load_classifier(model_path, head="linear")
+        settings = config.weak.train
+        result = train_classifier(model, [inputs[e.id] for e in train], [float(e.label) for e in train],
+                                  train_config(settings, member.train_seed), on_step=progress_reporter(ctx, "train"),
+                                  checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint")
+        ctx.report(result.steps, result.steps, stage="predict")
+        soft = _predict(model, examples, inputs, settings.max_length)
+        out_dir = env.run_dir(run_id) / "models" / member.key
+        model.save(out_dir)
+        test = [example for example in examples if example.split == "test"]
+        ids, gold = labelled(test)
+        metrics = binary_metrics(gold, [soft[i] for i in ids])
+        with ctx.sessions.begin() as session:
+            row = get_or_create_model(session, weak_model_name(run_id, member), role="weak", base=model_path,
+                                      run_id=run_id, condition=f"member:{member.key}", member=member.debate_seed,
+                                      seed=member.train_seed, checkpoint_path=str(out_dir))
+            write_labels(session, row.id, soft)
+            write_metrics(session, run_id, row.id, f"member:{member.key}", _numeric(metrics))
+        return {"model_id": row.id, "missing_transcripts": missing, "train": _train_summary(result), "test": metrics}
+
+    return handle
+
+
+def _predict(model, examples: list[Example], inputs: dict[int, ClassifierInput], max_length: int) -> dict[int, float]:  # noqa: ANN001
+    probs = predict_proba(model, [inputs[example.id] for example in examples], max_length=max_length)
+    return {example.id: prob for example, prob in zip(examples, probs, strict=True)}
+
+
+def _numeric(metrics: dict[str, Any]) -> dict[str, float | None]:
+    return {name: value for name, value in metrics.items() if name != "n"}
+
+
+def _train_summary(result) -> dict[str, Any]:  # noqa: ANN001 - trainers.training.TrainResult
+    return {"steps": result.steps, "final_loss": result.final_loss, "examples": result.examples,
+            "tokens": result.tokens, "seconds": round(result.seconds, 2), "resumed_from_step": result.resumed_from_step,
+            "trim": asdict(result.trim)}
