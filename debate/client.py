@@ -208,7 +208,7 @@ def map_http_failure(
             "server (vLLM) running at that address? Start it or fix base_url",
             url=url,
         )
-    return _map_status(failure.status_code, _error_message(failure), url=url, tries=tries)
+    return _map_status(failure.status_code, error_message(failure), url=url, tries=tries)
 
 
 def _map_status(status: int, message: str, *, url: str, tries: str) -> StrongModelError:
@@ -250,7 +250,7 @@ def _map_status(status: int, message: str, *, url: str, tries: str) -> StrongMod
     )
 
 
-def _error_message(response: httpx.Response) -> str:
+def error_message(response: httpx.Response) -> str:
     """The message of an OpenAI-style (or FastAPI-style) error body, else the raw text."""
     try:
         body = response.json()

@@ -141,5 +141,4 @@ def _public(session, run: Run) -> RunPublic:  # noqa: ANN001
 
 
 def _stage(stage: StageProgress) -> StagePublic:
-    return StagePublic(kind=stage.kind, jobs=stage.jobs, done=stage.done, total=stage.total, eta_s=stage.eta_s,
-                       errors=stage.errors)
+    return StagePublic.model_validate(stage, from_attributes=True)

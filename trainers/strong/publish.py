@@ -37,7 +37,7 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
-from debate.client import api_base
+from debate.client import api_base, error_message
 from service.store import Model, ModelVersion, utcnow
 
 DEFAULT_TIMEOUT_S = 120.0
@@ -279,7 +279,7 @@ def _load(client: httpx.Client, served_name: str, adapter_path: str) -> None:
     response = _send(client, "POST", "/load_lora_adapter", {"lora_name": served_name, "lora_path": adapter_path})
     if response.status_code == 200:
         return
-    message = _error_message(response)
+    message = error_message(response)
     if (response.status_code in (404, 405) and message == "Not Found") or LORA_DISABLED.search(message):
         raise LoRAUpdatingDisabled(f"vLLM at {client.base_url} cannot load LoRA adapters at runtime ({message}); "
                                    f"{START_HINT}.")
@@ -309,7 +309,7 @@ def _verify(client: httpx.Client, served_name: str) -> None:
     if response.status_code != 200 or not _is_completion(response):
         raise AdapterRejected(
             f"vLLM lists adapter {served_name!r} but a 1-token completion under it failed (HTTP "
-            f"{response.status_code}: {_error_message(response)}); read the vLLM log."
+            f"{response.status_code}: {error_message(response)}); read the vLLM log."
         )
 
 
@@ -349,22 +349,6 @@ def _send(client: httpx.Client, method: str, path: str, body: dict[str, Any] | N
         raise PublishError(f"vLLM at {client.base_url} refused the API key; pass the api_key vLLM was "
                            "started with (--api-key).")
     return response
-
-
-def _error_message(response: httpx.Response) -> str:
-    """The message of vLLM's error bodies ({"error": {"message"}}, {"message"} or FastAPI's {"detail"})."""
-    try:
-        body = response.json()
-    except ValueError:
-        return response.text[:300]
-    if isinstance(body, dict):
-        error = body.get("error")
-        if isinstance(error, dict) and "message" in error:
-            return str(error["message"])
-        for key in ("message", "detail"):
-            if key in body:
-                return str(body[key])
-    return response.text[:300]
 
 
 def _is_completion(response: httpx.Response) -> bool:
