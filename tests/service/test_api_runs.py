@@ -1,0 +1,52 @@
+"""/v1/runs and /v1/jobs without workers: validation with field paths, resubmission, cancel, retry."""
+
+from pathlib import Path
+
+import httpx
+import pytest
+
+from service.settings import Settings
+from service.store.migrate import upgrade
+from tests.support.api_server import running_api
+
+CONFIG = {"task": "synthetic", "splits": {"weak_train": 8, "strong_train": 8, "test": 8}, "conditions": ["no_debate"]}
+
+
+@pytest.fixture
+def api(database_url: str, tmp_path: Path):  # noqa: ANN201
+    upgrade(database_url)
+    settings = Settings(database_url=database_url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path)
+    with running_api(settings) as url:
+        yield url
+
+
+def test_bad_config_is_a_422_naming_the_field(api: str) -> None:
+    answer = httpx.post(f"{api}/v1/runs", json={**CONFIG, "weak": {"train": {"lr": 0}}})
+    assert answer.status_code == 422
+    assert answer.json()["error"]["param"] == "body.weak.train.lr"
+    answer = httpx.post(f"{api}/v1/runs", json={**CONFIG, "typo": 1})
+    assert answer.status_code == 422 and answer.json()["error"]["param"] == "body.typo"
+
+
+def test_create_resubmit_cancel_and_retry(api: str) -> None:
+    created = httpx.post(f"{api}/v1/runs", json=CONFIG)
+    assert created.status_code == 201
+    run = created.json()
+    assert run["status"] == "queued"
+    assert {stage["kind"] for stage in run["stages"]} == {"ingest", "weak", "ensemble", "strong", "report"}
+    again = httpx.post(f"{api}/v1/runs", json=CONFIG)
+    assert again.status_code == 200 and again.json()["id"] == run["id"]
+
+    cancelled = httpx.post(f"{api}/v1/runs/{run['id']}/cancel").json()
+    assert cancelled["status"] == "cancelled"
+    assert all(set(stage["jobs"]) == {"cancelled"} for stage in cancelled["stages"])
+
+    jobs = httpx.get(f"{api}/v1/runs/{run['id']}").json()
+    assert jobs["status"] == "cancelled"
+    retried = httpx.post(f"{api}/v1/jobs/1/retry")
+    assert retried.status_code == 200 and retried.json()["status"] == "queued"
+    assert httpx.post(f"{api}/v1/jobs/1/retry").status_code == 409  # queued: nothing to retry
+    assert httpx.get(f"{api}/v1/runs/999").status_code == 404
+    assert httpx.get(f"{api}/v1/runs/{run['id']}/report.png").status_code == 404  # no report job yet
+    report = httpx.get(f"{api}/v1/runs/{run['id']}/report", params={"format": "markdown"})
+    assert report.status_code == 200 and "Run" in report.text
