@@ -139,8 +139,10 @@ def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float
 
 
 def has_running_jobs(session: Session) -> bool:
-    """Whether any job is running: its lease may expire, or it may unblock dependents."""
-    return session.scalar(select(exists().where(Job.status == "running"))) or False
+    """Whether any job is running (its lease may expire, or it may unblock dependents) or is
+    queued for a retry that is not due yet."""
+    waiting = or_(Job.status == "running", (Job.status == "queued") & (Job.not_before > utcnow()))
+    return session.scalar(select(exists().where(waiting))) or False
 
 
 def heartbeat(

@@ -27,7 +27,7 @@ def test_db_upgrade_creates_every_table_and_downgrade_drops_them(database_url: s
     assert set(inspect(engine).get_table_names()) == DESIGN_TABLES | {"alembic_version"}
     engine.dispose()
     current = _w2s("db", "current", cwd=tmp_path, W2S_DATABASE_URL=database_url)
-    assert "0001" in current.stdout
+    assert "(head)" in current.stdout
     assert _w2s("db", "downgrade", cwd=tmp_path, W2S_DATABASE_URL=database_url).returncode == 0
     engine = make_engine(database_url)
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}

@@ -13,11 +13,12 @@ The strong model reads the plain example (no transcript): the debate helps the w
 
 from __future__ import annotations
 
+import secrets
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.store.files import read_file_rows
@@ -38,7 +39,7 @@ from trainers.pipeline.rows import (
     write_metrics,
 )
 from trainers.pipeline.weak_job import progress_reporter, train_config
-from trainers.strong.publish import publish_version, register_version
+from trainers.strong.publish import default_served_name, publish_version, register_version
 from trainers.tasks import format_example, get_task
 from trainers.training import ClassifierInput, LoraSettings, load_classifier, predict_proba, train_classifier
 from trainers.worker import JobContext, PermanentJobError
@@ -180,7 +181,13 @@ def _register(session: Session, row: Model, out_dir: Path, settings: StrongSetti
     # A retried job re-uses the version its earlier attempt registered for the same adapter dir.
     earlier = session.scalars(select(ModelVersion).where(
         ModelVersion.model_id == row.id, ModelVersion.adapter_path == str(out_dir.resolve()))).first()
-    return (earlier or register_version(session, row, out_dir)).id
+    if earlier is not None:
+        return earlier.id
+    # A random tag keeps served names unique across databases that share one vLLM (two runs
+    # "1" in two databases would otherwise both publish "run1-...-v1" with different adapters).
+    version = session.scalar(select(func.count()).where(ModelVersion.model_id == row.id)) + 1
+    served = default_served_name(f"{row.name}-{secrets.token_hex(3)}", version)
+    return register_version(session, row, out_dir, served_name=served).id
 
 
 def _publish(ctx: JobContext, env: WorkerEnv, version_id: int) -> str:
