@@ -20,15 +20,6 @@ from trainers.report import build_report, report_json, report_markdown
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_key)])
 
 
-class StagePublic(BaseModel):
-    kind: str
-    jobs: dict[str, int]
-    done: int
-    total: int
-    eta_s: float | None
-    errors: list[str]
-
-
 class RunPublic(BaseModel):
     id: int
     name: str
@@ -36,7 +27,7 @@ class RunPublic(BaseModel):
     config_hash: str
     created_at: datetime
     finished_at: datetime | None
-    stages: list[StagePublic]
+    stages: list[StageProgress]
     config: dict[str, Any]
 
 
@@ -135,10 +126,7 @@ def _job(session, job_id: int) -> Job:  # noqa: ANN001
 
 def _public(session, run: Run) -> RunPublic:  # noqa: ANN001
     refresh_run(session, run)
-    stages = [_stage(stage) for stage in run_stages(session, run.id, JOB_KINDS)]
+    stages = run_stages(session, run.id, JOB_KINDS)
     return RunPublic(id=run.id, name=run.name, status=run.status, config_hash=run.config_hash,
                      created_at=run.created_at, finished_at=run.finished_at, stages=stages, config=run.config)
 
-
-def _stage(stage: StageProgress) -> StagePublic:
-    return StagePublic.model_validate(stage, from_attributes=True)

@@ -64,10 +64,6 @@ class StageProgress:
     eta_s: float | None
     errors: list[str]
 
-    @property
-    def finished(self) -> bool:
-        return not (self.jobs.get("queued") or self.jobs.get("running"))
-
 
 def run_stages(session: Session, run_id: int, kinds: tuple[str, ...]) -> list[StageProgress]:
     """Progress per stage, in `kinds` order, from the jobs' status and progress columns.

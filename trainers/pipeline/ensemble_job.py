@@ -20,6 +20,7 @@ from trainers.pipeline.rows import (
     model_by_name,
     model_labels,
     run_examples,
+    scores,
     write_labels,
     write_metrics,
 )
@@ -50,8 +51,7 @@ def ensemble_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handl
             write_labels(session, model.id, soft)
             ids, gold = labelled(run_examples(session, run_id, "test"))
             metrics = binary_metrics(gold, [soft[i] for i in ids])
-            write_metrics(session, run_id, model.id, f"weak:{condition}",
-                          {name: value for name, value in metrics.items() if name != "n"})
+            write_metrics(session, run_id, model.id, f"weak:{condition}", scores(metrics))
         return {"model_id": model.id, "members": [member.key for member in members], "test": metrics}
 
     return handle

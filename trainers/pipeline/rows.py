@@ -97,6 +97,11 @@ def write_metrics(session: Session, run_id: int | None, model_id: int | None, co
     session.flush()
 
 
+def scores(metrics: Mapping[str, Any]) -> dict[str, float | None]:
+    """`binary_metrics` output without its example count: the values that go into `metrics` rows."""
+    return {name: value for name, value in metrics.items() if name != "n"}
+
+
 def labelled(examples: Sequence[Example]) -> tuple[list[int], list[int]]:
     """(example ids, ground-truth labels)."""
     return [example.id for example in examples], [int(example.label or 0) for example in examples]

@@ -34,6 +34,7 @@ from trainers.pipeline.rows import (
     model_by_name,
     model_labels,
     run_examples,
+    scores,
     task_example,
     write_labels,
     write_metrics,
@@ -164,8 +165,7 @@ def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[s
                                   member=None, seed=job.seed, checkpoint_path=str(out_dir))
         write_labels(session, row.id, {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, probs, strict=True)
                                        if ex_id is not None})
-        write_metrics(session, job.run_id, row.id, job.condition,
-                      {key: value for key, value in metrics.items() if key != "n"})
+        write_metrics(session, job.run_id, row.id, job.condition, scores(metrics))
         version = _register(session, row, out_dir, settings, env)
     served = _publish(ctx, env, version) if version is not None else None
     return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": result.tokens, "metrics": metrics,

@@ -21,6 +21,7 @@ from trainers.pipeline.rows import (
     labelled,
     load_run,
     run_examples,
+    scores,
     task_example,
     transcripts,
     write_labels,
@@ -75,7 +76,7 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
                                       run_id=run_id, condition=f"member:{member.key}", member=member.debate_seed,
                                       seed=member.train_seed, checkpoint_path=str(out_dir))
             write_labels(session, row.id, soft)
-            write_metrics(session, run_id, row.id, f"member:{member.key}", _numeric(metrics))
+            write_metrics(session, run_id, row.id, f"member:{member.key}", scores(metrics))
         return {"model_id": row.id, "missing_transcripts": missing, "train": _train_summary(result), "test": metrics}
 
     return handle
@@ -84,10 +85,6 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
 def _predict(model, examples: list[Example], inputs: dict[int, ClassifierInput], max_length: int) -> dict[int, float]:  # noqa: ANN001
     probs = predict_proba(model, [inputs[example.id] for example in examples], max_length=max_length)
     return {example.id: prob for example, prob in zip(examples, probs, strict=True)}
-
-
-def _numeric(metrics: dict[str, Any]) -> dict[str, float | None]:
-    return {name: value for name, value in metrics.items() if name != "n"}
 
 
 def _train_summary(result) -> dict[str, Any]:  # noqa: ANN001 - trainers.training.TrainResult
