@@ -25,6 +25,7 @@ from service import run_cli
 from service.strong_server import strong_model
 from service.store import migrate
 from trainers.pipeline.plan import JOB_KINDS
+from trainers.strong.launch import Launch
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -75,6 +76,15 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--lease-s", type=float, default=60.0)
     worker.add_argument("--max-in-flight", type=int, default=64, help="debate requests in flight per worker")
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when no job is claimable")
+    multi = worker.add_argument_group("strong jobs on several GPUs / machines (torchrun; see README)")
+    multi.add_argument("--nproc-per-node", default="auto", metavar="N|auto",
+                       help="training processes per strong job on this machine; auto = the visible CUDA GPUs "
+                            "(CUDA_VISIBLE_DEVICES), or 1 without CUDA")
+    multi.add_argument("--nnodes", type=int, default=1, help="machines that train each strong job together")
+    multi.add_argument("--node-rank", type=int, default=0,
+                       help="this machine's place: 0 claims jobs, 1.. join node 0's launches")
+    multi.add_argument("--master-addr", help="node 0's address, reachable from every node (needed with --nnodes > 1)")
+    multi.add_argument("--master-port", type=int, default=29500)
     worker.set_defaults(func=_worker)
 
     run_cli.add_commands(commands)
@@ -133,15 +143,38 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0, max_in_flight: int = 64):  # noqa: ANN202
-    from service.store import make_session_factory
+def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0, max_in_flight: int = 64,  # noqa: ANN202
+                 launch: Launch = Launch()):
     from trainers.pipeline import pipeline_handlers
     from trainers.worker import Worker
 
-    handlers = pipeline_handlers(run_cli.worker_env(settings), max_in_flight=max_in_flight)
+    handlers = pipeline_handlers(run_cli.worker_env(settings, launch), max_in_flight=max_in_flight)
     kinds = JOB_KINDS if "all" in kinds else kinds
-    sessions = make_session_factory(make_engine(settings.database_url))
-    return Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=lease_s)
+    return Worker(_sessions(settings), {kind: handlers[kind] for kind in kinds}, lease_s=lease_s)
+
+
+def _sessions(settings: Settings):  # noqa: ANN202 - sessionmaker
+    from service.store import make_session_factory
+
+    return make_session_factory(make_engine(settings.database_url))
+
+
+def _launch(args: argparse.Namespace) -> Launch:
+    """The worker's torchrun settings; ValueError with a message for the user."""
+    if args.nproc_per_node == "auto":
+        import torch
+
+        nproc = max(1, torch.cuda.device_count())
+    elif args.nproc_per_node.isdigit():
+        nproc = int(args.nproc_per_node)
+    else:
+        raise ValueError(f"--nproc-per-node {args.nproc_per_node!r}: pass a count or 'auto'")
+    if args.nnodes > 1 and not args.master_addr:
+        raise ValueError("--nnodes > 1 needs --master-addr: node 0's address, the same on every node")
+    if args.node_rank > 0 and args.kind != ["strong"]:
+        raise ValueError("--node-rank > 0 joins node 0's strong-job launches: serve --kind strong only")
+    return Launch(nproc_per_node=nproc, nnodes=args.nnodes, node_rank=args.node_rank,
+                  master_addr=args.master_addr or "127.0.0.1", master_port=args.master_port)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
@@ -149,11 +182,25 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         print("error: debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL "
               "(e.g. from `w2s strong up`)", file=sys.stderr)
         return 2
-    worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight)
+    try:
+        launch = _launch(args)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     stop = threading.Event()
     # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
-    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {settings.database_url}", flush=True)
+    if launch.node_rank > 0:
+        from trainers.pipeline.strong_job import follow_strong_jobs
+
+        print(f"node {launch.node_rank} of {launch.nnodes}: joining strong jobs launched by "
+              f"{launch.master_addr}:{launch.master_port} ({launch.nproc_per_node} process(es) here)", flush=True)
+        joined = follow_strong_jobs(_sessions(settings), run_cli.worker_env(settings, launch), stop)
+        print(f"node {launch.node_rank} stopping after {joined} launch(es)", flush=True)
+        return 0
+    worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight, launch)
+    processes = f"; strong jobs on {launch.nproc_per_node * launch.nnodes} processes" if launch.distributed else ""
+    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {settings.database_url}{processes}", flush=True)
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0

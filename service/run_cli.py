@@ -27,6 +27,7 @@ from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
 from service.store.runs import refresh_run, run_stages
 from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, WorkerEnv, load_run_config, parse_run_config, submit_run
+from trainers.strong.launch import Launch
 
 # In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps
 # each get a thread, so debates of one condition overlap training of another.
@@ -117,10 +118,10 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session]) -> I
             thread.join(timeout=30)
 
 
-def worker_env(settings: Settings) -> WorkerEnv:
+def worker_env(settings: Settings, launch: Launch = Launch()) -> WorkerEnv:
     return WorkerEnv(artifacts_dir=settings.artifacts_dir.resolve(), strong_checkpoint=settings.strong_checkpoint().resolve(),
                      strong_is_tiny=settings.strong_model_path is None, vllm_base_url=settings.vllm_base_url,
-                     vllm_api_key=settings.vllm_api_key or None)
+                     vllm_api_key=settings.vllm_api_key or None, launch=launch)
 
 
 def follow(sessions: sessionmaker[Session], run_id: int, console: Console, poll_s: float = 0.5) -> int:

@@ -1,7 +1,7 @@
 """Bodies of the OpenAI-compatible files and fine-tuning endpoints (the `openai` package's shapes).
 
 Ids are OpenAI-style strings: `file-<n>`, `ftjob-<n>`, `ftevent-<n>` over our integer keys.
-Our extensions to a job (`loss`, `head`, `lora`, `publish`) come in the same JSON body; with the
+Our extensions to a job (`loss`, `head`, `lora`, `publish`, `eval_every`) come in the same JSON body; with the
 `openai` client pass them as `extra_body`.
 """
 
@@ -99,12 +99,17 @@ class FineTuningJobCreate(BaseModel):
         "lm", description="Classifier head: the LM's answer-token logits, or a zero-initialised linear head.")
     lora: LoraParams | None = Field(default_factory=LoraParams, description="LoRA adapter; null = full finetune.")
     publish: bool = Field(True, description="Load the trained adapter into vLLM as `fine_tuned_model`.")
+    eval_every: int = Field(0, ge=0, le=1_000_000, strict=True,
+                            description="Steps between evaluations on validation_file during training (metrics "
+                                        "events); 0 = only once at the end.")
 
     @model_validator(mode="after")
     def _one_place_for_hyperparameters(self) -> "FineTuningJobCreate":
         if self.hyperparameters is not None and self.method_hyperparameters() is not None:
             raise ValueError("give hyperparameters either at the top level or in "
                              "method.supervised.hyperparameters, not both")
+        if self.eval_every and self.validation_file is None:
+            raise ValueError("eval_every evaluates on validation_file: upload one and pass it, or leave eval_every 0")
         return self
 
     def method_hyperparameters(self) -> Hyperparameters | None:

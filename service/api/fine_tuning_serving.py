@@ -2,10 +2,10 @@
 
 A fine-tuning job is a row of `jobs` with kind "strong" whose payload the strong trainer reads:
 
-    {"run_id": int | None, "condition": "fine_tune", "base_model": str,
+    {"run_id": int | None, "condition": "fine_tune", "base_model": str, "parent_version_id": int | None,
      "train": {"file_id": n} | {"labels_model_id": n}, "validation": {"file_id": n} | None,
      "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier" (int/float or "auto"),
-                         "loss", "head", "lora": {"r", "alpha", "dropout"} | None, "seed": int},
+                         "loss", "head", "lora": {"r", "alpha", "dropout"} | None, "seed": int, "eval_every": int},
      "publish": bool, "suffix": str | None}
 
 Its result may carry "fine_tuned_model", "trained_tokens" and "hyperparameters" (the values
@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import exists, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from service.api.errors import ApiError
@@ -62,15 +62,16 @@ def public_file(row: File) -> FilePublic:
 
 def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_model: str) -> Job:
     """Check what the body names (model, files, labels), enqueue the job and log its creation."""
-    _check_model(session, body.model, strong_model)
+    parent = _parent_version(session, body, strong_model)
     train, run_id = _training_source(session, body.training_file)
     validation = body.validation_file and _file_source(session, body.validation_file, "validation_file")
     payload = {
         "run_id": run_id, "condition": "fine_tune", "base_model": body.model, "train": train, "validation": validation,
+        "parent_version_id": parent,
         "hyperparameters": {
             **body.resolved_hyperparameters().model_dump(), "loss": body.loss, "head": body.head,
             "lora": None if body.lora is None else body.lora.model_dump(),
-            "seed": secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed,
+            "seed": secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed, "eval_every": body.eval_every,
         },
         "publish": body.publish, "suffix": body.suffix,
     }
@@ -79,11 +80,27 @@ def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_m
     return job
 
 
-def _check_model(session: Session, model: str, strong_model: str) -> None:
-    if model == strong_model or session.scalar(select(exists().where(ModelVersion.served_name == model))):
-        return
-    raise ApiError(404, f"model {model!r} not found: fine-tune the strong model {strong_model!r} or a served "
-                        "name from model_versions", "model_not_found", "body.model")
+def _parent_version(session: Session, body: FineTuningJobCreate, strong_model: str) -> int | None:
+    """None to fine-tune the strong base; the id of the published version `body.model` names otherwise.
+
+    Fine-tuning a version continues training its LoRA adapter (with the adapter's own LoRA settings),
+    so the body must ask for what that is: the lm head with LoRA.
+    """
+    if body.model == strong_model:
+        return None
+    version = session.scalar(select(ModelVersion).where(ModelVersion.served_name == body.model))
+    if version is None:
+        raise ApiError(404, f"model {body.model!r} not found: fine-tune the strong model {strong_model!r} or a "
+                            "served name from model_versions", "model_not_found", "body.model")
+    if version.adapter_path is None:
+        raise ApiError(422, f"model {body.model!r} has no saved adapter to continue training from",
+                       "invalid_request", "body.model")
+    if body.head != "lm" or body.lora is None:
+        field = "body.head" if body.head != "lm" else "body.lora"
+        raise ApiError(422, f"fine-tuning {body.model!r} continues its LoRA adapter: use head 'lm' with lora "
+                            "(the adapter's own LoRA settings are kept), or fine-tune the strong model "
+                            f"{strong_model!r} instead", "invalid_request", field)
+    return version.id
 
 
 def _training_source(session: Session, training_file: str) -> tuple[dict[str, int], int | None]:

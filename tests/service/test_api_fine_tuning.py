@@ -83,8 +83,9 @@ def test_upload_create_list_events_cancel_and_delete(api: Api) -> None:
         "run_id": None, "condition": "fine_tune", "base_model": "strong",
         "train": {"file_id": int(uploaded.id.removeprefix("file-"))}, "validation": None,
         "hyperparameters": {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5, "loss": "logconf",
-                            "head": "lm", "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0}, "seed": 7},
-        "publish": True, "suffix": "sciq-w2s",
+                            "head": "lm", "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0}, "seed": 7,
+                            "eval_every": 0},
+        "publish": True, "suffix": "sciq-w2s", "parent_version_id": None,
     }
     assert api.client.fine_tuning.jobs.retrieve(job.id) == job
 
@@ -153,7 +154,7 @@ def test_weak_labels_as_training_data_with_method_and_extensions(api: Api) -> No
     assert payload["validation"] == {"file_id": int(validation.removeprefix("file-"))}
     assert payload["hyperparameters"] | {"seed": None} == {
         "n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto", "loss": "product",
-        "head": "linear", "lora": None, "seed": None}
+        "head": "linear", "lora": None, "seed": None, "eval_every": 0}
     assert isinstance(payload["hyperparameters"]["seed"], int)  # drawn, as OpenAI does, and reported
     assert payload["publish"] is False and payload["suffix"] is None
     assert sql_rows(api.database_url, f"SELECT run_id FROM jobs WHERE id = {job.id[6:]}") == [(None,)]
@@ -171,9 +172,19 @@ def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api)
         model = Model(name="strong-w2s", role="strong", base="strong")
         session.add(model)
         session.flush()
-        session.add(ModelVersion(model_id=model.id, version=1, served_name="strong-w2s-v1"))
+        session.add_all([ModelVersion(model_id=model.id, version=1, served_name="strong-w2s-v1", adapter_path="/a/v1"),
+                         ModelVersion(model_id=model.id, version=2, served_name="strong-w2s-v2")])
     file_id = _upload(api)
-    assert api.client.fine_tuning.jobs.create(model="strong-w2s-v1", training_file=file_id).model == "strong-w2s-v1"
+    job = api.client.fine_tuning.jobs.create(model="strong-w2s-v1", training_file=file_id)
+    [(parent,)] = sql_rows(api.database_url, "SELECT id FROM model_versions WHERE served_name = 'strong-w2s-v1'")
+    assert job.model == "strong-w2s-v1" and _payload(api.database_url, job.id)["parent_version_id"] == parent
+    assert _payload(api.database_url, api.client.fine_tuning.jobs.create(
+        model="strong", training_file=file_id).id)["parent_version_id"] is None
+    for extra, param in (({"head": "linear"}, "body.head"), ({"lora": None}, "body.lora"), ({}, "body.model")):
+        with pytest.raises(openai.UnprocessableEntityError) as refused:  # a version continues its LoRA adapter
+            api.client.fine_tuning.jobs.create(model="strong-w2s-v2" if not extra else "strong-w2s-v1",
+                                               training_file=file_id, extra_body=extra)
+        assert refused.value.param == param, refused.value.message
     with pytest.raises(openai.NotFoundError, match="model 'gpt-4o-mini' not found") as unknown:
         api.client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
     assert unknown.value.type == "model_not_found" and unknown.value.param == "body.model"
@@ -181,7 +192,7 @@ def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api)
         api.client.fine_tuning.jobs.create(model="strong", training_file="file-999")
     with pytest.raises(openai.NotFoundError, match="validation_file 'file-998' not found"):
         api.client.fine_tuning.jobs.create(model="strong", training_file=file_id, validation_file="file-998")
-    assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(1,)]
+    assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(2,)]
 
 
 @pytest.mark.parametrize(("body", "param"), [
@@ -192,10 +203,12 @@ def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api)
     ({"extra_body": {"lora": {"r": 0}}}, "body.lora.r"),
     ({"extra_body": {"head": "mlp"}}, "body.head"),
     ({"suffix": "no spaces please"}, "body.suffix"),
+    ({"extra_body": {"eval_every": 5}}, "body"),  # evaluation needs a validation_file
+    ({"extra_body": {"eval_every": -1}}, "body.eval_every"),
     ({"training_file": "train.jsonl"}, "body.training_file"),
     ({"hyperparameters": {"n_epochs": 2}, "method": {"type": "supervised", "supervised": {"hyperparameters": {}}}},
      "body"),
-], ids=["epochs", "rate", "dpo", "loss", "lora", "head", "suffix", "file", "both"])
+], ids=["epochs", "rate", "dpo", "loss", "lora", "head", "suffix", "eval_alone", "eval_negative", "file", "both"])
 def test_invalid_job_bodies_name_the_field(api: Api, body: dict, param: str) -> None:
     request = {"model": "strong", "training_file": _upload(api), **body}
     with pytest.raises(openai.UnprocessableEntityError) as error:

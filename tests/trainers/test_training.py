@@ -190,6 +190,30 @@ def test_killed_and_resumed_run_ends_with_the_same_weights(tiny_model_dir: Path,
     assert changed(snapshot(uninterrupted), again) == set()
 
 
+def test_evaluation_every_n_steps_sees_the_model_train_and_changes_nothing(tiny_model_dir: Path) -> None:
+    plain, expected = train_lora(tiny_model_dir, seed=0)
+    model = load_classifier(tiny_model_dir, head="linear", lora=LoraSettings(r=4, dropout=0.1), seed=0)
+    inputs, targets = keyword_set(48, seed=0)
+    held_out, _ = keyword_set(8, seed=1)
+    seen: list[tuple[int, float]] = []
+
+    def evaluate(classifier: Classifier) -> dict[str, float]:
+        return {"mean_p": sum(predict_proba(classifier, held_out, max_length=64)) / len(held_out)}
+
+    def on_step(info: StepInfo) -> None:
+        if info.evaluation is not None:
+            seen.append((info.step, info.evaluation["mean_p"]))
+        assert model.training  # evaluation put the model back into training mode (dropout on)
+
+    config = fast_config(epochs=2, batch_size=8, micro_batch_size=4, warmup_ratio=0.2, checkpoint_every=2, seed=0,
+                         eval_every=5)
+    result = train_classifier(model, inputs, targets, config, on_step=on_step, evaluate=evaluate)
+    assert [step for step, _ in seen] == [5, 10]  # not after the last step (12): the caller evaluates that
+    assert [(step, metrics["mean_p"]) for step, metrics in result.evaluations] == seen
+    assert seen[0][1] != seen[1][1] != 0.5  # the model under evaluation is the one being trained
+    assert result.losses == expected.losses and changed(snapshot(plain), model) == set()
+
+
 def test_checkpoint_of_another_run_is_refused(tiny_model_dir: Path, tmp_path: Path) -> None:
     model = load_classifier(tiny_model_dir, head="linear")
     inputs, targets = keyword_set(16, seed=0)

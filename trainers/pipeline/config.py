@@ -47,6 +47,8 @@ class TrainSettings(_Strict):
     group_by_length: bool = True
     gradient_checkpointing: bool = False
     checkpoint_every: int = Field(50, ge=0)
+    eval_every: int = Field(0, ge=0, description="Steps between evaluations on held-out data (a run's test split) "
+                                                  "during training, as job events + progress; 0 = only at the end")
 
     @model_validator(mode="after")
     def _micro_divides(self) -> TrainSettings:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from trainers.strong.launch import Launch
 from trainers.tiny_model import ensure_tiny_model
 
 # The demo's weak model is smaller than its strong one (same tokenizer: it depends only on vocab).
@@ -23,6 +24,7 @@ class WorkerEnv:
     strong_is_tiny: bool               # build the tiny strong model if it is missing
     vllm_base_url: str = ""            # where to publish adapters ("" = do not publish)
     vllm_api_key: str | None = None
+    launch: Launch = Launch()          # processes per strong job (torchrun when more than one)
 
     def weak_model_path(self, configured: str | None) -> str:
         """The configured weak model, or the tiny factory weak model (built if missing)."""

@@ -13,17 +13,18 @@ The strong model reads the plain example (no transcript): the debate helps the w
 
 from __future__ import annotations
 
+import logging
 import secrets
-from dataclasses import dataclass
+import threading
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, sessionmaker
 
 from service.store.files import read_file_rows
-from service.store.models import Example, Model, ModelVersion
-from trainers.losses import make_loss
+from service.store.models import Example, Job, Model, ModelVersion
 from trainers.metrics import binary_metrics
 from trainers.pipeline.config import StrongSettings, TrainSettings
 from trainers.pipeline.env import WorkerEnv
@@ -42,7 +43,10 @@ from trainers.pipeline.rows import (
 from trainers.pipeline.weak_job import progress_reporter, train_config
 from trainers.strong.publish import default_served_name, publish_version, register_version
 from trainers.tasks import format_example, get_task
-from trainers.training import ClassifierInput, LoraSettings, load_classifier, predict_proba, train_classifier
+from trainers.strong.fit import FitSpec, fit
+from trainers.strong.launch import join, launch_tag, run_distributed
+from trainers.training import ClassifierInput
+from trainers.training.classifier import SPEC_FILE, ClassifierSpec
 from trainers.worker import JobContext, PermanentJobError
 
 # The LM head reads the next-token logits of the task's two answer words after this suffix.
@@ -50,6 +54,8 @@ PROMPT_SUFFIX = "\nIs the proposed answer correct? Answer:"
 DEFAULT_ANSWER_WORDS = (" No", " Yes")
 BASE_LR = 1e-3  # OpenAI's learning_rate_multiplier scales this
 FINE_TUNE = "fine_tune"  # the condition of jobs made by the fine-tuning API
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -64,6 +70,9 @@ class StrongJob:
     train: list[tuple[ClassifierInput, float]]
     evaluate: list[tuple[ClassifierInput, int, int | None]]  # (input, gold label, example id or None)
     run_id: int | None
+    parent_version_id: int | None = None  # fine-tuning a published version: continue its adapter
+    parent_adapter: str | None = None
+    parent_base: str | None = None        # the base the parent adapter was trained on
 
 
 def strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
@@ -79,16 +88,45 @@ def resolve_job(session: Session, payload: dict[str, Any]) -> StrongJob:
     """A run step takes its settings from the run config; an API fine-tune from its hyperparameters."""
     if payload["condition"] == FINE_TUNE:
         hyper = payload["hyperparameters"]
+        parent = _parent(session, payload.get("parent_version_id"))
         return StrongJob(condition=FINE_TUNE, settings=_api_settings(hyper, payload), loss=hyper.get("loss", "xent"),
-                         seed=int(hyper.get("seed") or 0), answer_words=DEFAULT_ANSWER_WORDS,
+                         seed=int(hyper.get("seed") or 0),
+                         answer_words=parent.answer_words if parent else DEFAULT_ANSWER_WORDS,
                          train=_train_rows(session, payload["train"], None),
-                         evaluate=_eval_rows(session, payload.get("validation"), None), run_id=None)
+                         evaluate=_eval_rows(session, payload.get("validation"), None), run_id=None,
+                         parent_version_id=payload.get("parent_version_id"),
+                         parent_adapter=parent and parent.adapter, parent_base=parent and parent.base)
     run_id = payload["run_id"]
     config = load_run(session, run_id)[1]
     return StrongJob(condition=payload["condition"], settings=config.strong, loss=payload["loss"], seed=config.seed,
                      answer_words=get_task(config.task).answer_words,
                      train=_train_rows(session, payload["train"], run_id),
                      evaluate=_eval_rows(session, payload.get("validation"), run_id), run_id=run_id)
+
+
+@dataclass(frozen=True)
+class _Parent:
+    adapter: str
+    base: str
+    answer_words: tuple[str, str]
+
+
+def _parent(session: Session, version_id: int | None) -> _Parent | None:
+    """The saved adapter of the published version a fine-tuning job continues (None: start from the base)."""
+    if version_id is None:
+        return None
+    version = session.get(ModelVersion, version_id)
+    if version is None or not version.adapter_path:
+        raise PermanentJobError(f"model version {version_id} has no saved adapter to continue from")
+    try:
+        spec = ClassifierSpec.from_json((Path(version.adapter_path) / SPEC_FILE).read_text())
+    except (OSError, ValueError) as exc:
+        raise PermanentJobError(f"cannot read the classifier saved with version {version.served_name!r} at "
+                                f"{version.adapter_path}: {exc}") from exc
+    if spec.head != "lm" or spec.lora is None:
+        raise PermanentJobError(f"version {version.served_name!r} is not an lm-head LoRA adapter ({spec.head}, "
+                                f"lora={spec.lora is not None}); only those can be continued")
+    return _Parent(version.adapter_path, spec.base_model, spec.answer_words)
 
 
 def _api_settings(hyper: dict[str, Any], payload: dict[str, Any]) -> StrongSettings:
@@ -100,6 +138,7 @@ def _api_settings(hyper: dict[str, Any], payload: dict[str, Any]) -> StrongSetti
         train["batch_size"] = int(hyper["batch_size"])
     multiplier = hyper.get("learning_rate_multiplier", "auto")
     train["lr"] = BASE_LR * (1.0 if multiplier == "auto" else float(multiplier))
+    train["eval_every"] = int(hyper.get("eval_every", 0))
     return StrongSettings(head=hyper.get("head", "lm"), lora=hyper.get("lora"), publish=bool(payload.get("publish", True)),
                           losses=(hyper.get("loss", "xent"),), train=TrainSettings(**train))
 
@@ -144,37 +183,49 @@ def _model(session: Session, model_id: int) -> Model:
 
 def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[str, Any]:
     settings = job.settings
-    base = env.strong_model_path(settings.checkpoint)
-    lora = LoraSettings(**settings.lora.model_dump()) if settings.lora else None
-    model = load_classifier(base, head=settings.head, answer_words=job.answer_words, lora=lora,
-                            gradient_checkpointing=settings.train.gradient_checkpointing)
-    loss_params = {"alpha_max": settings.alpha_max} if job.loss == "logconf" else {}
-    result = train_classifier(model, [row[0] for row in job.train], [row[1] for row in job.train],
-                              train_config(settings.train, job.seed), loss_fn=make_loss(job.loss, **loss_params),
-                              prompt_suffix=PROMPT_SUFFIX, on_step=progress_reporter(ctx, "train"),
-                              checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint")
-    ctx.report(result.steps, result.steps, stage="evaluate")
-    probs = predict_proba(model, [row[0] for row in job.evaluate], max_length=settings.train.max_length,
-                          prompt_suffix=PROMPT_SUFFIX) if job.evaluate else []
-    metrics = binary_metrics([row[1] for row in job.evaluate], probs) if job.evaluate else {}
     name = strong_model_name(job.run_id, job.condition) if job.run_id is not None else f"ft-job{ctx.job.id}"
     out_dir = (env.run_dir(job.run_id) if job.run_id is not None else env.artifacts_dir / "fine_tunes") / name
-    model.save(out_dir)
+    spec = fit_spec(job, env, env.job_dir(ctx.job.id) / "checkpoint", out_dir)
+    on_step = progress_reporter(ctx, "train")
+    if env.launch.distributed:
+        ctx.event(f"Training on {env.launch.nproc_per_node * env.launch.nnodes} processes "
+                  f"({env.launch.nnodes} node(s) x {env.launch.nproc_per_node})")
+        outcome = run_distributed(spec, env.launch, launch_dir(env, ctx.job.id), on_step=on_step, check=ctx.check,
+                                  tag=f"job {ctx.job.id} launch {secrets.token_hex(4)}")
+    else:
+        outcome = fit(spec, on_step)
+    ctx.report(outcome.steps, outcome.steps, stage="evaluate")
+    metrics = binary_metrics([row[1] for row in job.evaluate], outcome.probs) if job.evaluate else {}
     with ctx.sessions.begin() as session:
-        row = get_or_create_model(session, name, role="strong", base=base, run_id=job.run_id, condition=job.condition,
-                                  member=None, seed=job.seed, checkpoint_path=str(out_dir))
-        write_labels(session, row.id, {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, probs, strict=True)
+        row = get_or_create_model(session, name, role="strong", base=spec.base, run_id=job.run_id,
+                                  condition=job.condition, member=None, seed=job.seed, checkpoint_path=str(out_dir))
+        write_labels(session, row.id, {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, outcome.probs, strict=True)
                                        if ex_id is not None})
         write_metrics(session, job.run_id, row.id, job.condition, scores(metrics))
-        version = _register(session, row, out_dir, settings, env)
+        version = _register(session, row, out_dir, settings, env, job.parent_version_id)
     served = _publish(ctx, env, version) if version is not None else None
-    return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": result.tokens, "metrics": metrics,
-            "steps": result.steps, "final_loss": result.final_loss, "resumed_from_step": result.resumed_from_step,
+    return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": outcome.tokens, "metrics": metrics,
+            "steps": outcome.steps, "final_loss": outcome.final_loss, "resumed_from_step": outcome.resumed_from_step,
+            "evaluations": outcome.evaluations, "processes": env.launch.nproc_per_node * env.launch.nnodes,
             "hyperparameters": {"n_epochs": settings.train.epochs, "batch_size": settings.train.batch_size,
                                 "learning_rate_multiplier": settings.train.lr / BASE_LR}}
 
 
-def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv) -> int | None:
+def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path) -> FitSpec:
+    """The training half of the job, as the JSON `fit` (or each torchrun rank) reads."""
+    settings = job.settings
+    return FitSpec(
+        base=job.parent_base or env.strong_model_path(settings.checkpoint), head=settings.head,
+        answer_words=job.answer_words, lora=settings.lora.model_dump() if settings.lora else None,
+        train=asdict(train_config(settings.train, job.seed)), loss=job.loss,
+        loss_params={"alpha_max": settings.alpha_max} if job.loss == "logconf" else {}, prompt_suffix=PROMPT_SUFFIX,
+        train_inputs=[row[0] for row in job.train], train_targets=[row[1] for row in job.train],
+        eval_inputs=[row[0] for row in job.evaluate], eval_gold=[row[1] for row in job.evaluate],
+        checkpoint_dir=str(checkpoint_dir), out_dir=str(out_dir), seed=job.seed, init_adapter=job.parent_adapter)
+
+
+def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv,
+              parent_id: int | None) -> int | None:
     """A model_versions row for a servable adapter (LM head + LoRA) when publishing is on."""
     if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_url):
         return None
@@ -187,10 +238,39 @@ def _register(session: Session, row: Model, out_dir: Path, settings: StrongSetti
     # "1" in two databases would otherwise both publish "run1-...-v1" with different adapters).
     version = session.scalar(select(func.count()).where(ModelVersion.model_id == row.id)) + 1
     served = default_served_name(f"{row.name}-{secrets.token_hex(3)}", version)
-    return register_version(session, row, out_dir, served_name=served).id
+    return register_version(session, row, out_dir, served_name=served, parent_id=parent_id).id
 
 
 def _publish(ctx: JobContext, env: WorkerEnv, version_id: int) -> str:
     ctx.report(1, 1, stage="publish")
     version = publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key)
     return version.served_name
+
+
+def launch_dir(env: WorkerEnv, job_id: int) -> Path:
+    return env.job_dir(job_id) / "launch"
+
+
+def follow_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv, stop: threading.Event,
+                       poll_s: float = 1.0) -> int:
+    """A machine with node_rank > 0: join each running strong job's launch by node 0, one at a time.
+
+    Returns the number of launches joined once `stop` is set (a launch in progress is finished first).
+    """
+    joined: set[str] = set()
+    while not stop.is_set():
+        try:
+            with sessions() as session:
+                running = session.scalars(select(Job.id).where(Job.kind == "strong", Job.status == "running")).all()
+        except Exception:  # noqa: BLE001 - a DB hiccup must not end the follower; the next poll retries
+            log.exception("node %d could not list running strong jobs", env.launch.node_rank)
+            running = []
+        for job_id in running:
+            tag = launch_tag(env.launch, launch_dir(env, job_id))
+            if tag is not None and tag not in joined:
+                joined.add(tag)
+                log.info("node %d joins %s", env.launch.node_rank, tag)
+                code = join(env.launch, launch_dir(env, job_id))
+                log.info("%s: node %d's ranks exited with %d", tag, env.launch.node_rank, code)
+        stop.wait(poll_s)
+    return len(joined)

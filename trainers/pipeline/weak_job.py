@@ -28,7 +28,15 @@ from trainers.pipeline.rows import (
     write_metrics,
 )
 from trainers.tasks import format_example
-from trainers.training import ClassifierInput, StepInfo, TrainConfig, load_classifier, predict_proba, train_classifier
+from trainers.training import (
+    ClassifierInput,
+    StepInfo,
+    TrainConfig,
+    held_out_evaluator,
+    load_classifier,
+    predict_proba,
+    train_classifier,
+)
 from trainers.weak import weak_input
 from trainers.worker import JobContext
 
@@ -38,10 +46,19 @@ def train_config(settings: TrainSettings, seed: int) -> TrainConfig:
 
 
 def progress_reporter(ctx: JobContext, stage: str):  # noqa: ANN201 - Callable[[StepInfo], None]
-    """on_step callback: progress (step, loss, ETA) on the job row; stops if the job was cancelled."""
+    """on_step callback: progress (step, loss, ETA, last evaluation) on the job row; each evaluation
+    also as a metrics event of the job; stops if the job was cancelled."""
+    last: dict[str, Any] = {}
+
     def on_step(info: StepInfo) -> None:
+        if info.evaluation is not None:
+            last.update(step=info.step, **info.evaluation)
+            shown = ", ".join(f"{name}={value:.4f}" for name, value in info.evaluation.items()
+                              if isinstance(value, float))
+            ctx.event(f"Step {info.step}/{info.total_steps}: training loss={info.loss:.4f}, held-out {shown}",
+                      step=info.step, train_loss=info.loss, **{f"valid_{k}": v for k, v in info.evaluation.items()})
         ctx.report(info.step, info.total_steps, stage=stage, epoch=round(info.epoch, 3), loss=round(info.loss, 5),
-                   lr=info.lr)
+                   lr=info.lr, **({"evaluation": dict(last)} if last else {}))
         ctx.check()
 
     return on_step
@@ -61,15 +78,17 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
         model_path = env.weak_model_path(config.weak.model)
         model = load_classifier(model_path, head="linear")
         settings = config.weak.train
+        test = [example for example in examples if example.split == "test"]
+        ids, gold = labelled(test)
         result = train_classifier(model, [inputs[e.id] for e in train], [float(e.label) for e in train],
                                   train_config(settings, member.train_seed), on_step=progress_reporter(ctx, "train"),
-                                  checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint")
+                                  checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint",
+                                  evaluate=held_out_evaluator([inputs[i] for i in ids], gold,
+                                                              max_length=settings.max_length))
         ctx.report(result.steps, result.steps, stage="predict")
         soft = _predict(model, examples, inputs, settings.max_length)
         out_dir = env.run_dir(run_id) / "models" / member.key
         model.save(out_dir)
-        test = [example for example in examples if example.split == "test"]
-        ids, gold = labelled(test)
         metrics = binary_metrics(gold, [soft[i] for i in ids])
         with ctx.sessions.begin() as session:
             row = get_or_create_model(session, weak_model_name(run_id, member), role="weak", base=model_path,

@@ -12,7 +12,7 @@ from trainers.training.config import LoraSettings, TrainConfig
 from trainers.training.distributed import Ranks, current_ranks, init_distributed
 from trainers.training.inputs import ClassifierInput, InputTooLong, TrimStats, encode_inputs
 from trainers.training.loop import StepInfo, TrainingStopped, TrainResult, train_classifier
-from trainers.training.predict import predict_proba
+from trainers.training.predict import held_out_evaluator, predict_proba
 
 __all__ = [
     "CheckpointMismatch",
@@ -28,6 +28,7 @@ __all__ = [
     "TrimStats",
     "current_ranks",
     "encode_inputs",
+    "held_out_evaluator",
     "init_distributed",
     "load_classifier",
     "load_saved_classifier",

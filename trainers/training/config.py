@@ -42,6 +42,10 @@ class TrainConfig:
         default=50, metadata={"help": "Optimizer steps between resumable checkpoints (and one at the end); 0: never."}
     )
     eval_batch_size: int = field(default=64, metadata={"help": "Inputs per forward pass when predicting."})
+    eval_every: int = field(
+        default=0, metadata={"help": "Optimizer steps between evaluations during training (train_classifier's "
+                                     "`evaluate`); 0: none during training (the caller evaluates at the end)."}
+    )
 
     def __post_init__(self) -> None:
         if self.epochs <= 0:
@@ -62,8 +66,9 @@ class TrainConfig:
             raise ValueError(f"weight_decay={self.weight_decay}: pass a value >= 0.")
         if self.max_length < 2:
             raise ValueError(f"max_length={self.max_length}: pass at least 2 tokens.")
-        if self.checkpoint_every < 0:
-            raise ValueError(f"checkpoint_every={self.checkpoint_every}: pass 0 (never) or a positive step count.")
+        if self.checkpoint_every < 0 or self.eval_every < 0:
+            raise ValueError(f"checkpoint_every={self.checkpoint_every}, eval_every={self.eval_every}: "
+                             "pass 0 (never) or a positive step count.")
 
 
 @dataclass

@@ -2,8 +2,8 @@
 
 AdamW on the trainable parameters, linear warm-up then cosine decay, gradient accumulation,
 gradient clipping at 1.0, dynamic padding per micro-batch, length-grouped batches, and
-resumable checkpoints. Under torchrun the model runs in DDP and each rank takes its slice
-of every batch.
+resumable checkpoints, and (with `evaluate`) an evaluation every `eval_every` steps. Under
+torchrun the model runs in DDP and each rank takes its slice of every batch.
 
 Exact resumption: the data order is a function of (seed, epoch), the learning rate of the
 step, and the RNG is reseeded from (seed, step, rank) before every step, so weights, AdamW
@@ -20,7 +20,7 @@ import math
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from itertools import chain
 from pathlib import Path
 
@@ -51,6 +51,7 @@ class StepInfo:
     examples: int
     tokens: int
     elapsed_s: float
+    evaluation: dict[str, float] | None = None  # what `evaluate` returned after this step, if it ran
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class TrainResult:
     seconds: float
     resumed_from_step: int
     trim: TrimStats
+    evaluations: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics), this call
 
 
 class TrainingStopped(RuntimeError):
@@ -82,6 +84,7 @@ def train_classifier(
     prompt_suffix: str = "",
     on_step: Callable[[StepInfo], None] | None = None,
     checkpoint_dir: Path | None = None,
+    evaluate: Callable[[Classifier], dict[str, float]] | None = None,
 ) -> TrainResult:
     """Train `model` in place on `inputs` with `targets` (probability that the candidate is correct).
 
@@ -89,6 +92,9 @@ def train_classifier(
     error and the last checkpoint stays. With `checkpoint_dir`, a checkpoint is written every
     `config.checkpoint_every` steps and at the end (none if it is 0), and a checkpoint found there is resumed
     (`CheckpointMismatch` if it is another run's; use one dir per loss too, the loss is not checked).
+    `evaluate(model)` runs on rank 0 after every `config.eval_every` steps but the last (the caller
+    evaluates the finished model itself); its metrics reach `on_step` as `StepInfo.evaluation`. It
+    may switch to eval mode (`predict_proba` does, and restores training mode) but must not train.
     """
     started = time.perf_counter()
     _check_data(inputs, targets)
@@ -102,6 +108,7 @@ def train_classifier(
     device = next(model.parameters()).device
     loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device)
     examples = tokens = 0
+    evaluations: list[tuple[int, dict[str, float]]] = []
     forked = [device] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=forked):  # the caller's RNG state is left as it was
         for step in range(resumed_from, plan.total_steps):
@@ -111,11 +118,15 @@ def train_classifier(
             if checkpoint_dir is not None and ranks.is_main and _due(step + 1, config.checkpoint_every, plan):
                 done = Progress(step + 1, plan.total_steps, losses, progress.fingerprint)
                 save_checkpoint(checkpoint_dir, model, optimizer, done)
+            evaluation = None
+            if evaluate is not None and ranks.is_main and _eval_due(step + 1, config.eval_every, plan):
+                evaluation = evaluate(model)
+                evaluations.append((step + 1, evaluation))
             info = StepInfo(step + 1, plan.total_steps, (step + 1) / plan.steps_per_epoch, loss,
-                            loop.lr(step), examples, tokens, time.perf_counter() - started)
+                            loop.lr(step), examples, tokens, time.perf_counter() - started, evaluation)
             _report(on_step, info, ranks, device)
     return TrainResult(len(losses), losses[-1] if losses else math.nan, losses, examples, tokens,
-                       time.perf_counter() - started, resumed_from, trim)
+                       time.perf_counter() - started, resumed_from, trim, evaluations)
 
 
 def _start(model: Classifier, config: TrainConfig, encoded: list[list[int]], targets: Sequence[float],
@@ -217,6 +228,11 @@ def _due(done: int, every: int, plan: BatchPlan) -> bool:
     return every > 0 and (done % every == 0 or done == plan.total_steps)
 
 
+def _eval_due(done: int, every: int, plan: BatchPlan) -> bool:
+    """Every `every` steps, not after the last one (the finished model is the caller's to evaluate)."""
+    return every > 0 and done % every == 0 and done < plan.total_steps
+
+
 def _step_seed(seed: int, step: int, rank: int) -> int:
     return ((seed * 1_000_003 + step) * 1_009 + rank) % (2**63)
 
@@ -235,10 +251,11 @@ def _fingerprint(config: TrainConfig, encoded: list[list[int]], targets: Sequenc
                  params: dict[str, torch.nn.Parameter]) -> str:
     """Hash of everything that decides the training trajectory, to refuse resuming someone else's checkpoint.
 
-    Settings that change only memory use or summation order (micro-batching, checkpointing, and the
-    world size, which is not hashed) are left out, so a job can resume on a smaller or larger machine.
+    Settings that change only memory use, summation order or what is observed (micro-batching,
+    checkpointing, evaluation, and the world size, which is not hashed) are left out, so a job can
+    resume on a smaller or larger machine.
     """
-    memory_only = ("checkpoint_every", "eval_batch_size", "gradient_checkpointing", "micro_batch_size")
+    memory_only = ("checkpoint_every", "eval_batch_size", "eval_every", "gradient_checkpointing", "micro_batch_size")
     settings = {key: value for key, value in asdict(config).items() if key not in memory_only}
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(array("q", map(len, encoded)).tobytes())

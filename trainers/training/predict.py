@@ -1,11 +1,13 @@
-"""`predict_proba`: a classifier's probability that each candidate answer is correct."""
+"""`predict_proba`: a classifier's probability that each candidate answer is correct; `held_out_evaluator`."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import torch
 
+from trainers.metrics import binary_metrics
 from trainers.training.batching import collate, pad_token_id
 from trainers.training.classifier import Classifier
 from trainers.training.inputs import ClassifierInput, encode_inputs
@@ -45,3 +47,16 @@ def predict_proba(
     finally:
         model.train(was_training)
     return probs
+
+
+def held_out_evaluator(inputs: Sequence[ClassifierInput], gold: Sequence[int], *, max_length: int,
+                       batch_size: int = 64, prompt_suffix: str = "") -> Callable[[Classifier], dict[str, Any]] | None:
+    """`train_classifier`'s `evaluate`: `binary_metrics` on held-out inputs; None when there are none."""
+    if not inputs:
+        return None
+
+    def evaluate(model: Classifier) -> dict[str, Any]:
+        probs = predict_proba(model, inputs, max_length=max_length, batch_size=batch_size, prompt_suffix=prompt_suffix)
+        return binary_metrics(gold, probs)
+
+    return evaluate

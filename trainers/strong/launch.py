@@ -1,0 +1,214 @@
+"""Run `fit` on several devices: `torchrun` ranks, launched and watched by the worker.
+
+    launch = Launch(nproc_per_node=8)                      # one machine, 8 GPUs
+    outcome = run_distributed(spec, launch, work_dir, on_step=report)
+
+The worker writes the spec to `work_dir/spec.json` and starts
+
+    python -m torch.distributed.run --nproc_per_node N ... -m trainers.strong.launch work_dir
+
+Every rank trains (DDP: each takes its slice of every batch); rank 0 also appends each step's
+`StepInfo` to `work_dir/progress.jsonl` (the worker turns those lines into job progress and
+events), and at the end writes `outcome.json`. Stopping the job (cancel, lost lease, worker
+shutdown) kills the rank processes; their last checkpoint stays for the next attempt.
+
+Several machines (`nnodes > 1`): the worker that claimed the job is node 0 and hosts the
+rendezvous at `master_addr:master_port`; on every other machine a follower (`w2s worker --kind
+strong --node-rank K ...`) sees the launch (`launch_tag`) and `join`s it with its own `node_rank`. `work_dir` and the checkpoint dir must then be on a filesystem all
+machines share (the artifacts dir on NFS, say).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+from trainers.strong.fit import FitOutcome, FitSpec, fit
+from trainers.training import StepInfo
+
+SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jsonl", "outcome.json", "torchrun.log"
+
+
+class LaunchFailed(RuntimeError):
+    """The torchrun ranks exited with an error; the message ends with their log's last lines."""
+
+
+@dataclass(frozen=True)
+class Launch:
+    """How many training processes a strong job gets, and (across machines) where they meet."""
+
+    nproc_per_node: int = 1          # processes (GPUs) on this machine
+    nnodes: int = 1                  # machines taking part in each job
+    node_rank: int = 0               # this machine's place; 0 = the one that claims jobs
+    master_addr: str = "127.0.0.1"   # node 0's address, reachable from every node (nnodes > 1)
+    master_port: int = 29500
+
+    def __post_init__(self) -> None:
+        if self.nproc_per_node < 1 or self.nnodes < 1:
+            raise ValueError(f"nproc_per_node={self.nproc_per_node}, nnodes={self.nnodes}: pass counts >= 1.")
+        if not 0 <= self.node_rank < self.nnodes:
+            raise ValueError(f"node_rank={self.node_rank} must be in [0, nnodes={self.nnodes}).")
+
+    @property
+    def distributed(self) -> bool:
+        return self.nproc_per_node * self.nnodes > 1
+
+
+def torchrun_command(launch: Launch, work_dir: Path) -> list[str]:
+    """The command every node runs; one machine gets `--standalone` (a free port of its own)."""
+    where = (["--standalone"] if launch.nnodes == 1 else
+             ["--nnodes", str(launch.nnodes), "--node_rank", str(launch.node_rank),
+              "--master_addr", launch.master_addr, "--master_port", str(launch.master_port)])
+    return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc_per_node", str(launch.nproc_per_node),
+            "-m", "trainers.strong.launch", str(work_dir)]
+
+
+def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: Callable[[StepInfo], None],
+                    check: Callable[[], None] = lambda: None, tag: str = "", poll_s: float = 0.5) -> FitOutcome:
+    """Write the spec, start the ranks, feed their steps to `on_step` until they finish.
+
+    `check` runs every `poll_s` too (before the first step arrives, loading may take minutes). If
+    it or `on_step` raises (the job was cancelled, the worker is stopping), the ranks are killed
+    and the error propagates. A rank failure raises `LaunchFailed`. `tag` (job and attempt) goes
+    into `launch.json`, which tells the other nodes' followers which launch this is.
+    """
+    work_dir.mkdir(parents=True, exist_ok=True)
+    for name in (PROGRESS, OUTCOME):
+        (work_dir / name).unlink(missing_ok=True)
+    _write(work_dir / SPEC, spec.to_json())
+    _write(work_dir / LAUNCH, json.dumps({**asdict(launch), "tag": tag}))
+    process = _start(launch, work_dir)
+    lines = _ProgressLines(work_dir / PROGRESS)
+    try:
+        while True:
+            finished = process.poll() is not None
+            check()
+            for info in lines.new():
+                on_step(info)
+            if finished:
+                break
+            time.sleep(poll_s)
+    except BaseException:
+        _kill(process)
+        raise
+    if process.returncode != 0:
+        raise LaunchFailed(f"torchrun exited with code {process.returncode}; last lines of "
+                           f"{work_dir / LOG}:\n{_tail(work_dir / LOG)}")
+    return FitOutcome(**json.loads((work_dir / OUTCOME).read_text()))
+
+
+def launch_tag(launch: Launch, work_dir: Path) -> str | None:
+    """The tag of node 0's latest launch in `work_dir` if it is for the machines `launch` describes."""
+    try:
+        leader = json.loads((work_dir / LAUNCH).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
+    same = ("nnodes", "master_addr", "master_port")
+    return leader.get("tag") if all(leader.get(key) == getattr(launch, key) for key in same) else None
+
+
+def join(launch: Launch, work_dir: Path) -> int:
+    """On a machine with node_rank > 0: take part in the launch whose spec is in `work_dir`; the exit code."""
+    process = _start(launch, work_dir)
+    try:
+        return process.wait()
+    except BaseException:
+        _kill(process)
+        raise
+
+
+def _start(launch: Launch, work_dir: Path) -> subprocess.Popen[bytes]:
+    """torchrun in a session of its own (so a kill reaches every rank), output to the launch log."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
+    with (work_dir / LOG).open("ab") as log:
+        return subprocess.Popen(torchrun_command(launch, work_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
+                                start_new_session=True)
+
+
+def _write(path: Path, text: str) -> None:
+    """Replace `path` atomically (another node may read it at any moment)."""
+    staged = path.with_name(path.name + ".tmp")
+    staged.write_text(text)
+    staged.replace(path)
+
+
+def _repo_root() -> Path:
+    return Path(__file__).resolve().parents[2]
+
+
+def _kill(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM the ranks' process group, SIGKILL it if they linger."""
+    if process.poll() is not None:
+        return
+    for sig, wait_s in ((signal.SIGTERM, 30.0), (signal.SIGKILL, 10.0)):
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:
+            return
+        try:
+            process.wait(timeout=wait_s)
+            return
+        except subprocess.TimeoutExpired:
+            continue
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except FileNotFoundError:
+        return "(no log)"
+
+
+class _ProgressLines:
+    """Complete lines appended to progress.jsonl since the last call, as StepInfo."""
+
+    def __init__(self, path: Path) -> None:
+        self.path, self.offset = path, 0
+
+    def new(self) -> list[StepInfo]:
+        try:
+            with self.path.open("rb") as stream:
+                stream.seek(self.offset)
+                chunk = stream.read()
+        except FileNotFoundError:
+            return []
+        complete = chunk[: chunk.rfind(b"\n") + 1]
+        self.offset += len(complete)
+        return [StepInfo(**json.loads(line)) for line in complete.splitlines() if line]
+
+
+def _rank_main(work_dir: Path) -> None:
+    """One rank: train; rank 0 logs every step to progress.jsonl and writes outcome.json."""
+    import torch
+
+    from trainers.training import init_distributed
+
+    ranks = init_distributed()
+    spec = FitSpec.from_json((work_dir / SPEC).read_text())
+    progress = (work_dir / PROGRESS).open("a") if ranks.is_main else None
+
+    def on_step(info: StepInfo) -> None:
+        assert progress is not None  # on_step runs on rank 0 only
+        progress.write(json.dumps(asdict(info)) + "\n")
+        progress.flush()
+
+    try:
+        outcome = fit(spec, on_step if ranks.is_main else None)
+        if ranks.is_main:
+            _write(work_dir / OUTCOME, json.dumps(asdict(outcome)))
+    finally:
+        if progress is not None:
+            progress.close()
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
+
+
+if __name__ == "__main__":
+    _rank_main(Path(sys.argv[1]))
