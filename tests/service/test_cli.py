@@ -47,6 +47,20 @@ def test_make_tiny_model_rejects_head_dim_16_with_a_clear_error(tmp_path: Path) 
     assert not (tmp_path / "m").exists()
 
 
+@pytest.mark.parametrize(("args", "message"), [
+    (("--nnodes", "2"), "--nnodes > 1 needs --master-addr"),
+    (("--nproc-per-node", "many"), "--nproc-per-node 'many': pass a count or 'auto'"),
+    (("--nproc-per-node", "0"), "nproc_per_node=0"),
+    (("--nnodes", "2", "--node-rank", "2", "--master-addr", "h"), "node_rank=2 must be in [0, nnodes=2)"),
+    (("--kind", "debate", "--nnodes", "2", "--node-rank", "1", "--master-addr", "h"), "serve --kind strong only"),
+], ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind"])
+def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
+    result = _w2s("worker", "--kind", "strong", *args, cwd=tmp_path, W2S_VLLM_BASE_URL="http://127.0.0.1:9",
+                  W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}")
+    assert result.returncode == 2 and message in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr
+
+
 @pytest.mark.vllm
 @pytest.mark.slow
 def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tiny_model_dir: Path,  # noqa: ANN001
