@@ -3,6 +3,7 @@
     w2s db upgrade|downgrade|current     migrate the database at W2S_DATABASE_URL
     w2s make-tiny-model DIR [...]        write a tiny random Llama + tokenizer (no downloads)
     w2s strong up                        start a local vLLM on the strong model, print its URL
+    w2s strong republish                 reload published finetuned versions after vLLM restarted
     w2s serve [--with-worker]            the REST API (and a local vLLM if none is configured)
     w2s worker --kind debate [...]       claim and run jobs of these kinds (or --kind all)
     w2s run CONFIG [--detach]            an experiment from a YAML config (see service/run_cli.py)
@@ -22,7 +23,7 @@ from pathlib import Path
 from service.settings import Settings
 from service.store import make_engine
 from service import run_cli
-from service.strong_server import strong_model
+from service.strong_server import republish_versions, strong_model
 from service.store import migrate
 from trainers.pipeline.plan import JOB_KINDS
 from trainers.strong.launch import Launch
@@ -63,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
 
     strong = commands.add_parser("strong", help="the strong model server").add_subparsers(required=True, metavar="ACTION")
     strong.add_parser("up", help="start a local vLLM (tiny model if none configured) and wait").set_defaults(func=_strong_up)
+    strong.add_parser("republish", help="reload published finetuned versions into the vLLM at W2S_VLLM_BASE_URL "
+                                        "(after it restarted)").set_defaults(func=_strong_republish)
 
     serve = commands.add_parser("serve", help="run the REST API")
     serve.add_argument("--host", default="127.0.0.1")
@@ -124,6 +127,21 @@ def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
     with strong_model(settings) as ready:
         print(f"export W2S_VLLM_BASE_URL={ready.vllm_base_url}   # in other shells; Ctrl-C stops vLLM", flush=True)
         threading.Event().wait()
+    return 0
+
+
+def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
+    from trainers.strong.publish import PublishError
+
+    if not settings.vllm_base_url:
+        print("error: set W2S_VLLM_BASE_URL to the vLLM to reload the adapters into", file=sys.stderr)
+        return 2
+    try:
+        loaded = republish_versions(settings, settings.vllm_base_url)
+    except PublishError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(f"republished {len(loaded)} version(s){': ' + ', '.join(loaded) if loaded else ' (vLLM had them all)'}")
     return 0
 
 

@@ -1,9 +1,15 @@
 """The strong model's server for a command: the configured one, or a local vLLM started for it."""
 
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
+
+from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from service.settings import Settings
+from service.store import make_engine, make_session_factory
 
 
 @contextmanager
@@ -24,4 +30,39 @@ def strong_model(settings: Settings) -> Iterator[Settings]:
     with start_local_vllm(checkpoint, served_name=settings.strong_model, log_path=log_path, enable_lora=True,
                           max_model_len=settings.vllm_max_model_len, timeout_s=settings.vllm_start_timeout_s) as server:
         print(f"vLLM ready at {server.base_url} serving {settings.strong_model!r}", flush=True)
+        _republish_after_start(settings, server.base_url)
         yield settings.model_copy(update={"vllm_base_url": server.base_url})
+
+
+def republish_versions(settings: Settings, base_url: str) -> list[str]:
+    """Load every published version of this database that the vLLM at `base_url` does not list
+    (vLLM forgets runtime-loaded adapters when it restarts); the served names loaded now.
+
+    A database that does not exist yet (or has no schema) has nothing to republish; an SQLite
+    file is not created by asking.
+    """
+    from trainers.strong.publish import republish_all
+
+    url = make_url(settings.database_url)
+    if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
+        return []
+    engine = make_engine(settings.database_url)
+    try:
+        if not inspect(engine).has_table("model_versions"):
+            return []
+        return republish_all(make_session_factory(engine), base_url, api_key=settings.vllm_api_key or None)
+    finally:
+        engine.dispose()
+
+
+def _republish_after_start(settings: Settings, base_url: str) -> None:
+    """A fresh local vLLM: put back the adapters published before; a failure is a warning, not fatal."""
+    from trainers.strong.publish import PublishError
+
+    try:
+        loaded = republish_versions(settings, base_url)
+    except PublishError as exc:
+        print(f"warning: could not republish every finetuned version: {exc}", file=sys.stderr, flush=True)
+        return
+    if loaded:
+        print(f"republished {len(loaded)} finetuned version(s): {', '.join(loaded)}", flush=True)

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import shutil
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -210,6 +213,25 @@ def test_republish_all_reloads_what_vllm_forgot(
     assert published.served_name in _listed(vllm_server)
     assert unpublished.served_name not in _listed(vllm_server)
     assert republish_all(sqlite_sessions, vllm_server.base_url) == []  # already listed: skipped
+
+
+@pytest.mark.vllm
+def test_w2s_strong_republish_reloads_this_databases_versions(
+    vllm_server: LocalVLLM, sqlite_sessions: sessionmaker[Session], lora_dir: Path, tmp_path: Path
+) -> None:
+    version = _register(sqlite_sessions, "restarted", lora_dir)
+    publish_version(sqlite_sessions, version.id, vllm_server.base_url)
+    httpx.post(f"{vllm_server.base_url}/v1/unload_lora_adapter", json={"lora_name": version.served_name},
+               timeout=30).raise_for_status()
+    w2s = [str(Path(sys.executable).parent / "w2s"), "strong", "republish"]
+    env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{tmp_path / 'w2s.db'}"}
+    done = subprocess.run(w2s, env={**env, "W2S_VLLM_BASE_URL": vllm_server.base_url}, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0 and f"republished 1 version(s): {version.served_name}" in done.stdout, done.stderr
+    assert version.served_name in _listed(vllm_server)
+    no_server = subprocess.run(w2s, env={**env, "W2S_VLLM_BASE_URL": ""}, cwd=tmp_path, capture_output=True,
+                               text=True, timeout=120)
+    assert no_server.returncode == 2 and "set W2S_VLLM_BASE_URL" in no_server.stderr
 
 
 @pytest.mark.vllm
