@@ -109,5 +109,13 @@ def test_resubmitting_resumes_the_same_run(sessions: sessionmaker[Session]) -> N
         assert session.scalar(select(Run.config).where(Run.id == other.id))["resolved"] == {"strong_model": "strong"}
 
 
+def test_evaluation_frequency_does_not_make_another_run() -> None:
+    plain = parse_run_config(SMALL).hash_fields()
+    watched = parse_run_config({**SMALL, "name": "other", "strong": {"train": {"lr": 1e-3, "eval_every": 5}},
+                                "weak": {"train": {"eval_every": 2}}}).hash_fields()
+    assert watched == plain and "eval_every" not in plain["strong"]["train"]
+    assert parse_run_config({**SMALL, "strong": {"train": {"lr": 1e-3, "epochs": 3}}}).hash_fields() != plain
+
+
 def test_members_are_hashable_keys() -> None:
     assert Member("debate", 1, 0).key == "debate-d1-t0" and NAIVE.key == "none-t0"

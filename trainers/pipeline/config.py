@@ -149,8 +149,9 @@ class RunConfig(_Strict):
         return self
 
     def hash_fields(self) -> dict[str, Any]:
-        """Everything that changes results (the name does not)."""
-        return self.model_dump(mode="json", exclude={"name"})
+        """Everything that changes results (the name and how often training is evaluated do not)."""
+        observed = {"train": {"eval_every"}}
+        return self.model_dump(mode="json", exclude={"name": True, "weak": observed, "strong": observed})
 
 
 class DebateTemplate(_Strict):
