@@ -52,17 +52,9 @@ def sciq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
 
 def boolq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
     """A yes/no question about a passage; the candidate is "yes" or "no" at random."""
-    candidate = rng.choice(("yes", "no"))
     truth = "yes" if _as_bool(row["answer"], "answer") else "no"
-    return TaskExample(
-        task="boolq",
-        source_id=source_id,
-        candidate_id=candidate,
-        question=_as_question(row["question"]),
-        candidate=candidate,
-        label=int(candidate == truth),
-        context=row["passage"].strip(),
-    )
+    return _class_example("boolq", source_id, rng, ("yes", "no"), truth, _as_question(row["question"]),
+                          context=row["passage"].strip())
 
 
 def cosmos_qa_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
@@ -117,30 +109,14 @@ def amazon_polarity_example(source_id: str, row: Row, rng: random.Random) -> Tas
     truth = {0: "negative", 1: "positive"}.get(int(row["label"]))
     if truth is None:
         raise TaskDataError(f"label must be 0 (negative) or 1 (positive), got {row['label']!r}")
-    candidate = rng.choice(("positive", "negative"))
     review = "\n".join(part.strip() for part in (row["title"], row["content"]) if part.strip())
-    return TaskExample(
-        task="amazon_polarity",
-        source_id=source_id,
-        candidate_id=candidate,
-        question=review,
-        candidate=candidate,
-        label=int(candidate == truth),
-    )
+    return _class_example("amazon_polarity", source_id, rng, ("positive", "negative"), truth, review)
 
 
 def safety_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
     """A user request (WTS safety.csv: prompt, is_safe); candidate "safe" or "unsafe"."""
     truth = "safe" if _as_bool(row["is_safe"], "is_safe") else "unsafe"
-    candidate = rng.choice(("safe", "unsafe"))
-    return TaskExample(
-        task="safety",
-        source_id=source_id,
-        candidate_id=candidate,
-        question=row["prompt"].strip(),
-        candidate=candidate,
-        label=int(candidate == truth),
-    )
+    return _class_example("safety", source_id, rng, ("safe", "unsafe"), truth, row["prompt"].strip())
 
 
 def legal_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
@@ -148,16 +124,8 @@ def legal_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
     truth = row["answer"].strip().lower()
     if truth not in ("relevant", "irrelevant"):
         raise TaskDataError(f"answer must be Relevant or Irrelevant, got {row['answer']!r}")
-    candidate = rng.choice(("relevant", "irrelevant"))
-    return TaskExample(
-        task="legal",
-        source_id=source_id,
-        candidate_id=candidate,
-        question=row["question"].strip(),
-        candidate=candidate,
-        label=int(candidate == truth),
-        context=row["text"].strip(),
-    )
+    return _class_example("legal", source_id, rng, ("relevant", "irrelevant"), truth, row["question"].strip(),
+                          context=row["text"].strip())
 
 
 ROW_CONVERTERS: dict[str, RowConverter] = {
@@ -186,6 +154,14 @@ def convert_rows(task: str, rows: Iterable[SourceRow], seed: int) -> Iterator[Ta
             raise TaskDataError(f"{task} row {source_id} is malformed: {exc}") from exc
         except TaskDataError as exc:
             raise TaskDataError(f"{task} row {source_id}: {exc}") from exc
+
+
+def _class_example(task: str, source_id: str, rng: random.Random, classes: tuple[str, str], truth: str,
+                   question: str, *, context: str | None = None) -> TaskExample:
+    """A class-label task: the candidate is one of `classes` at random, correct iff it is `truth`."""
+    candidate = rng.choice(classes)
+    return TaskExample(task=task, source_id=source_id, candidate_id=candidate, question=question,
+                       candidate=candidate, label=int(candidate == truth), context=context)
 
 
 def _as_bool(value: Any, field: str) -> bool:
