@@ -8,7 +8,6 @@ sees half a file.
 """
 
 import json
-import os
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
@@ -20,6 +19,7 @@ from sqlalchemy import JSON, Select, or_, select
 from sqlalchemy.orm import Session
 
 from service.store import Debate, Example, Label, Metric, Model, Run, Turn
+from trainers.files import replacing
 
 FORMATS = ("jsonl", "parquet")
 CHUNK_ROWS = 1000
@@ -103,11 +103,7 @@ def export_run(session: Session, run_id: int, out_dir: Path, *, fmt: str = "json
     paths = {}
     for table, statement in _run_tables(run_id).items():
         path = out_dir / f"{table}.{fmt}"
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-        try:
+        with replacing(path) as tmp:
             write(session, statement, tmp)
-            os.replace(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
         paths[table] = path
     return paths

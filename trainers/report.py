@@ -12,7 +12,6 @@ rebuilt at any time, also for a run that is still going.
 """
 
 import json
-import os
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,6 +22,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store import Metric, Run
+from trainers.files import replacing, write_text_atomic
 from trainers.metrics import pgr
 
 SPLIT = "test"
@@ -225,18 +225,6 @@ def report_from_json(data: dict[str, Any]) -> Report:
     return Report(**{**data, "rows": rows, "notes": list(data["notes"])})
 
 
-def _atomic_path(path: Path) -> Path:
-    # Same directory, so the final os.replace is a rename on one filesystem (atomic on POSIX).
-    return path.with_name(f".{path.name}.{os.getpid()}.tmp")
-
-
-def _write_text(path: Path, text: str) -> Path:
-    tmp = _atomic_path(path)
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
-    return path
-
-
 def plot_pgr(report: Report, path: Path) -> Path:
     """A bar of PGR (%) per condition and loss; an undefined PGR is a hatched empty bar marked
     "undefined" so that a missing bar is never mistaken for a PGR of zero."""
@@ -265,9 +253,8 @@ def plot_pgr(report: Report, path: Path) -> Path:
     if not rows:
         axes.text(0.5, 0.5, "no W2S results yet", ha="center", va="center", transform=axes.transAxes)
     figure.tight_layout()
-    tmp = _atomic_path(path)
-    figure.savefig(tmp, format="png", dpi=120)
-    os.replace(tmp, path)
+    with replacing(path) as tmp:
+        figure.savefig(tmp, format="png", dpi=120)
     return path
 
 
@@ -276,7 +263,7 @@ def write_report_files(report: Report, out_dir: Path) -> dict[str, Path]:
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     return {
-        "markdown": _write_text(out_dir / "report.md", report_markdown(report)),
-        "json": _write_text(out_dir / "report.json", json.dumps(report_json(report), indent=2) + "\n"),
+        "markdown": write_text_atomic(out_dir / "report.md", report_markdown(report)),
+        "json": write_text_atomic(out_dir / "report.json", json.dumps(report_json(report), indent=2) + "\n"),
         "plot": plot_pgr(report, out_dir / "pgr.png"),
     }

@@ -30,6 +30,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from trainers.files import write_text_atomic
 from trainers.strong.fit import FitOutcome, FitSpec, fit
 from trainers.training import StepInfo
 
@@ -82,8 +83,8 @@ def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: C
     work_dir.mkdir(parents=True, exist_ok=True)
     for name in (PROGRESS, OUTCOME):
         (work_dir / name).unlink(missing_ok=True)
-    _write(work_dir / SPEC, spec.to_json())
-    _write(work_dir / LAUNCH, json.dumps({**asdict(launch), "tag": tag}))
+    write_text_atomic(work_dir / SPEC, spec.to_json())
+    write_text_atomic(work_dir / LAUNCH, json.dumps({**asdict(launch), "tag": tag}))
     process = _start(launch, work_dir)
     lines = _ProgressLines(work_dir / PROGRESS)
     try:
@@ -130,13 +131,6 @@ def _start(launch: Launch, work_dir: Path) -> subprocess.Popen[bytes]:
     with (work_dir / LOG).open("ab") as log:
         return subprocess.Popen(torchrun_command(launch, work_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
                                 start_new_session=True)
-
-
-def _write(path: Path, text: str) -> None:
-    """Replace `path` atomically (another node may read it at any moment)."""
-    staged = path.with_name(path.name + ".tmp")
-    staged.write_text(text)
-    staged.replace(path)
 
 
 def _repo_root() -> Path:
@@ -202,7 +196,7 @@ def _rank_main(work_dir: Path) -> None:
     try:
         outcome = fit(spec, on_step if ranks.is_main else None)
         if ranks.is_main:
-            _write(work_dir / OUTCOME, json.dumps(asdict(outcome)))
+            write_text_atomic(work_dir / OUTCOME, json.dumps(asdict(outcome)))
     finally:
         if progress is not None:
             progress.close()
