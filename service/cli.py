@@ -88,6 +88,9 @@ def _parser() -> argparse.ArgumentParser:
                        help="this machine's place: 0 claims jobs, 1.. join node 0's launches")
     multi.add_argument("--master-addr", help="node 0's address, reachable from every node (needed with --nnodes > 1)")
     multi.add_argument("--master-port", type=int, default=29500)
+    multi.add_argument("--sharding", choices=["ddp", "fsdp"], default="ddp",
+                       help="ddp: every process holds the whole model; fsdp: each holds a slice of weights, "
+                            "gradients and optimizer state (for models that do not fit one GPU)")
     worker.set_defaults(func=_worker)
 
     run_cli.add_commands(commands)
@@ -192,7 +195,7 @@ def _launch(args: argparse.Namespace) -> Launch:
     if args.node_rank > 0 and args.kind != ["strong"]:
         raise ValueError("--node-rank > 0 joins node 0's strong-job launches: serve --kind strong only")
     return Launch(nproc_per_node=nproc, nnodes=args.nnodes, node_rank=args.node_rank,
-                  master_addr=args.master_addr or "127.0.0.1", master_port=args.master_port)
+                  master_addr=args.master_addr or "127.0.0.1", master_port=args.master_port, sharding=args.sharding)
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

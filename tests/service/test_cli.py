@@ -53,7 +53,8 @@ def test_make_tiny_model_rejects_head_dim_16_with_a_clear_error(tmp_path: Path) 
     (("--nproc-per-node", "0"), "nproc_per_node=0"),
     (("--nnodes", "2", "--node-rank", "2", "--master-addr", "h"), "node_rank=2 must be in [0, nnodes=2)"),
     (("--kind", "debate", "--nnodes", "2", "--node-rank", "1", "--master-addr", "h"), "serve --kind strong only"),
-], ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind"])
+    (("--sharding", "zero3"), "--sharding: invalid choice: 'zero3'"),
+], ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind", "sharding_word"])
 def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     result = _w2s("worker", "--kind", "strong", *args, cwd=tmp_path, W2S_VLLM_BASE_URL="http://127.0.0.1:9",
                   W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}")

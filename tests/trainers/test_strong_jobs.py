@@ -2,8 +2,8 @@
 
 Jobs are created with the official `openai` client against our API on loopback and run by a
 `Worker` with the pipeline's strong handler on a tiny model: in this process, or under
-`torchrun` (2 processes on one "machine", or 1 process on each of 2 "machines" that meet at a
-rendezvous on loopback). CPU + gloo here; the same code runs NCCL on GPUs.
+`torchrun` (2 processes on one "machine", as DDP replicas or FSDP shards, or 1 process on each of
+2 "machines" that meet at a rendezvous on loopback). CPU + gloo here; the same code runs NCCL on GPUs.
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def saved_adapter(settings: Settings, public_id: str) -> dict:
 
 
 @pytest.mark.slow
-def test_torchrun_on_two_processes_and_on_two_machines_trains_like_one_process(
+def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_process(
     tiny_model_dir: Path, tmp_path: Path
 ) -> None:
     with fine_tuning_api(tmp_path, tiny_model_dir) as (client, settings, sessions):
@@ -128,9 +128,10 @@ def test_torchrun_on_two_processes_and_on_two_machines_trains_like_one_process(
                 model="strong", training_file=train, validation_file=valid, seed=5,
                 hyperparameters={"n_epochs": 2, "batch_size": 8}, extra_body={"publish": False, "eval_every": 4}).id
 
-        single, pair = create(), create()
+        single, pair, sharded = create(), create(), create()
         assert strong_worker(settings, sessions).run_one()
         assert strong_worker(settings, sessions, Launch(nproc_per_node=2)).run_one()
+        assert strong_worker(settings, sessions, Launch(nproc_per_node=2, sharding="fsdp")).run_one()
 
         # Two "machines": node 0 claims the job and launches; node 1 follows the queue and joins.
         port = find_free_port()
@@ -147,21 +148,23 @@ def test_torchrun_on_two_processes_and_on_two_machines_trains_like_one_process(
         assert not follower.is_alive()
 
         rows = {name: job_row(sessions, public) for name, public in
-                (("single", single), ("pair", pair), ("nodes", nodes))}
+                (("single", single), ("pair", pair), ("sharded", sharded), ("nodes", nodes))}
         assert {name: row.status for name, row in rows.items()} == dict.fromkeys(rows, "succeeded"), \
             {name: row.error for name, row in rows.items()}
-        assert [rows[name].result["processes"] for name in rows] == [1, 2, 2]
+        assert [rows[name].result["processes"] for name in rows] == [1, 2, 2, 2]
         expected = saved_adapter(settings, single)
-        for other in (pair, nodes):
+        for other in (pair, sharded, nodes):
             weights = saved_adapter(settings, other)
             assert all(weights[name].allclose(expected[name], atol=1e-4) for name in expected)
-        for name in ("pair", "nodes"):
+        for name in ("pair", "sharded", "nodes"):
             result, reference = rows[name].result, rows["single"].result
             assert result["final_loss"] == pytest.approx(reference["final_loss"], abs=1e-4)
             assert [e["step"] for e in result["evaluations"]] == [e["step"] for e in reference["evaluations"]] == [4, 8]
             assert result["metrics"]["auroc"] == pytest.approx(reference["metrics"]["auroc"], abs=1e-3)
         events = [e.message for e in client.fine_tuning.jobs.list_events(pair, limit=100).data]
-        assert "Training on 2 processes (1 node(s) x 2)" in events
+        assert "Training on 2 processes (1 node(s) x 2, DDP)" in events
+        events = [e.message for e in client.fine_tuning.jobs.list_events(sharded, limit=100).data]
+        assert "Training on 2 processes (1 node(s) x 2, FSDP)" in events
 
 
 def rank_processes(work_dir: Path) -> list[int]:

@@ -1,15 +1,17 @@
-"""`train_classifier` under `torchrun --nproc_per_node 2` on CPU (gloo): DDP, cancellation, resumption.
+"""`train_classifier` under `torchrun --nproc_per_node 2` on CPU (gloo), DDP and FSDP: cancellation,
+resumption, and (FSDP) prediction and saving from shards.
 
 Run as a script by torchrun (the test below does that), this file trains on every rank and
-writes each rank's trainable weights and results to the output dir:
+writes each rank's trainable weights and results to the output dir (FSDP: rank 0 the gathered ones):
 
-    torchrun --standalone --nproc_per_node 2 tests/trainers/test_training_ddp.py MODEL_DIR OUT_DIR
+    torchrun --standalone --nproc_per_node 2 tests/trainers/test_training_ddp.py MODEL_DIR OUT_DIR ddp|fsdp
 """
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -23,20 +25,41 @@ CONFIG = {"epochs": 2, "lr": 1e-3, "batch_size": 8, "micro_batch_size": 2, "max_
 
 
 def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
-    return {name: p.detach().cpu().clone() for name, p in model.named_parameters() if p.requires_grad}
+    """This rank's trainable weights; for a sharded model the gathered ones on rank 0, none elsewhere."""
+    from trainers.training.distributed import gather_full, is_sharded
+
+    params = {name: p.detach() for name, p in model.named_parameters() if p.requires_grad}
+    return gather_full(params) if is_sharded(model) else {name: p.cpu().clone() for name, p in params.items()}
 
 
-def run_rank(model_dir: Path, out_dir: Path) -> None:
-    """One rank: an uninterrupted run; then a run cancelled by rank 0 at step 3; then its resumption."""
+def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
+    """One rank: an uninterrupted run (FSDP: then predict and save); a run cancelled by rank 0 at
+    step 3; then its resumption."""
     from tests.trainers.test_training import keyword_set
-    from trainers.training import StepInfo, TrainConfig, init_distributed, load_classifier, train_classifier
+    from trainers.training import (
+        StepInfo,
+        TrainConfig,
+        init_distributed,
+        load_classifier,
+        predict_proba,
+        train_classifier,
+    )
+
+    def fresh() -> torch.nn.Module:
+        model = load_classifier(model_dir, head="linear", device="cpu")
+        if sharding == "fsdp":
+            model.shard(torch.device("cpu"))
+        return model
 
     ranks = init_distributed()
     inputs, targets = keyword_set(36, seed=0)  # 36 % 8 = 4: the last batch of each epoch is short
     config = TrainConfig(**CONFIG)
-    model = load_classifier(model_dir, head="linear", device="cpu")
+    model = fresh()
     full = train_classifier(model, inputs, targets, config)
     save_file(trainable(model), out_dir / f"uninterrupted-{ranks.rank}.safetensors")
+    probs = predict_proba(model, inputs[:10], max_length=64, batch_size=4) if sharding == "fsdp" else []
+    if sharding == "fsdp":
+        model.save(out_dir / "saved")
 
     def cancel(info: StepInfo) -> None:
         if info.step == 3:
@@ -44,34 +67,41 @@ def run_rank(model_dir: Path, out_dir: Path) -> None:
 
     checkpoints = out_dir / "checkpoints"
     try:
-        train_classifier(load_classifier(model_dir, head="linear", device="cpu"), inputs, targets, config,
-                         on_step=cancel, checkpoint_dir=checkpoints)
+        train_classifier(fresh(), inputs, targets, config, on_step=cancel, checkpoint_dir=checkpoints)
         stopped_with = "nothing"
     except BaseException as exc:  # what each rank saw is the result under test
         stopped_with = type(exc).__name__
-    model = load_classifier(model_dir, head="linear", device="cpu")
+    if ranks.is_main:  # the checkpoint as the cancelled run left it, for a single process to resume
+        shutil.copytree(checkpoints, out_dir / "cancelled")
+    torch.distributed.barrier()
+    model = fresh()
     resumed = train_classifier(model, inputs, targets, config, checkpoint_dir=checkpoints)
     save_file(trainable(model), out_dir / f"resumed-{ranks.rank}.safetensors")
-    report = {"losses": full.losses, "examples": full.examples, "stopped_with": stopped_with,
+    report = {"losses": full.losses, "examples": full.examples, "probs": probs, "stopped_with": stopped_with,
               "resumed_from_step": resumed.resumed_from_step, "resumed_losses": resumed.losses}
     (out_dir / f"rank-{ranks.rank}.json").write_text(json.dumps(report))
     torch.distributed.destroy_process_group()
 
 
 @pytest.mark.slow
-def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_path: Path, sharding: str) -> None:
     from tests.trainers.test_training import keyword_set
-    from trainers.training import TrainConfig, load_classifier, train_classifier
+    from trainers.training import TrainConfig, load_classifier, load_saved_classifier, predict_proba, train_classifier
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               __file__, str(tiny_model_dir), str(tmp_path)]
+               __file__, str(tiny_model_dir), str(tmp_path), sharding]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     start = trainable(load_classifier(tiny_model_dir, head="linear", device="cpu"))
     rank0, rank1 = (load_file(tmp_path / f"uninterrupted-{rank}.safetensors") for rank in (0, 1))
-    assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    if sharding == "ddp":  # replicas end equal
+        assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
+    else:  # FSDP: rank 0 gathered every whole weight, rank 1 none
+        assert rank0.keys() == start.keys() and rank1 == {}
     assert not torch.equal(rank0["score.weight"], start["score.weight"])
+    assert not torch.equal(rank0["backbone.layers.0.mlp.up_proj.weight"], start["backbone.layers.0.mlp.up_proj.weight"])
 
     # One process on the same global batches takes the same steps (DDP averages the ranks' gradients).
     reports = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
@@ -82,11 +112,21 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
     assert reports[0]["examples"] == 2 * 36 and len(reports[0]["losses"]) == single.steps == 10
     assert reports[0]["losses"] == pytest.approx(single.losses, abs=1e-4)
     assert all(torch.allclose(rank0[name], param, atol=1e-4) for name, param in trainable(model).items())
+    if sharding == "fsdp":  # predictions and the saved classifier come from the shards, as one process's
+        assert reports[0]["probs"] == pytest.approx(predict_proba(model, inputs[:10], max_length=64), abs=1e-4)
+        saved = trainable(load_saved_classifier(tmp_path / "saved", device="cpu"))
+        assert saved.keys() == rank0.keys()
+        assert all(torch.allclose(saved[name], rank0[name], atol=1e-6) for name in rank0)
 
     assert [r["stopped_with"] for r in reports] == ["KeyboardInterrupt", "TrainingStopped"]
     assert [r["resumed_from_step"] for r in reports] == [2, 2]
     assert reports[0]["resumed_losses"] == pytest.approx(reports[0]["losses"], abs=1e-6)
-    for rank in (0, 1):
+    # A single process resumes the ranks' checkpoint (gathered whole, in the same format) to the same end.
+    model = load_classifier(tiny_model_dir, head="linear", device="cpu")
+    alone = train_classifier(model, inputs, targets, TrainConfig(**CONFIG), checkpoint_dir=tmp_path / "cancelled")
+    assert alone.resumed_from_step == 2
+    assert all(torch.allclose(param, rank0[name], atol=1e-4) for name, param in trainable(model).items())
+    for rank in (0, 1) if sharding == "ddp" else (0,):
         resumed = load_file(tmp_path / f"resumed-{rank}.safetensors")
         assert all(torch.allclose(resumed[name], rank0[name], atol=1e-6) for name in rank0)
 
@@ -94,4 +134,4 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     torch.set_num_threads(1)
-    run_rank(Path(sys.argv[1]), Path(sys.argv[2]))
+    run_rank(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

@@ -189,7 +189,7 @@ def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[s
     on_step = progress_reporter(ctx, "train")
     if env.launch.distributed:
         ctx.event(f"Training on {env.launch.nproc_per_node * env.launch.nnodes} processes "
-                  f"({env.launch.nnodes} node(s) x {env.launch.nproc_per_node})")
+                  f"({env.launch.nnodes} node(s) x {env.launch.nproc_per_node}, {env.launch.sharding.upper()})")
         outcome = run_distributed(spec, env.launch, launch_dir(env, ctx.job.id), on_step=on_step, check=ctx.check,
                                   tag=f"job {ctx.job.id} launch {secrets.token_hex(4)}")
     else:
@@ -221,7 +221,8 @@ def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path
         loss_params={"alpha_max": settings.alpha_max} if job.loss == "logconf" else {}, prompt_suffix=PROMPT_SUFFIX,
         train_inputs=[row[0] for row in job.train], train_targets=[row[1] for row in job.train],
         eval_inputs=[row[0] for row in job.evaluate], eval_gold=[row[1] for row in job.evaluate],
-        checkpoint_dir=str(checkpoint_dir), out_dir=str(out_dir), seed=job.seed, init_adapter=job.parent_adapter)
+        checkpoint_dir=str(checkpoint_dir), out_dir=str(out_dir), seed=job.seed, init_adapter=job.parent_adapter,
+        sharding=env.launch.sharding)
 
 
 def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv,

@@ -7,7 +7,8 @@ The worker writes the spec to `work_dir/spec.json` and starts
 
     python -m torch.distributed.run --nproc_per_node N ... -m trainers.strong.launch work_dir
 
-Every rank trains (DDP: each takes its slice of every batch); rank 0 also appends each step's
+Every rank trains (each takes its slice of every batch; DDP, or FSDP with `sharding="fsdp"`,
+where each rank also holds only a slice of the weights); rank 0 also appends each step's
 `StepInfo` to `work_dir/progress.jsonl` (the worker turns those lines into job progress and
 events), and at the end writes `outcome.json`. Stopping the job (cancel, lost lease, worker
 shutdown) kills the rank processes; their last checkpoint stays for the next attempt.
@@ -31,7 +32,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainers.files import write_text_atomic
-from trainers.strong.fit import FitOutcome, FitSpec, fit
+from trainers.strong.fit import SHARDINGS, FitOutcome, FitSpec, fit
 from trainers.training import StepInfo
 
 SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jsonl", "outcome.json", "torchrun.log"
@@ -50,8 +51,11 @@ class Launch:
     node_rank: int = 0               # this machine's place; 0 = the one that claims jobs
     master_addr: str = "127.0.0.1"   # node 0's address, reachable from every node (nnodes > 1)
     master_port: int = 29500
+    sharding: str = "ddp"            # "ddp": a whole model per process; "fsdp": a slice (models too big for one GPU)
 
     def __post_init__(self) -> None:
+        if self.sharding not in SHARDINGS:
+            raise ValueError(f"sharding={self.sharding!r}: choose one of {SHARDINGS}.")
         if self.nproc_per_node < 1 or self.nnodes < 1:
             raise ValueError(f"nproc_per_node={self.nproc_per_node}, nnodes={self.nnodes}: pass counts >= 1.")
         if not 0 <= self.node_rank < self.nnodes:

@@ -7,7 +7,13 @@
 """
 
 from trainers.training.checkpoint import CheckpointMismatch
-from trainers.training.classifier import Classifier, load_classifier, load_saved_classifier
+from trainers.training.classifier import (
+    Classifier,
+    load_classifier,
+    load_saved_classifier,
+    resolve_device,
+    weight_dtype,
+)
 from trainers.training.config import LoraSettings, TrainConfig
 from trainers.training.distributed import Ranks, current_ranks, init_distributed
 from trainers.training.inputs import ClassifierInput, InputTooLong, TrimStats, encode_inputs
@@ -33,5 +39,7 @@ __all__ = [
     "load_classifier",
     "load_saved_classifier",
     "predict_proba",
+    "resolve_device",
     "train_classifier",
+    "weight_dtype",
 ]

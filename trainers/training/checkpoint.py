@@ -23,6 +23,8 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from trainers.training.distributed import current_ranks, gather_full, scatter_like
+
 FORMAT = 1
 PREFIX = "step-"
 
@@ -42,14 +44,21 @@ class CheckpointMismatch(ValueError):
 
 
 def save_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    progress: Progress) -> Path:
-    """Write `step-<progress.step>` atomically and delete older checkpoints; return its path."""
+                    progress: Progress) -> Path | None:
+    """Write `step-<progress.step>` atomically and delete older checkpoints; return its path.
+
+    Call it on rank 0, or on every rank for an FSDP-sharded model (the shards are gathered; rank 0
+    writes, the others get None).
+    """
+    trainable = gather_full({name: p.detach() for name, p in model.named_parameters() if p.requires_grad})
+    optimizer_state = _optimizer_tensors(optimizer)
+    if not current_ranks().is_main:
+        return None
     checkpoint_dir.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{PREFIX}", dir=checkpoint_dir))
     try:
-        trainable = {name: p.detach().cpu().contiguous() for name, p in model.named_parameters() if p.requires_grad}
         save_file(trainable, staging / "trainable.safetensors")
-        save_file(_optimizer_tensors(optimizer), staging / "optimizer.safetensors")
+        save_file(optimizer_state, staging / "optimizer.safetensors")
         (staging / "state.json").write_text(json.dumps({"format": FORMAT, **asdict(progress)}) + "\n")
         final = checkpoint_dir / f"{PREFIX}{progress.step:08d}"
         if final.exists():  # a re-run of the same step after a crash: replace it
@@ -65,6 +74,8 @@ def save_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: tor
 def load_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
                     fingerprint: str) -> Progress | None:
     """Restore the newest checkpoint into `model` and `optimizer`; None if there is none.
+
+    Every rank calls it (and reads the files); sharded parameters take their slice.
 
     Raises `CheckpointMismatch` if it belongs to another run, since continuing it would
     silently mix two trainings.
@@ -98,18 +109,18 @@ def _checkpoints(checkpoint_dir: Path) -> list[Path]:
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """AdamW keeps only tensors per parameter; hyper-parameters come from the config on resume."""
-    tensors = {}
-    for index, state in optimizer.state_dict()["state"].items():
-        for key, value in state.items():
-            tensors[f"{index}.{key}"] = value.detach().cpu().contiguous()
-    return tensors
+    return gather_full({f"{index}.{key}": value.detach()
+                        for index, state in optimizer.state_dict()["state"].items() for key, value in state.items()})
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
+    params = [param for group in optimizer.param_groups for param in group["params"]]
     state: dict[int, dict[str, torch.Tensor]] = {}
     for name, tensor in tensors.items():
         index, key = name.split(".", 1)
-        state.setdefault(int(index), {})[key] = tensor
+        param = params[int(index)]
+        # exp_avg / exp_avg_sq are sharded like their parameter; the step count is a plain scalar.
+        state.setdefault(int(index), {})[key] = scatter_like(tensor, param) if tensor.shape == param.shape else tensor
     current = optimizer.state_dict()
     optimizer.load_state_dict({"state": state, "param_groups": current["param_groups"]})
 
@@ -122,4 +133,4 @@ def _load_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor], pa
                                  f"(missing {missing[:3]}, unexpected {extra[:3]}).")
     with torch.no_grad():
         for name, param in params.items():
-            param.copy_(tensors[name])
+            param.copy_(scatter_like(tensors[name], param))

@@ -9,6 +9,8 @@ Two heads, one interface (column 1 of the logits = "correct"):
   full model) are a normal causal LM that vLLM serves.
 
 Weights are fp32 on CPU and bf16 on CUDA; the linear head stays fp32. `save` never pickles.
+`shard` spreads the weights over the ranks of a torchrun launch (FSDP2) for models that do not
+fit one GPU.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
 from trainers.training.config import LoraSettings
+from trainers.training.distributed import current_ranks, gather_full, is_sharded
 
 HEADS = ("linear", "lm")
 SPEC_FILE = "classifier.json"
@@ -104,17 +107,55 @@ class Classifier(torch.nn.Module):
         else:
             self._base().gradient_checkpointing_disable()
 
+    def shard(self, device: torch.device) -> None:
+        """FSDP2 over all ranks of the process group: each decoder layer is its own unit (gathered
+        only while it computes), the rest (embeddings, final norm, LM head) the root one, the fp32
+        linear head a third. Call on every rank before `train_classifier`; the weights may be on
+        the CPU (loading a model that does not fit the GPU) and move to `device` slice by slice.
+        """
+        from torch.distributed.device_mesh import init_device_mesh
+        from torch.distributed.fsdp import fully_shard
+
+        mesh = init_device_mesh(device.type, (current_ranks().world,))
+        blocks = set(getattr(self._base(), "_no_split_modules", None) or ())
+        layers = [module for module in self.backbone.modules() if type(module).__name__ in blocks]
+        if not layers:
+            raise ValueError(f"found no decoder layers ({sorted(blocks)}) to shard in {type(self._base()).__name__}.")
+        for layer in layers:
+            fully_shard(layer, mesh=mesh)
+        if self.head == "linear":
+            fully_shard(self.score, mesh=mesh)  # fp32 beside bf16 weights: a unit of its own
+        fully_shard(self, mesh=mesh)
+
     def save(self, out_dir: Path) -> None:
-        """Write the classifier to `out_dir` (layout: see `load_saved_classifier`); on one rank only under DDP."""
+        """Write the classifier to `out_dir` (layout: see `load_saved_classifier`).
+
+        Under DDP call it on one rank; a sharded model is gathered, so call it on every rank (rank 0 writes).
+        """
+        backbone_state, head_state = self._saved_state() if is_sharded(self) else (None, None)
+        if not current_ranks().is_main:
+            return
         out_dir = Path(out_dir)
         out_dir.mkdir(parents=True, exist_ok=True)
-        self.backbone.save_pretrained(out_dir)  # LoRA: adapter_config.json + adapter_model.safetensors
+        # LoRA: adapter_config.json + adapter_model.safetensors; full: the whole model.
+        self.backbone.save_pretrained(out_dir, state_dict=backbone_state)
         if self.spec.lora is None:
             self.tokenizer.save_pretrained(out_dir)
         if self.head == "linear":
-            state = {name: tensor.detach().cpu().contiguous() for name, tensor in self.score.state_dict().items()}
-            save_file(state, out_dir / HEAD_FILE)
+            save_file(head_state or gather_full(self.score.state_dict()), out_dir / HEAD_FILE)
         (out_dir / SPEC_FILE).write_text(self.spec.to_json())
+
+    def _saved_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
+        """The whole weights `save` writes, gathered from the shards (on rank 0; every rank calls it).
+
+        With LoRA only the trainable (adapter) weights are gathered, not the frozen base.
+        """
+        state = self.backbone.state_dict()
+        if self.spec.lora is not None:
+            trainable = {name for name, param in self.backbone.named_parameters() if param.requires_grad}
+            state = {name: tensor for name, tensor in state.items() if name in trainable}
+        head = self.score.state_dict() if self.head == "linear" else {}
+        return gather_full(state), gather_full(head)
 
     def _base(self) -> PreTrainedModel:
         """The transformers model (LoRA layers, if any, are injected into it in place)."""
@@ -130,11 +171,13 @@ def load_classifier(
     answer_words: tuple[str, str] = (" No", " Yes"),
     lora: LoraSettings | None = None,
     device: str | torch.device | None = None,
+    dtype: torch.dtype | None = None,
     gradient_checkpointing: bool = False,
     seed: int = 0,
 ) -> Classifier:
     """A fresh classifier on the pretrained model at `model_path` (a directory or a hub name).
 
+    `dtype`: of the backbone's weights; None = bf16 on CUDA, fp32 on CPU (see `weight_dtype`).
     `seed` fixes the random LoRA initialisation (the head is zeros). Raises ValueError if the two
     answer words start with the same token, since the lm head could not tell them apart.
     """
@@ -142,7 +185,7 @@ def load_classifier(
     device = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
     answer_token_ids(tokenizer, spec.answer_words)  # fail before loading weights
-    backbone = _load_backbone(model_path, head, device)
+    backbone = _load_backbone(model_path, head, device, dtype or weight_dtype(device))
     if lora is not None:
         with torch.random.fork_rng(devices=[]):
             torch.manual_seed(seed)
@@ -153,7 +196,8 @@ def load_classifier(
     return classifier
 
 
-def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = None) -> Classifier:
+def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = None,
+                          dtype: torch.dtype | None = None) -> Classifier:
     """The classifier `Classifier.save` wrote to `out_dir`.
 
     Layout: `classifier.json` (head, base model, answer words, LoRA settings); with LoRA, a PEFT
@@ -167,13 +211,14 @@ def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = 
         raise FileNotFoundError(f"{out_dir} holds no {SPEC_FILE}: it was not written by Classifier.save.")
     spec = ClassifierSpec.from_json(spec_path.read_text())
     device = resolve_device(device)
+    dtype = dtype or weight_dtype(device)
     if spec.lora is not None:
         tokenizer = AutoTokenizer.from_pretrained(spec.base_model)
-        base = _load_backbone(spec.base_model, spec.head, device)
+        base = _load_backbone(spec.base_model, spec.head, device, dtype)
         backbone: PreTrainedModel | PeftModel = PeftModel.from_pretrained(base, out_dir, is_trainable=True)
     else:
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
-        backbone = _load_backbone(out_dir, spec.head, device, saved_decoder=spec.head == "linear")
+        backbone = _load_backbone(out_dir, spec.head, device, dtype, saved_decoder=spec.head == "linear")
     classifier = Classifier(backbone, tokenizer, spec)
     if spec.head == "linear":
         classifier.score.load_state_dict(load_file(out_dir / HEAD_FILE, device=str(device)))
@@ -205,13 +250,17 @@ def resolve_device(device: str | torch.device | None) -> torch.device:
     return torch.device("cpu")
 
 
-def _load_backbone(model_path: str | Path, head: str, device: torch.device, *, saved_decoder: bool = False
-                   ) -> PreTrainedModel:
+def weight_dtype(device: torch.device) -> torch.dtype:
+    """bf16 on CUDA (half the memory, tensor cores), fp32 on the CPU."""
+    return torch.bfloat16 if device.type == "cuda" else torch.float32
+
+
+def _load_backbone(model_path: str | Path, head: str, device: torch.device, dtype: torch.dtype, *,
+                   saved_decoder: bool = False) -> PreTrainedModel:
     """The causal LM for the lm head; for the linear head only its decoder, the vocab-sized LM head dropped.
 
     `saved_decoder`: `model_path` holds a decoder a full linear classifier saved, not a causal LM.
     """
-    dtype = torch.bfloat16 if device.type == "cuda" else torch.float32
     if saved_decoder:
         model = AutoModel.from_pretrained(model_path, dtype=dtype)
     else:

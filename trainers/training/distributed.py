@@ -2,7 +2,10 @@
 
 Under `torchrun` the caller (or `init_distributed`) initialises the process group; the loop
 then wraps the model in DDP, gives each rank its slice of every batch, and lets rank 0 alone
-write checkpoints and report progress.
+write checkpoints and report progress. A model sharded with FSDP (`Classifier.shard`) is not
+wrapped: its parameters are DTensors, each rank holding a slice, so everything that reads whole
+weights (checkpoints, saving) or runs a forward pass (evaluation) runs on every rank, gathering
+with `gather_full` and restoring with `scatter_like`.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
+from torch.distributed.tensor import DTensor, distribute_tensor
 
 
 @dataclass(frozen=True)
@@ -55,3 +59,30 @@ def sum_across_ranks(values: list[float], ranks: Ranks, device: torch.device) ->
     tensor = torch.tensor(values, dtype=torch.float64, device=device)
     dist.all_reduce(tensor)
     return tensor.tolist()
+
+
+def is_sharded(module: torch.nn.Module) -> bool:
+    """Whether FSDP sharded `module`'s parameters across ranks (then most work needs every rank)."""
+    return any(isinstance(param, DTensor) for param in module.parameters())
+
+
+def gather_full(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """The whole tensors on the CPU, on rank 0; `{}` on the other ranks.
+
+    A collective for sharded (DTensor) values: every rank must call it with the same names in
+    the same order. One tensor is gathered at a time, so the peak is one whole tensor per device.
+    """
+    main = current_ranks().is_main
+    full = {}
+    for name, tensor in tensors.items():
+        whole = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+        if main:
+            full[name] = whole.detach().cpu().contiguous()
+    return full
+
+
+def scatter_like(full: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """`full` sharded as `like` is (every rank passes the same whole tensor); `full` itself for a plain `like`."""
+    if not isinstance(like, DTensor):
+        return full
+    return distribute_tensor(full.to(device=like.device, dtype=like.dtype), like.device_mesh, like.placements)

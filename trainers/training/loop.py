@@ -3,7 +3,8 @@
 AdamW on the trainable parameters, linear warm-up then cosine decay, gradient accumulation,
 gradient clipping at 1.0, dynamic padding per micro-batch, length-grouped batches, and
 resumable checkpoints, and (with `evaluate`) an evaluation every `eval_every` steps. Under
-torchrun the model runs in DDP and each rank takes its slice of every batch.
+torchrun the model runs in DDP (or, sharded beforehand with `Classifier.shard`, in FSDP) and each
+rank takes its slice of every batch.
 
 Exact resumption: the data order is a function of (seed, epoch), the learning rate of the
 step, and the RNG is reseeded from (seed, step, rank) before every step, so weights, AdamW
@@ -32,7 +33,7 @@ from trainers.training.batching import BatchPlan, collate, pad_token_id, rank_mi
 from trainers.training.checkpoint import Progress, clear_staging, load_checkpoint, save_checkpoint
 from trainers.training.classifier import Classifier, trainable_parameters
 from trainers.training.config import TrainConfig
-from trainers.training.distributed import Ranks, current_ranks, sum_across_ranks
+from trainers.training.distributed import Ranks, current_ranks, is_sharded, sum_across_ranks
 from trainers.training.inputs import ClassifierInput, TrimStats, encode_inputs
 
 MAX_GRAD_NORM = 1.0
@@ -92,9 +93,10 @@ def train_classifier(
     error and the last checkpoint stays. With `checkpoint_dir`, a checkpoint is written every
     `config.checkpoint_every` steps and at the end (none if it is 0), and a checkpoint found there is resumed
     (`CheckpointMismatch` if it is another run's; use one dir per loss too, the loss is not checked).
-    `evaluate(model)` runs on rank 0 after every `config.eval_every` steps but the last (the caller
-    evaluates the finished model itself); its metrics reach `on_step` as `StepInfo.evaluation`. It
-    may switch to eval mode (`predict_proba` does, and restores training mode) but must not train.
+    `evaluate(model)` runs on rank 0 (on every rank for a sharded model, whose forward needs them
+    all) after every `config.eval_every` steps but the last (the caller evaluates the finished model
+    itself); rank 0's metrics reach `on_step` as `StepInfo.evaluation`. It may switch to eval mode
+    (`predict_proba` does, and restores training mode) but must not train.
     """
     started = time.perf_counter()
     _check_data(inputs, targets)
@@ -106,6 +108,7 @@ def train_classifier(
     optimizer, progress = _start(model, config, encoded, targets, plan, checkpoint_dir, ranks)
     losses, resumed_from = list(progress.losses), progress.step
     device = next(model.parameters()).device
+    sharded = is_sharded(model)  # FSDP: checkpoints and evaluations need every rank
     loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device)
     examples = tokens = 0
     evaluations: list[tuple[int, dict[str, float]]] = []
@@ -115,11 +118,11 @@ def train_classifier(
             loss, step_examples, step_tokens = loop.step(step)
             losses.append(loss)
             examples, tokens = examples + step_examples, tokens + step_tokens
-            if checkpoint_dir is not None and ranks.is_main and _due(step + 1, config.checkpoint_every, plan):
+            if checkpoint_dir is not None and (ranks.is_main or sharded) and _due(step + 1, config.checkpoint_every, plan):
                 done = Progress(step + 1, plan.total_steps, losses, progress.fingerprint)
                 save_checkpoint(checkpoint_dir, model, optimizer, done)
             evaluation = None
-            if evaluate is not None and ranks.is_main and _eval_due(step + 1, config.eval_every, plan):
+            if evaluate is not None and (ranks.is_main or sharded) and _eval_due(step + 1, config.eval_every, plan):
                 evaluation = evaluate(model)
                 evaluations.append((step + 1, evaluation))
             info = StepInfo(step + 1, plan.total_steps, (step + 1) / plan.steps_per_epoch, loss,
@@ -176,7 +179,9 @@ class _Loop:
         loss_sum = torch.zeros((), device=self.device)
         for number, indices in enumerate(micro):
             last = number == len(micro) - 1
-            sync = contextlib.nullcontext() if last or not self.ranks.distributed else self.runner.no_sync()
+            # DDP all-reduces gradients once per step; FSDP reduce-scatters after every micro-batch.
+            sync = self.runner.no_sync() if isinstance(self.runner, DistributedDataParallel) and not last \
+                else contextlib.nullcontext()
             with sync:
                 loss = self._micro_batch_loss(indices, step)
                 (loss * (len(indices) * self.ranks.world / counted)).backward()
@@ -201,8 +206,9 @@ class _Loop:
 
 
 def _wrap(model: Classifier, ranks: Ranks, device: torch.device) -> torch.nn.Module:
-    """DDP under torchrun (gradients averaged across ranks in backward), the model itself otherwise."""
-    if not ranks.distributed:
+    """DDP under torchrun (gradients averaged across ranks in backward), the model itself otherwise
+    (single process, or sharded by FSDP, which averages gradients itself)."""
+    if not ranks.distributed or is_sharded(model):
         return model
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
 
