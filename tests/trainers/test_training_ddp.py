@@ -131,7 +131,67 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
         assert all(torch.allclose(resumed[name], rank0[name], atol=1e-6) for name in rank0)
 
 
+
+def tied_lm_spec(model_dir: Path, out_dir: Path, sharding: str):  # noqa: ANN201 (FitSpec, imported late)
+    """A full finetune of the lm head with gradient checkpointing: every weight trains, embeddings tied."""
+    from tests.trainers.test_training import keyword_set
+    from trainers.strong.fit import FitSpec
+
+    inputs, targets = keyword_set(24, seed=0)
+    return FitSpec(
+        base=str(model_dir), head="lm", answer_words=(" No", " Yes"), lora=None,
+        train={"epochs": 1, "lr": 1e-3, "batch_size": 8, "max_length": 64, "gradient_checkpointing": True},
+        loss="xent", loss_params={}, prompt_suffix="", train_inputs=list(inputs), train_targets=list(targets),
+        eval_inputs=list(inputs[:6]), eval_gold=[round(t) for t in targets[:6]],
+        checkpoint_dir=str(out_dir / "checkpoints"), out_dir=str(out_dir / "saved"), sharding=sharding)
+
+
+def run_tied_rank(model_dir: Path, out_dir: Path) -> None:
+    from trainers.strong.fit import fit
+    from trainers.training import init_distributed
+
+    ranks = init_distributed()
+    outcome = fit(tied_lm_spec(model_dir, out_dir, "fsdp"))
+    if ranks.is_main:
+        (out_dir / "outcome.json").write_text(json.dumps({"probs": outcome.probs, "loss": outcome.final_loss}))
+    torch.distributed.destroy_process_group()
+
+
+@pytest.mark.slow
+def test_fsdp_full_finetune_of_a_tied_lm_saves_what_one_process_saves(tiny_model_dir: Path, tmp_path: Path) -> None:
+    """Through `fit`: loaded on the CPU and sharded, gradient checkpointing, predictions from all ranks,
+    and a saved model whose tied LM head stays tied (as the single process saves it)."""
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+
+    from trainers.strong.fit import fit
+
+    tied = tmp_path / "tied"  # the tiny Llama with its LM head tied to the embeddings, as Qwen2.5 ties them
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_model_dir, tie_word_embeddings=True)
+                                     ).save_pretrained(tied)
+    AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tied)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+               __file__, str(tied), str(tmp_path / "fsdp"), "tied-lm"]
+    (tmp_path / "fsdp").mkdir()
+    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-3000:]
+
+    alone = fit(tied_lm_spec(tied, tmp_path / "alone", "fsdp"))  # one process: nothing to shard
+    sharded = json.loads((tmp_path / "fsdp" / "outcome.json").read_text())
+    assert sharded["loss"] == pytest.approx(alone.final_loss, abs=1e-5)
+    assert sharded["probs"] == pytest.approx(alone.probs, abs=1e-5)
+    expected, got = (load_file(tmp_path / where / "saved" / "model.safetensors") for where in ("alone", "fsdp"))
+    assert "lm_head.weight" not in got and got.keys() == expected.keys()
+    assert all(torch.allclose(got[name], expected[name], atol=1e-5) for name in expected)
+    assert not torch.equal(expected["model.embed_tokens.weight"], load_file(tied / "model.safetensors")[
+        "model.embed_tokens.weight"])
+
+
 if __name__ == "__main__":
     sys.path.insert(0, str(REPO))
     torch.set_num_threads(1)
-    run_rank(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])
+    if sys.argv[3] == "tied-lm":
+        run_tied_rank(Path(sys.argv[1]), Path(sys.argv[2]))
+    else:
+        run_rank(Path(sys.argv[1]), Path(sys.argv[2]), sys.argv[3])

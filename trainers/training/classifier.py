@@ -150,7 +150,7 @@ class Classifier(torch.nn.Module):
 
         With LoRA only the trainable (adapter) weights are gathered, not the frozen base.
         """
-        state = self.backbone.state_dict()
+        state = self.backbone.state_dict(keep_vars=True)  # the parameters themselves: ties stay visible
         if self.spec.lora is not None:
             trainable = {name for name, param in self.backbone.named_parameters() if param.requires_grad}
             state = {name: tensor for name, tensor in state.items() if name in trainable}

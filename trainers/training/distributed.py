@@ -71,13 +71,18 @@ def gather_full(tensors: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
 
     A collective for sharded (DTensor) values: every rank must call it with the same names in
     the same order. One tensor is gathered at a time, so the peak is one whole tensor per device.
+    A tensor under two names (tied embeddings, with `state_dict(keep_vars=True)`) is gathered
+    once and stays one tensor, so `save_pretrained` still sees the tie.
     """
     main = current_ranks().is_main
-    full = {}
+    full: dict[str, torch.Tensor] = {}
+    done: dict[int, torch.Tensor | None] = {}  # by tensor identity; None on the ranks that keep nothing
     for name, tensor in tensors.items():
-        whole = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+        if id(tensor) not in done:
+            whole = tensor.full_tensor() if isinstance(tensor, DTensor) else tensor
+            done[id(tensor)] = whole.detach().cpu().contiguous() if main else None
         if main:
-            full[name] = whole.detach().cpu().contiguous()
+            full[name] = done[id(tensor)]
     return full
 
 
