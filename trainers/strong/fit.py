@@ -87,7 +87,7 @@ class FitOutcome:
 
 
 def fit(spec: FitSpec, on_step: Callable[[StepInfo], None] | None = None) -> FitOutcome:
-    """Train as the spec says (resuming from its checkpoint dir); on rank 0 also predict and save."""
+    """Train as the spec says (resuming from its checkpoint dir); then predict and save (rank 0 has the results)."""
     config = TrainConfig(**spec.train)
     ranks = current_ranks()
     sharded = spec.sharding == "fsdp" and ranks.distributed

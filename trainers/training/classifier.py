@@ -132,7 +132,9 @@ class Classifier(torch.nn.Module):
 
         Under DDP call it on one rank; a sharded model is gathered, so call it on every rank (rank 0 writes).
         """
-        backbone_state, head_state = self._saved_state() if is_sharded(self) else (None, None)
+        # Sharded weights are gathered first, on every rank (a collective); then rank 0 writes.
+        backbone_state = self._gathered_backbone() if is_sharded(self) else None
+        head_state = gather_full(self.score.state_dict()) if self.head == "linear" else {}
         if not current_ranks().is_main:
             return
         out_dir = Path(out_dir)
@@ -142,20 +144,17 @@ class Classifier(torch.nn.Module):
         if self.spec.lora is None:
             self.tokenizer.save_pretrained(out_dir)
         if self.head == "linear":
-            save_file(head_state or gather_full(self.score.state_dict()), out_dir / HEAD_FILE)
+            save_file(head_state, out_dir / HEAD_FILE)
         (out_dir / SPEC_FILE).write_text(self.spec.to_json())
 
-    def _saved_state(self) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-        """The whole weights `save` writes, gathered from the shards (on rank 0; every rank calls it).
-
-        With LoRA only the trainable (adapter) weights are gathered, not the frozen base.
-        """
-        state = self.backbone.state_dict(keep_vars=True)  # the parameters themselves: ties stay visible
+    def _gathered_backbone(self) -> dict[str, torch.Tensor]:
+        """The backbone's whole weights from the shards (on rank 0); with LoRA only the adapter's,
+        not the frozen base. Parameters, not copies, go in, so tied embeddings stay tied."""
+        state = self.backbone.state_dict(keep_vars=True)
         if self.spec.lora is not None:
             trainable = {name for name, param in self.backbone.named_parameters() if param.requires_grad}
             state = {name: tensor for name, tensor in state.items() if name in trainable}
-        head = self.score.state_dict() if self.head == "linear" else {}
-        return gather_full(state), gather_full(head)
+        return gather_full(state)
 
     def _base(self) -> PreTrainedModel:
         """The transformers model (LoRA layers, if any, are injected into it in place)."""
