@@ -12,6 +12,7 @@ import json
 import threading
 import time
 from collections.abc import Iterator
+from datetime import timedelta
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -19,18 +20,19 @@ import httpx
 import openai
 import pytest
 from safetensors.torch import load_file
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.local_vllm import LocalVLLM, find_free_port
 from service.run_cli import worker_env
 from service.settings import Settings
 from service.store import Job, ModelVersion, make_engine, make_session_factory
+from service.store.db import utcnow
 from service.store.migrate import upgrade
 from tests.support.api_server import running_api
 from tests.trainers.test_training import keyword_set
 from trainers.pipeline import pipeline_handlers
-from trainers.pipeline.strong_job import follow_strong_jobs
+from trainers.pipeline.strong_job import follow_strong_jobs, launch_dir
 from trainers.strong.launch import Launch
 from trainers.worker import Worker
 
@@ -167,6 +169,49 @@ def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_p
         assert "Training on 2 processes (1 node(s) x 2, FSDP)" in events
 
 
+@pytest.mark.slow
+def test_a_follower_leaves_a_launch_whose_node_0_died_and_joins_the_next(tiny_model_dir: Path, tmp_path: Path) -> None:
+    with fine_tuning_api(tmp_path, tiny_model_dir) as (client, settings, sessions):
+        train = upload(client, jsonl(16, seed=0))
+        dead, live = (client.fine_tuning.jobs.create(model="strong", training_file=train, extra_body={"publish": False},
+                                                     hyperparameters={"n_epochs": 1, "batch_size": 8}).id
+                      for _ in range(2))
+        # Node 0 claimed `dead`, wrote its launch and died: the job is running on a lease nobody renews.
+        port, dead_id = find_free_port(), int(dead.removeprefix("ftjob-"))
+        with sessions.begin() as session:
+            session.execute(update(Job).where(Job.id == dead_id).values(
+                status="running", lease_owner="gone", lease_expires_at=utcnow() + timedelta(seconds=6)))
+        follower_env = worker_env(settings, Launch(nnodes=2, node_rank=1, master_port=port))
+        stale = launch_dir(follower_env, dead_id)
+        stale.mkdir(parents=True)
+        (stale / "launch.json").write_text(json.dumps(
+            {"nnodes": 2, "master_addr": "127.0.0.1", "master_port": port, "tag": f"job {dead_id} launch gone"}))
+        stop = threading.Event()
+        follower = threading.Thread(target=follow_strong_jobs, args=(sessions, follower_env, stop),
+                                    kwargs={"poll_s": 0.2})
+        follower.start()
+        stale_ranks: list[int] = []  # rank processes ever started for the dead launch (there must be none)
+        watcher = threading.Thread(target=watch_ranks, args=(stale.resolve(), stale_ranks, stop))
+        watcher.start()
+        try:
+            deadline = time.monotonic() + 60
+            while not rank_processes(stale.resolve()):  # the follower is waiting to join the dead launch
+                assert time.monotonic() < deadline, "the follower never joined the dead launch"
+                time.sleep(0.2)
+            # Node 0 (restarted) claims the next job at the same address: the waiting node must not
+            # take part with the dead job's spec, must leave once the lease runs out, and join this one.
+            assert strong_worker(settings, sessions, Launch(nnodes=2, master_port=port)).run_one()
+        finally:
+            stop.set()
+            follower.join(timeout=60)
+            watcher.join(timeout=10)
+        assert not follower.is_alive()
+        assert stale_ranks == []
+        row = job_row(sessions, live)
+        assert (row.status, row.result["processes"]) == ("succeeded", 2), row.error
+        assert rank_processes(stale.resolve()) == []
+
+
 def rank_processes(work_dir: Path) -> list[int]:
     """Processes whose command line names the launch dir (torchrun and its ranks)."""
     found = []
@@ -177,6 +222,19 @@ def rank_processes(work_dir: Path) -> list[int]:
         except OSError:
             continue
     return found
+
+
+def watch_ranks(work_dir: Path, found: list[int], stop: threading.Event) -> None:
+    """Until `stop`: note every rank (not the torchrun agent) started for the launch in `work_dir`."""
+    while not stop.is_set():
+        for pid in rank_processes(work_dir):
+            try:
+                command = Path(f"/proc/{pid}/cmdline").read_bytes().decode(errors="replace")
+            except OSError:
+                continue
+            if "torch.distributed.run" not in command and pid not in found:
+                found.append(pid)
+        time.sleep(0.1)
 
 
 @pytest.mark.slow

@@ -13,6 +13,7 @@ The strong model reads the plain example (no transcript): the debate helps the w
 
 from __future__ import annotations
 
+import functools
 import logging
 import secrets
 import threading
@@ -23,6 +24,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store.db import utcnow
 from service.store.files import read_file_rows
 from service.store.models import Example, Job, Model, ModelVersion
 from trainers.metrics import binary_metrics
@@ -256,22 +258,40 @@ def follow_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv, stop: th
                        poll_s: float = 1.0) -> int:
     """A machine with node_rank > 0: join each running strong job's launch by node 0, one at a time.
 
-    Returns the number of launches joined once `stop` is set (a launch in progress is finished first).
+    Only jobs whose lease is alive are joined, and a joined launch is left (its ranks killed) once
+    its lease runs out or the job is launched again: a launch whose node 0 died never starts, and
+    waiting for it would keep this machine from the next one. Returns the number of launches
+    joined once `stop` is set (a launch in progress is finished first).
     """
     joined: set[str] = set()
+
+    def launch_of(job_id: int) -> str | None:
+        return launch_tag(env.launch, launch_dir(env, job_id))
+
+    def wanted(job_id: int, tag: str) -> bool:
+        live = _live_strong_jobs(sessions, env)
+        return launch_of(job_id) == tag and (live is None or job_id in live)  # a DB hiccup is no reason to leave
+
     while not stop.is_set():
-        try:
-            with sessions() as session:
-                running = session.scalars(select(Job.id).where(Job.kind == "strong", Job.status == "running")).all()
-        except Exception:  # noqa: BLE001 - a DB hiccup must not end the follower; the next poll retries
-            log.exception("node %d could not list running strong jobs", env.launch.node_rank)
-            running = []
-        for job_id in running:
-            tag = launch_tag(env.launch, launch_dir(env, job_id))
+        for job_id in _live_strong_jobs(sessions, env) or []:
+            tag = launch_of(job_id)
             if tag is not None and tag not in joined:
                 joined.add(tag)
                 log.info("node %d joins %s", env.launch.node_rank, tag)
-                code = join(env.launch, launch_dir(env, job_id))
-                log.info("%s: node %d's ranks exited with %d", tag, env.launch.node_rank, code)
+                code = join(env.launch, launch_dir(env, job_id), tag, poll_s=poll_s,
+                            wanted=functools.partial(wanted, job_id, tag))
+                log.info("%s: node %d's ranks %s", tag, env.launch.node_rank,
+                         "left it (node 0 is gone)" if code is None else f"exited with {code}")
         stop.wait(poll_s)
     return len(joined)
+
+
+def _live_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv) -> list[int] | None:
+    """Running strong jobs whose worker still renews the lease; None when the database could not say."""
+    try:
+        with sessions() as session:
+            return list(session.scalars(select(Job.id).where(
+                Job.kind == "strong", Job.status == "running", Job.lease_expires_at > utcnow())))
+    except Exception:  # noqa: BLE001 - a DB hiccup must not end the follower
+        log.exception("node %d could not list running strong jobs", env.launch.node_rank)
+        return None

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -66,11 +67,17 @@ class Launch:
         return self.nproc_per_node * self.nnodes > 1
 
 
-def torchrun_command(launch: Launch, work_dir: Path) -> list[str]:
-    """The command every node runs; one machine gets `--standalone` (a free port of its own)."""
+def torchrun_command(launch: Launch, work_dir: Path, tag: str = "") -> list[str]:
+    """The command every node runs; one machine gets `--standalone` (a free port of its own).
+
+    Across machines the launch's `tag` is the rendezvous id: a node still waiting to join an
+    earlier launch at the same address cannot take part in this one (it would run another
+    job's spec beside it).
+    """
     where = (["--standalone"] if launch.nnodes == 1 else
              ["--nnodes", str(launch.nnodes), "--node_rank", str(launch.node_rank),
-              "--master_addr", launch.master_addr, "--master_port", str(launch.master_port)])
+              "--master_addr", launch.master_addr, "--master_port", str(launch.master_port),
+              "--rdzv_id", re.sub(r"[^A-Za-z0-9]+", "-", tag) or "none"])
     return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc_per_node", str(launch.nproc_per_node),
             "-m", "trainers.strong.launch", str(work_dir)]
 
@@ -89,7 +96,7 @@ def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: C
         (work_dir / name).unlink(missing_ok=True)
     write_text_atomic(work_dir / SPEC, spec.to_json())
     write_text_atomic(work_dir / LAUNCH, json.dumps({**asdict(launch), "tag": tag}))
-    process = _start(launch, work_dir)
+    process = _start(launch, work_dir, tag)
     lines = _ProgressLines(work_dir / PROGRESS)
     try:
         while True:
@@ -119,22 +126,33 @@ def launch_tag(launch: Launch, work_dir: Path) -> str | None:
     return leader.get("tag") if all(leader.get(key) == getattr(launch, key) for key in same) else None
 
 
-def join(launch: Launch, work_dir: Path) -> int:
-    """On a machine with node_rank > 0: take part in the launch whose spec is in `work_dir`; the exit code."""
-    process = _start(launch, work_dir)
+def join(launch: Launch, work_dir: Path, tag: str, *, wanted: Callable[[], bool] = lambda: True,
+         poll_s: float = 1.0) -> int | None:
+    """On a machine with node_rank > 0: take part in launch `tag` (spec in `work_dir`); its exit code.
+
+    `wanted` runs every `poll_s`: once it says no (node 0 died and its job's lease ran out, or the
+    job was launched again), this node's ranks are killed and None is returned, so a node waiting
+    for a rendezvous that will never come is free for the next launch.
+    """
+    process = _start(launch, work_dir, tag)
     try:
-        return process.wait()
+        while process.poll() is None:
+            if not wanted():
+                _kill(process)
+                return None
+            time.sleep(poll_s)
+        return process.returncode
     except BaseException:
         _kill(process)
         raise
 
 
-def _start(launch: Launch, work_dir: Path) -> subprocess.Popen[bytes]:
+def _start(launch: Launch, work_dir: Path, tag: str) -> subprocess.Popen[bytes]:
     """torchrun in a session of its own (so a kill reaches every rank), output to the launch log."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
     with (work_dir / LOG).open("ab") as log:
-        return subprocess.Popen(torchrun_command(launch, work_dir), stdout=log, stderr=subprocess.STDOUT, env=env,
-                                start_new_session=True)
+        return subprocess.Popen(torchrun_command(launch, work_dir, tag), stdout=log, stderr=subprocess.STDOUT,
+                                env=env, start_new_session=True)
 
 
 def _repo_root() -> Path:

@@ -64,7 +64,7 @@ def rank_micro_batches(batch: list[int], lengths: tuple[int, ...], *, rank: int,
 
     The batch is sorted by length and dealt round-robin, so every rank gets the same number of
     inputs and a similar mix of lengths; with `world` > 1, the `len(batch) % world` shortest
-    inputs are left out so all ranks run the same number of passes (DDP syncs on every one).
+    inputs are left out so all ranks run the same number of passes (DDP and FSDP sync on every one).
     """
     ordered = sorted(batch, key=lambda i: (-lengths[i], i))
     ordered = ordered[: len(ordered) - len(ordered) % world]
