@@ -15,8 +15,9 @@ shutdown) kills the rank processes; their last checkpoint stays for the next att
 
 Several machines (`nnodes > 1`): the worker that claimed the job is node 0 and hosts the
 rendezvous at `master_addr:master_port`; on every other machine a follower (`w2s worker --kind
-strong --node-rank K ...`) sees the launch (`launch_tag`) and `join`s it with its own `node_rank`. `work_dir` and the checkpoint dir must then be on a filesystem all
-machines share (the artifacts dir on NFS, say).
+strong --node-rank K ...`) sees the launch (`launch_tag`) and `join`s it with its own
+`node_rank`. `work_dir` and the checkpoint dir must then be on a filesystem all machines share
+(the artifacts dir on NFS, say).
 """
 
 from __future__ import annotations

@@ -108,7 +108,7 @@ def train_classifier(
     optimizer, progress = _start(model, config, encoded, targets, plan, checkpoint_dir, ranks)
     losses, resumed_from = list(progress.losses), progress.step
     device = next(model.parameters()).device
-    sharded = is_sharded(model)  # FSDP: checkpoints and evaluations need every rank
+    whole_model_work = ranks.is_main or is_sharded(model)  # FSDP: checkpoints and evaluations need every rank
     loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device)
     examples = tokens = 0
     evaluations: list[tuple[int, dict[str, float]]] = []
@@ -118,11 +118,11 @@ def train_classifier(
             loss, step_examples, step_tokens = loop.step(step)
             losses.append(loss)
             examples, tokens = examples + step_examples, tokens + step_tokens
-            if checkpoint_dir is not None and (ranks.is_main or sharded) and _due(step + 1, config.checkpoint_every, plan):
+            if checkpoint_dir is not None and whole_model_work and _due(step + 1, config.checkpoint_every, plan):
                 done = Progress(step + 1, plan.total_steps, losses, progress.fingerprint)
                 save_checkpoint(checkpoint_dir, model, optimizer, done)
             evaluation = None
-            if evaluate is not None and (ranks.is_main or sharded) and _eval_due(step + 1, config.eval_every, plan):
+            if evaluate is not None and whole_model_work and _eval_due(step + 1, config.eval_every, plan):
                 evaluation = evaluate(model)
                 evaluations.append((step + 1, evaluation))
             info = StepInfo(step + 1, plan.total_steps, (step + 1) / plan.steps_per_epoch, loss,
