@@ -98,6 +98,11 @@ class DebateSettings(_Strict):
     top_p: float = Field(1.0, gt=0, le=1)
     max_tokens: int = Field(256, ge=1)
     shard_size: int = Field(200, ge=1, description="examples per debate job")
+    resample_per_seed: bool = Field(
+        False, description="False: every training seed reuses the same debate samples (debate seeds 0..k-1), so "
+                           "seeds measure training noise only and the debates are paid for once. True: the seed "
+                           "at index j of `seeds` reads debate seeds j*k .. j*k+k-1 (new debates are run), so "
+                           "the spread over seeds also covers debate sampling")
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
@@ -108,7 +113,11 @@ class RunConfig(_Strict):
     task: str
     data_dir: str | None = Field(None, description="Local dir of the task's JSONL files; None = the HF hub")
     limit: int | None = Field(None, ge=1, description="Read only the first N source rows")
-    seed: int = 0
+    seed: int = Field(0, description="Draws the examples and their splits (the same for every training seed)")
+    seeds: tuple[int, ...] = Field(
+        (0,), description="Training seeds: a list, or a count n meaning 0..n-1. Each seed trains its own weak "
+                          "members (data order, init), ensembles, W2S strong models and ceiling; the report "
+                          "averages over seeds and bootstraps over seeds and test examples")
     splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 200, "strong_train": 200, "test": 200})
     weak: WeakSettings = WeakSettings()
     strong: StrongSettings = StrongSettings()
@@ -124,6 +133,24 @@ class RunConfig(_Strict):
         except TaskDataError as exc:
             raise ValueError(str(exc)) from exc
         return task
+
+    @field_validator("seeds", mode="before")
+    @classmethod
+    def _count_means_range(cls, seeds: Any) -> Any:
+        """`seeds: 3` is shorthand for `seeds: [0, 1, 2]`."""
+        if isinstance(seeds, int) and not isinstance(seeds, bool):
+            if seeds < 1:
+                raise ValueError(f"a seed count must be >= 1, got {seeds}")
+            return tuple(range(seeds))
+        return seeds
+
+    @field_validator("seeds")
+    @classmethod
+    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
+        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
+            raise ValueError(f"seeds must be a count or a non-empty list of distinct non-negative ints; "
+                             f"got {list(seeds)}")
+        return seeds
 
     @field_validator("splits")
     @classmethod

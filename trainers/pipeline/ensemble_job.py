@@ -1,8 +1,8 @@
 """The `ensemble` job: average the members' soft labels into the labels of the condition's weak model.
 
 A one-member condition (no_debate, single_debate) copies its member's labels, so every
-condition has one weak model whose labels the strong model learns from and whose test
-metrics the report reads (condition `weak:<c>`).
+condition has one weak model per training seed whose labels the strong model learns from and
+whose test labels and metrics the report reads (condition `s<seed>/weak:<c>`).
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from typing import Any
 
 from trainers.metrics import binary_metrics
 from trainers.pipeline.env import WorkerEnv
-from trainers.pipeline.plan import Member, condition_model_name, weak_model_name
+from trainers.pipeline.plan import Member, condition_model_name, seed_condition, weak_model_name
 from trainers.pipeline.rows import (
     get_or_create_model,
     labelled,
@@ -39,19 +39,19 @@ def average_labels(members: list[dict[int, float]]) -> dict[int, float]:
 
 def ensemble_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        run_id, condition = ctx.payload["run_id"], ctx.payload["condition"]
+        run_id, condition, seed = ctx.payload["run_id"], ctx.payload["condition"], ctx.payload["seed"]
         members = [Member(**fields) for fields in ctx.payload["members"]]
         with ctx.sessions.begin() as session:
             load_run(session, run_id)  # fails clearly if the run was deleted
             rows = [model_by_name(session, weak_model_name(run_id, member)) for member in members]
             soft = average_labels([model_labels(session, row.id) for row in rows])
-            model = get_or_create_model(session, condition_model_name(run_id, condition), role="weak",
+            model = get_or_create_model(session, condition_model_name(run_id, seed, condition), role="weak",
                                         base=rows[0].base, run_id=run_id, condition=condition, member=None,
-                                        seed=None, checkpoint_path=None)
+                                        seed=seed, checkpoint_path=None)
             write_labels(session, model.id, soft)
             ids, gold = labelled(run_examples(session, run_id, "test"))
             metrics = binary_metrics(gold, [soft[i] for i in ids])
-            write_metrics(session, run_id, model.id, f"weak:{condition}", scores(metrics))
+            write_metrics(session, run_id, model.id, seed_condition(seed, f"weak:{condition}"), scores(metrics))
         return {"model_id": model.id, "members": [member.key for member in members], "test": metrics}
 
     return handle

@@ -4,11 +4,19 @@ Every job has an idempotency key derived from the run and the step, so planning 
 again finds the jobs it made before: re-submitting a config resumes its run, and steps that
 already succeeded are not repeated. Payloads name *what* to do (run, protocol, seed, member,
 condition); the handlers read the rest from the run's stored config.
+
+Every training seed of the config (`seeds`) gets its own weak members, ensembles, W2S strong
+models and ceiling, so everything per seed carries it: step keys and metric conditions as
+`s<seed>/…` (`s1/ensemble:debate_ensemble`, `s1/w2s:debate_ensemble:xent`, `s1/ceiling`), model
+names as `s<seed>-…` (`run7-weak-s1-debate-d0-t4`, `run7-strong-s1-w2s-debate_ensemble-xent`).
+Debate shards are keyed by their debate seed (`debate:debate:d2:shard0`) and shared by every
+seed that reads those debates.
 """
 
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import asdict, dataclass
 
 from sqlalchemy import select
@@ -24,45 +32,88 @@ JOB_KINDS = ("ingest", "debate", "weak", "ensemble", "strong", "report")
 
 @dataclass(frozen=True, order=True)
 class Member:
-    """One weak model to train: its transcript source and its finetuning seed."""
+    """One weak model to train: the run seed it belongs to, its transcript source and its finetuning seed."""
 
+    seed: int  # the training seed of the run (`RunConfig.seeds`) whose ensembles it is part of
     context: str  # "none" (no transcript) or a debate protocol: "debate" | "consultancy" | "market_making"
-    debate_seed: int
-    train_seed: int
+    debate_seed: int  # `debates.seed` of the transcripts it reads
+    train_seed: int  # the seed its training gets (data order, init)
 
     @property
     def key(self) -> str:
         if self.context == "none":
-            return f"none-t{self.train_seed}"
-        return f"{self.context}-d{self.debate_seed}-t{self.train_seed}"
+            return f"s{self.seed}-none-t{self.train_seed}"
+        return f"s{self.seed}-{self.context}-d{self.debate_seed}-t{self.train_seed}"
 
 
-NAIVE = Member("none", 0, 0)
+@dataclass(frozen=True)
+class RunSeed:
+    """One training seed of a run and the debate and finetuning seeds its weak members get.
+
+    Seed s owns the training seeds s*k .. s*k+k-1, so members of different seeds never share
+    one, and seed 0 keeps the seeds a run had before `seeds` existed (0, or 0..k-1 for a
+    finetune ensemble).
+    """
+
+    value: int
+    k: int  # ensemble size
+    debate_base: int  # first debate seed its members read: 0, or j*k with `debate.resample_per_seed`
+
+    def member(self, context: str, debate: int, train: int) -> Member:
+        """Member with the `debate`-th debate sample and the `train`-th finetuning seed of this seed."""
+        return Member(self.value, context, 0 if context == "none" else self.debate_base + debate,
+                      self.value * self.k + train)
+
+    @property
+    def naive(self) -> Member:
+        return self.member("none", 0, 0)
 
 
-def condition_members(condition: str, k: int) -> list[Member]:
+def run_seeds(config: RunConfig) -> list[RunSeed]:
+    k = config.ensemble_size
+    return [RunSeed(seed, k, index * k if config.debate.resample_per_seed else 0)
+            for index, seed in enumerate(config.seeds)]
+
+
+def condition_members(condition: str, seed: RunSeed) -> list[Member]:
     """The weak members whose averaged labels make `condition` (Lang et al. 2025, section 3)."""
+    k = range(seed.k)
     members = {
-        "no_debate": [NAIVE],
-        "single_debate": [Member("debate", 0, 0)],
-        "debate_ensemble": [Member("debate", i, 0) for i in range(k)],  # a different debate sample each
-        "finetune_ensemble": [Member("debate", 0, i) for i in range(k)],  # one transcript, k finetune seeds
-        "consultancy": [Member("consultancy", i, 0) for i in range(k)],
-        "market_making": [Member("market_making", i, 0) for i in range(k)],
+        "no_debate": [seed.naive],
+        "single_debate": [seed.member("debate", 0, 0)],
+        "debate_ensemble": [seed.member("debate", i, 0) for i in k],  # a different debate sample each
+        "finetune_ensemble": [seed.member("debate", 0, i) for i in k],  # one transcript, k finetune seeds
+        "consultancy": [seed.member("consultancy", i, 0) for i in k],
+        "market_making": [seed.member("market_making", i, 0) for i in k],
     }
     return members[condition]
+
+
+SEEDED = re.compile(r"s(\d+)/(.+)")
+
+
+def seed_condition(seed: int, condition: str) -> str:
+    """The per-seed name of a metric condition or step: `s<seed>/<condition>` (e.g. `s1/weak:no_debate`)."""
+    return f"s{seed}/{condition}"
+
+
+def split_seed_condition(condition: str) -> tuple[int, str] | None:
+    """`s<seed>/<condition>` -> (seed, condition); None for a condition of no single seed."""
+    match = SEEDED.fullmatch(condition)
+    return (int(match[1]), match[2]) if match else None
 
 
 def weak_model_name(run_id: int, member: Member) -> str:
     return f"run{run_id}-weak-{member.key}"
 
 
-def condition_model_name(run_id: int, condition: str) -> str:
-    return f"run{run_id}-weak-{condition}"
+def condition_model_name(run_id: int, seed: int, condition: str) -> str:
+    return f"run{run_id}-weak-s{seed}-{condition}"
 
 
 def strong_model_name(run_id: int, condition: str) -> str:
-    return f"run{run_id}-strong-{condition.replace(':', '-')}"
+    """A name that is also a directory name: `s1/w2s:c:xent` -> `run7-strong-s1-w2s-c-xent`."""
+    return f"run{run_id}-strong-{condition.replace('/', '-').replace(':', '-')}"
 
 
 def run_hash(config: RunConfig, strong_model: str) -> str:
@@ -104,33 +155,42 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         return job.id
 
     ingest = add("ingest", "ingest", {}, [], priority=10)
-    members = sorted({m for c in config.conditions for m in condition_members(c, config.ensemble_size)})
-    if any(m.context == "market_making" for m in members) and NAIVE not in members:
-        members.insert(0, NAIVE)  # market-making argues against the naive weak model's choice
     weak_jobs: dict[Member, int] = {}
-    for member in sorted(members, key=lambda m: m.context != "none"):  # naive first: market-making needs it
-        debates = _debate_shards(add, config, member, ingest, weak_jobs, strong_model)
-        weak_jobs[member] = add(f"weak:{member.key}", "weak", {"member": asdict(member)}, [ingest, *debates])
+
+    def weak(member: Member, naive: Member) -> int:
+        """The member's job, planned once; market-making debates first need `naive`'s job."""
+        if member not in weak_jobs:
+            naive_job = weak(naive, naive) if member.context == "market_making" else None
+            debates = _debate_shards(add, config, member, ingest, naive, naive_job, strong_model)
+            weak_jobs[member] = add(f"weak:{member.key}", "weak", {"member": asdict(member)}, [ingest, *debates])
+        return weak_jobs[member]
+
+    seeds = run_seeds(config)
     finals = []
-    for condition in config.conditions:
-        chosen = condition_members(condition, config.ensemble_size)
-        ensemble = add(f"ensemble:{condition}", "ensemble",
-                       {"condition": condition, "members": [asdict(m) for m in chosen]},
-                       [weak_jobs[m] for m in chosen])
-        finals.append(ensemble)
-        for loss in config.strong.losses:
-            finals.append(add(f"strong:w2s:{condition}:{loss}", "strong",
-                              _strong_payload(f"w2s:{condition}:{loss}", loss, strong_model,
-                                              {"labels_model_name": condition_model_name(run_id, condition)}),
-                              [ensemble]))
-    finals.append(add("strong:ceiling", "strong", _strong_payload("ceiling", "xent", strong_model, {"ground_truth": True}),
-                      [ingest]))
+    for seed in seeds:
+        # Market-making argues against the naive weak model's choice: the seed's own when its
+        # debates are its own, else the first seed's, whose debates every seed shares.
+        naive = (seed if config.debate.resample_per_seed else seeds[0]).naive
+        for condition in config.conditions:
+            chosen = condition_members(condition, seed)
+            ensemble = add(seed_condition(seed.value, f"ensemble:{condition}"), "ensemble",
+                           {"condition": condition, "seed": seed.value, "members": [asdict(m) for m in chosen]},
+                           [weak(m, naive) for m in chosen])
+            finals.append(ensemble)
+            labels = {"labels_model_name": condition_model_name(run_id, seed.value, condition)}
+            for loss in config.strong.losses:
+                w2s = seed_condition(seed.value, f"w2s:{condition}:{loss}")
+                finals.append(add(seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"), "strong",
+                                  _strong_payload(w2s, seed.value, loss, strong_model, labels), [ensemble]))
+        finals.append(add(seed_condition(seed.value, "strong:ceiling"), "strong",
+                          _strong_payload(seed_condition(seed.value, "ceiling"), seed.value, "xent", strong_model,
+                                          {"ground_truth": True}), [ingest]))
     add("report", "report", {}, finals, priority=-10)
     return jobs
 
 
-def _debate_shards(add, config: RunConfig, member: Member, ingest: int, weak_jobs: dict[Member, int],  # noqa: ANN001
-                   strong_model: str) -> list[int]:
+def _debate_shards(add, config: RunConfig, member: Member, ingest: int, naive: Member,  # noqa: ANN001
+                   naive_job: int | None, strong_model: str) -> list[int]:
     """The debate jobs whose transcripts `member` reads (shared by members with the same debates)."""
     if member.context == "none":
         return []
@@ -139,16 +199,16 @@ def _debate_shards(add, config: RunConfig, member: Member, ingest: int, weak_job
     depends = [ingest]
     extra: dict = {}
     if member.context == "market_making":
-        depends.append(weak_jobs[NAIVE])
-        extra = {"weak_model_member": asdict(NAIVE)}
+        depends.append(naive_job)
+        extra = {"weak_model_member": asdict(naive)}
     return [
-        add(f"debate:{member.context}:s{member.debate_seed}:shard{i}", "debate",
+        add(f"debate:{member.context}:d{member.debate_seed}:shard{i}", "debate",
             {"protocol": member.context, "seed": member.debate_seed, "offset": i * size, "limit": size,
              "model": strong_model, **extra}, depends, priority=5)
         for i in range(math.ceil(total / size))
     ]
 
 
-def _strong_payload(condition: str, loss: str, base_model: str, train: dict) -> dict:
-    return {"condition": condition, "loss": loss, "base_model": base_model, "train": train,
+def _strong_payload(condition: str, seed: int, loss: str, base_model: str, train: dict) -> dict:
+    return {"condition": condition, "seed": seed, "loss": loss, "base_model": base_model, "train": train,
             "validation": {"split": "test"}}

@@ -100,7 +100,7 @@ def resolve_job(session: Session, payload: dict[str, Any]) -> StrongJob:
                          parent_adapter=parent and parent.adapter, parent_base=parent and parent.base)
     run_id = payload["run_id"]
     config = load_run(session, run_id)[1]
-    return StrongJob(condition=payload["condition"], settings=config.strong, loss=payload["loss"], seed=config.seed,
+    return StrongJob(condition=payload["condition"], settings=config.strong, loss=payload["loss"], seed=payload["seed"],
                      answer_words=get_task(config.task).answer_words,
                      train=_train_rows(session, payload["train"], run_id),
                      evaluate=_eval_rows(session, payload.get("validation"), run_id), run_id=run_id)
