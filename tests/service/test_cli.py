@@ -1,5 +1,6 @@
 """The `w2s` console script, run as a user would: a subprocess with W2S_* in the environment."""
 
+import itertools
 import os
 import subprocess
 import sys
@@ -74,14 +75,16 @@ def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tin
     result = _w2s("demo", "--config", "demo.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL=vllm_server.base_url,
                   W2S_STRONG_MODEL=vllm_server.served_name, W2S_STRONG_MODEL_PATH=str(tiny_model_dir))
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    table = [line for line in result.stdout.splitlines() if line.startswith("| ")]
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("| Condition"))
+    table = list(itertools.takewhile(lambda line: line.startswith("|"), lines[start:]))  # the first table
     assert "PGR" in table[0]
     assert {line.split("|")[1].strip() for line in table[2:]} == set(config["conditions"])
     assert (tmp_path / "artifacts" / "runs" / "1" / "pgr.png").stat().st_size > 1000
     with make_engine(f"sqlite:///{tmp_path / 'w2s.db'}").connect() as conn:
         conditions = {row[0] for row in conn.exec_driver_sql("SELECT DISTINCT condition FROM metrics WHERE run_id = 1")}
         turns = conn.exec_driver_sql("SELECT count(*) FROM turns JOIN debates ON debates.id = turns.debate_id").scalar()
-    assert {f"weak:{c}" for c in config["conditions"]} | {"ceiling"} <= conditions
+    assert {f"s0/weak:{c}" for c in config["conditions"]} | {"s0/ceiling"} <= conditions
     assert turns > 0
     assert "sqlite3 w2s.db" in result.stdout
 

@@ -8,12 +8,61 @@ import pytest
 from sqlalchemy import func, select
 
 from service.store import Debate, Example, Label, Metric, Model, Run, Turn
-from tests.trainers.test_report import seed_run
 from trainers import export
 from trainers.export import export_run
 
 TABLES = ("run", "examples", "debates", "turns", "labels", "models", "metrics")
 JSON_COLUMNS = {"run": ("config",), "debates": ("params", "sampling")}
+
+# condition -> (accuracy, balanced accuracy, f1) of the metric rows
+ACCURACIES = {
+    "ceiling": (0.80, 0.79, 0.78),
+    "weak:no_debate": (0.60, 0.58, 0.57),
+    "w2s:no_debate:xent": (0.70, 0.69, 0.68),
+    "weak:debate_ensemble": (0.65, 0.64, 0.63),
+    "w2s:debate_ensemble:logconf": (0.77, 0.76, 0.75),
+    "w2s:debate_ensemble:xent": (0.74, 0.73, 0.72),
+    "weak:consultancy": (0.82, 0.81, 0.80),
+    "w2s:consultancy:xent": (0.81, 0.80, 0.79),
+    "w2s:market_making:xent": (0.75, 0.74, 0.73),
+    "weak:alpha_custom": (0.55, 0.54, 0.53),
+    "w2s:alpha_custom:xent": (0.60, 0.59, 0.58),
+}
+
+
+def seed_run(session, *, name: str = "sciq-debate", config: dict | None = None, examples: int = 5) -> int:
+    """A run with a row in every exported table: examples, one debate of 3 turns per example, a
+    model per condition, labels from every weak model and the test metrics of ACCURACIES."""
+    config = {"task": "sciq", "k": 4} if config is None else config
+    run = Run(name=name, config=config, config_hash=f"hash-{name}", status="succeeded")
+    session.add(run)
+    session.flush()
+    rows = [Example(run_id=run.id, task="sciq", split="test", source_id=f"{name}-{i}",
+                    candidate_id="correct", question=f"Q{i}?", context=None, candidate=f"A{i}", label=i % 2)
+            for i in range(examples)]
+    session.add_all(rows)
+    session.flush()
+    for example in rows:
+        debate = Debate(example_id=example.id, run_id=run.id, protocol="debate", order="sequential",
+                        num_turns=3, seed=7, model="strong", params={"turns": 3}, sampling={"t": 0.7},
+                        status="succeeded")
+        debate.turns = [Turn(index=i, speaker="AB"[i % 2], stance="pro" if i % 2 == 0 else "con",
+                             content=f"turn {i} ✓") for i in range(3)]
+        session.add(debate)
+    for condition, (accuracy, balanced, f1) in ACCURACIES.items():
+        model = Model(name=f"{name}/{condition}", role="weak" if condition.startswith("weak") else "strong",
+                      base="tiny", run_id=run.id, condition=condition)
+        session.add(model)
+        session.flush()
+        if model.role == "weak":
+            session.add_all(Label(model_id=model.id, example_id=e.id, soft_label=0.25 + 0.1 * i,
+                                  hard_label=0) for i, e in enumerate(rows))
+        session.add_all(Metric(run_id=run.id, model_id=model.id, condition=condition, split="test",
+                               name=metric, value=value)
+                        for metric, value in (("accuracy", accuracy), ("balanced_accuracy", balanced),
+                                              ("f1", f1), ("auroc", None)))
+    session.flush()
+    return run.id
 
 
 def _sql_counts(session, run_id: int) -> dict[str, int]:

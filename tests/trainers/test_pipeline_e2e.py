@@ -73,17 +73,20 @@ def test_run_end_to_end(settings: Settings, vllm_server: LocalVLLM) -> None:
         assert png.status_code == 200 and png.content.startswith(b"\x89PNG")
 
     with sessions() as session:
-        ceiling = _accuracy(session, strong_model_name(run_id, "ceiling"), run_id)
+        ceiling = _accuracy(session, strong_model_name(run_id, "s0/ceiling"), run_id)
         rows = {row["condition"]: row for row in report["rows"]}
         assert set(rows) == set(CONFIG["conditions"])
         for condition, row in rows.items():
-            weak = _accuracy(session, condition_model_name(run_id, condition), run_id)
-            w2s = _accuracy(session, strong_model_name(run_id, f"w2s:{condition}:xent"), run_id)
-            assert row["weak_accuracy"] == pytest.approx(weak)
-            assert row["w2s_accuracy"] == pytest.approx(w2s)
-            assert row["ceiling_accuracy"] == pytest.approx(ceiling)
-            expected_pgr = (w2s - weak) / (ceiling - weak) if ceiling > weak else None
-            assert row["pgr"] == pytest.approx(expected_pgr)
+            weak = _accuracy(session, condition_model_name(run_id, 0, condition), run_id)
+            w2s = _accuracy(session, strong_model_name(run_id, f"s0/w2s:{condition}:xent"), run_id)
+            assert row["seeds"] == [0]
+            assert row["weak_accuracy"]["value"] == pytest.approx(weak)
+            assert row["w2s_accuracy"]["value"] == pytest.approx(w2s)
+            assert row["ceiling_accuracy"]["value"] == pytest.approx(ceiling)
+            if row["gap"]["low"] > 0:  # the ceiling beats the weak model beyond example noise
+                assert row["pgr"]["value"] == pytest.approx((w2s - weak) / (ceiling - weak))
+            else:
+                assert row["pgr"] is None
         versions = session.scalars(select(ModelVersion)).all()
         assert len(versions) == len(CONFIG["conditions"]) + 1 and all(v.published_at for v in versions)
 

@@ -113,14 +113,16 @@ def test_plan_builds_the_dag(sessions: sessionmaker[Session]) -> None:
                                                                               for i in range(3)}
         assert _parents(session, jobs["s0/ensemble:debate_ensemble"]) == {jobs["weak:s0-debate-d0-t0"].id,
                                                                           jobs["weak:s0-debate-d1-t0"].id}
-        assert _parents(session, jobs["s0/strong:w2s:debate_ensemble:logconf"]) == {jobs["s0/ensemble:debate_ensemble"].id}
+        assert _parents(session, jobs["s0/strong:w2s:debate_ensemble:logconf"]) == {
+            jobs["s0/ensemble:debate_ensemble"].id}
         assert _parents(session, jobs["s0/strong:ceiling"]) == {ingest}
         assert len(_parents(session, jobs["report"])) == 3 + 7
         assert jobs["debate:debate:d0:shard1"].payload == {"run_id": run.id, "protocol": "debate", "seed": 0,
                                                             "offset": 12, "limit": 12, "model": "strong"}
         assert jobs["weak:s0-debate-d1-t0"].payload["member"] == {"seed": 0, "context": "debate", "debate_seed": 1,
                                                                   "train_seed": 0}
-        assert jobs["s0/strong:ceiling"].payload["condition"] == "s0/ceiling" and jobs["s0/strong:ceiling"].payload["seed"] == 0
+        ceiling = jobs["s0/strong:ceiling"].payload
+        assert (ceiling["condition"], ceiling["seed"]) == ("s0/ceiling", 0)
 
 
 def test_resubmitting_resumes_the_same_run(sessions: sessionmaker[Session]) -> None:
@@ -159,11 +161,13 @@ def _counts(jobs: dict[str, Job]) -> dict[str, int]:
 
 
 def test_three_seeds_plan_three_times_the_training_jobs(sessions: sessionmaker[Session]) -> None:
-    base = {**SMALL, "conditions": ["no_debate", "debate_ensemble", "market_making"], "strong": {"losses": ["xent", "logconf"]}}
+    base = {**SMALL, "conditions": ["no_debate", "debate_ensemble", "market_making"],
+            "strong": {"losses": ["xent", "logconf"]}}
     with sessions.begin() as session:
         one = _jobs(session, submit_run(session, parse_run_config(base), strong_model="strong")[0].id)
         three = _jobs(session, submit_run(session, parse_run_config({**base, "seeds": 3}), strong_model="strong")[0].id)
-        assert _parents(session, three["s2/strong:w2s:debate_ensemble:xent"]) == {three["s2/ensemble:debate_ensemble"].id}
+        assert _parents(session, three["s2/strong:w2s:debate_ensemble:xent"]) == {
+            three["s2/ensemble:debate_ensemble"].id}
         assert _parents(session, three["s1/ensemble:no_debate"]) == {three["weak:s1-none-t2"].id}
     assert _counts(one) == {"debate": 12, "weak": 5, "ensemble": 3, "strong": 7}
     # debates are shared by the seeds; everything trained is per seed
@@ -186,16 +190,18 @@ def test_resampled_debates_are_new_debates_per_seed(sessions: sessionmaker[Sessi
         debates = {key: job.payload for key, job in jobs.items() if job.kind == "debate"}
         assert sorted(debates) == [f"debate:market_making:d{d}:shard0" for d in range(4)]
         # each seed's market-making argues against its own naive model
-        assert {d: p["weak_model_member"]["seed"] for d, p in enumerate(debates[k] for k in sorted(debates))} == {
-            0: 0, 1: 0, 2: 1, 3: 1}
-        assert _parents(session, jobs["debate:market_making:d2:shard0"]) == {jobs["ingest"].id, jobs["weak:s1-none-t2"].id}
+        assert [debates[f"debate:market_making:d{d}:shard0"]["weak_model_member"]["seed"] for d in range(4)] == [
+            0, 0, 1, 1]
+        assert _parents(session, jobs["debate:market_making:d2:shard0"]) == {jobs["ingest"].id,
+                                                                             jobs["weak:s1-none-t2"].id}
 
 
 def test_seeds_are_part_of_the_hash_and_the_same_seeds_reuse_the_run(sessions: sessionmaker[Session]) -> None:
-    assert parse_run_config({**SMALL, "seeds": 3}).hash_fields() == parse_run_config({**SMALL, "seeds": [0, 1, 2]}).hash_fields()
-    assert parse_run_config({**SMALL, "seeds": 3}).hash_fields() != parse_run_config(SMALL).hash_fields()
-    resampled = parse_run_config({**SMALL, "seeds": 3, "debate": {"resample_per_seed": True}}).hash_fields()
-    assert resampled != parse_run_config({**SMALL, "seeds": 3}).hash_fields()
+    def hashed(**change: object) -> dict:
+        return parse_run_config({**SMALL, **change}).hash_fields()
+
+    assert hashed(seeds=3) == hashed(seeds=[0, 1, 2]) != hashed()
+    assert hashed(seeds=3, debate={"resample_per_seed": True}) != hashed(seeds=3)
     with sessions.begin() as session:
         first, _ = submit_run(session, parse_run_config({**SMALL, "seeds": 3}), strong_model="strong")
         before = {key: job.id for key, job in _jobs(session, first.id).items()}

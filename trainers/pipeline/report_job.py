@@ -1,4 +1,4 @@
-"""The `report` job: PGR per condition into `metrics`, then report.md / report.json / pgr.png on disk."""
+"""The `report` job: PGR over seeds and its interval into `metrics`, then report.md / report.json / pgr.png on disk."""
 
 from __future__ import annotations
 
