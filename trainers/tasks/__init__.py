@@ -5,7 +5,9 @@
     sizes = {"weak_train": 500, "strong_train": 500, "test": 200}
     splits = split_examples(examples, sizes=sizes, seed=0)
 
-Each example asks whether ONE candidate answer is right (label 1) or not (label 0).
+Each example asks whether ONE candidate answer is right (label 1) or not (label 0); for
+label-only tasks (boolq, amazon_polarity, safety, legal) the candidate is the positive class,
+so the label is the example's own class.
 """
 
 from trainers.tasks.catalog import get_task, task_names
