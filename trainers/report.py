@@ -24,6 +24,7 @@ from sqlalchemy.orm import Session
 from service.store import Metric, Run
 from trainers.files import replacing, write_text_atomic
 from trainers.metrics import pgr
+from trainers.pipeline.budgets import ingest_notes
 
 SPLIT = "test"
 CEILING = "ceiling"
@@ -176,7 +177,7 @@ def build_report(session: Session, run_id: int) -> Report:
     weak_only = {c.removeprefix("weak:") for c in metrics if c.startswith("weak:")} - {c for c, _ in pairs}
     keys = sorted([*pairs, *((c, None) for c in weak_only)], key=_row_key)
     rows = [_row(metrics, condition, loss) for condition, loss in keys]
-    notes = [note for note in map(_note, rows) if note]
+    notes = [note for note in map(_note, rows) if note] + ingest_notes(session, run_id)
     task = (run.config or {}).get("task")
     return Report(run_id=run.id, name=run.name, status=run.status,
                   task=task if isinstance(task, str) else None, rows=rows, notes=notes)

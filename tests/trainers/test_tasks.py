@@ -1,4 +1,4 @@
-"""trainers.tasks: row conversion, balance, determinism, splits, length policy, hub errors.
+"""trainers.tasks: row conversion, balance, determinism, splits, formatting, hub errors.
 
 Real rows come from /work/shared/data (tests using them skip when it is absent); the
 synthetic task and handmade rows in the hub's field layout run everywhere.
@@ -20,7 +20,6 @@ from trainers.tasks import (
     TaskDataError,
     TaskExample,
     class_balance,
-    drop_overlong,
     format_example,
     get_task,
     load_examples,
@@ -398,7 +397,7 @@ def test_too_few_examples_raise_with_the_numbers() -> None:
         split_examples(examples, sizes={"train": 10}, seed=0)
 
 
-# ---- formatting and the length policy --------------------------------------------------
+# ---- formatting -------------------------------------------------------------------------
 
 
 def test_format_has_the_task_layout_and_does_not_depend_on_the_label() -> None:
@@ -420,21 +419,6 @@ def test_format_has_the_task_layout_and_does_not_depend_on_the_label() -> None:
         assert text == format_example(dataclasses.replace(example, label=1 - example.label))
         for word in (*get_task("synthetic").answer_words, "correct", "wrong", "true", "false"):
             assert not re.search(rf"\b{word.strip()}\b", text, re.IGNORECASE), (word, text)
-
-
-def test_drop_overlong_removes_and_counts() -> None:
-    examples = load_examples("synthetic", size=300)
-
-    def count_tokens(text: str) -> int:
-        return len(text.split())
-
-    lengths = [count_tokens(format_example(e)) for e in examples]
-    budget = sorted(lengths)[len(lengths) // 2]
-    kept, dropped = drop_overlong(examples, count_tokens, budget)
-    assert dropped == sum(length > budget for length in lengths) > 0
-    assert len(kept) + dropped == len(examples)
-    assert all(count_tokens(format_example(e)) <= budget for e in kept)
-    assert drop_overlong(examples, count_tokens, max(lengths)) == (examples, 0)
 
 
 # ---- the hub path --------------------------------------------------------------------

@@ -14,7 +14,7 @@ from trainers.tasks.catalog import get_task, task_names
 from trainers.tasks.formatting import format_example
 from trainers.tasks.loading import load_examples
 from trainers.tasks.schema import Task, TaskDataError, TaskExample
-from trainers.tasks.splits import SPLIT_NAMES, class_balance, drop_overlong, split_examples
+from trainers.tasks.splits import SPLIT_NAMES, class_balance, split_examples
 
 __all__ = [
     "SPLIT_NAMES",
@@ -22,7 +22,6 @@ __all__ = [
     "TaskDataError",
     "TaskExample",
     "class_balance",
-    "drop_overlong",
     "format_example",
     "get_task",
     "load_examples",
