@@ -20,7 +20,8 @@ def test_an_example_must_fit_every_budget_and_each_budget_is_counted_alone() -> 
     texts = [format_example(e) for e in examples]
     word_limit = sorted(words(texts))[200]
     char_limit = sorted(characters(texts))[250]
-    budgets = [Budget("weak.train.max_length", word_limit, words), Budget("strong.train.max_length", char_limit, characters)]
+    budgets = [Budget("weak.train.max_length", word_limit, words),
+               Budget("strong.train.max_length", char_limit, characters)]
     kept, summary = apply_budgets(examples, budgets)
 
     over_words = {i for i, text in enumerate(texts) if len(text.split()) > word_limit}

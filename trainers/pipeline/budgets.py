@@ -58,7 +58,8 @@ class Budget:
     count: Callable[[list[str]], list[int]]
 
 
-def apply_budgets(examples: Sequence[TaskExample], budgets: Sequence[Budget]) -> tuple[list[TaskExample], dict[str, Any]]:
+def apply_budgets(examples: Sequence[TaskExample],
+                  budgets: Sequence[Budget]) -> tuple[list[TaskExample], dict[str, Any]]:
     """The examples that fit every budget, and a summary of the dropped ones (see `dropped_note`).
 
     Each budget is counted over all examples, so the summary says how many each model alone

@@ -70,7 +70,8 @@ def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
 
 def _counter(tokenizer: PreTrainedTokenizerBase, suffix: str):  # noqa: ANN202 - Callable[[list[str]], list[int]]
     """Tokens of each text as `trainers.training.inputs.encode_inputs` lays it out: prefix + text + suffix."""
-    fixed = len(special_prefix(tokenizer)) + (len(tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else 0)
+    suffix_tokens = len(tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else 0
+    fixed = len(special_prefix(tokenizer)) + suffix_tokens
 
     def count(texts: list[str]) -> list[int]:
         return [fixed + len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
