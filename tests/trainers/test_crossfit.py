@@ -15,7 +15,7 @@ from trainers.pipeline import parse_run_config, pipeline_handlers, submit_run
 from trainers.pipeline import weak_job
 from trainers.pipeline.crossfit import cross_fit, crossfit_model_name, fold_assignment
 from trainers.pipeline.debates import shard_items
-from trainers.pipeline.plan import NAIVE, weak_model_name
+from trainers.pipeline.plan import Member, weak_model_name
 from trainers.pipeline.rows import model_by_name, model_labels
 from trainers.worker import Worker
 
@@ -82,14 +82,14 @@ def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_r
 
     with sessions() as session:
         naive_job = session.scalars(select(Job).where(Job.kind == "weak", Job.status != "queued")).one()
-        assert (naive_job.payload["member"], naive_job.status) == ({"context": "none", "debate_seed": 0,
-                                                                    "train_seed": 0}, "succeeded")
+        member = Member(**naive_job.payload["member"])
+        assert (member.context, naive_job.status) == ("none", "succeeded")
         examples = list(session.scalars(select(Example).where(Example.run_id == run_id)))
-        naive = model_labels(session, model_by_name(session, weak_model_name(run_id, NAIVE)).id)
-        out_of_sample = model_labels(session, model_by_name(session, crossfit_model_name(run_id, NAIVE)).id)
-        payload = {"run_id": run_id, "protocol": "market_making", "seed": 0, "offset": 0, "limit": 100,
-                   "model": "strong", "weak_model_member": {"context": "none", "debate_seed": 0, "train_seed": 0}}
-        sides = {example_id: spec.weak_prediction for example_id, spec in shard_items(session, payload)}
+        naive = model_labels(session, model_by_name(session, weak_model_name(run_id, member)).id)
+        out_of_sample = model_labels(session, model_by_name(session, crossfit_model_name(run_id, member)).id)
+        shard = session.scalars(select(Job).where(Job.kind == "debate", Job.payload["protocol"].as_string()
+                                                  == "market_making")).first()
+        sides = {example_id: spec.weak_prediction for example_id, spec in shard_items(session, shard.payload)}
     text_of = {e.id: f"Passage: {e.context}\nQuestion: {e.question}\nProposed answer: yes" for e in examples}
     weak_train = {text_of[e.id] for e in examples if e.split == "weak_train"}
 

@@ -16,7 +16,7 @@ from trainers.metrics import binary_metrics
 from trainers.pipeline.config import RunConfig, TrainSettings
 from trainers.pipeline.env import WorkerEnv
 from trainers.pipeline.crossfit import CROSSFIT_FOLDS, cross_fit, crossfit_model_name
-from trainers.pipeline.plan import NAIVE, Member, weak_model_name
+from trainers.pipeline.plan import Member, weak_model_name
 from trainers.pipeline.rows import (
     get_or_create_model,
     labelled,
@@ -97,7 +97,7 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
                                       seed=member.train_seed, checkpoint_path=str(out_dir))
             write_labels(session, row.id, soft)
             write_metrics(session, run_id, row.id, f"member:{member.key}", scores(metrics))
-        if member == NAIVE and "market_making" in config.conditions:
+        if member.context == "none" and "market_making" in config.conditions:  # the naive member it reads
             _store_out_of_sample_predictions(ctx, env, config, member, train, inputs, soft)
         return {"model_id": row.id, "missing_transcripts": missing, "train": _train_summary(result), "test": metrics}
 
@@ -123,7 +123,7 @@ def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, config: Ru
         probs = predict_proba(model, [inputs[i] for i in held_out], max_length=settings.max_length)
         return dict(zip(held_out, probs, strict=True))
 
-    crossfit = cross_fit([example.id for example in train], CROSSFIT_FOLDS, config.seed, fit_predict)
+    crossfit = cross_fit([example.id for example in train], CROSSFIT_FOLDS, member.train_seed, fit_predict)
     with ctx.sessions.begin() as session:
         row = get_or_create_model(session, crossfit_model_name(ctx.payload["run_id"], member), role="weak",
                                   base=env.weak_model_path(config.weak.model), run_id=ctx.payload["run_id"],
