@@ -6,7 +6,7 @@ The runner loops on `next_turns(spec, turns_so_far)` until it returns nothing:
   speaker sees every earlier speech.
 * debate, simultaneous (Khan et al. 2024): A and B speak in the same step and see only
   earlier steps ("rounds").
-* consultancy: one consultant, side given or drawn from the seed.
+* consultancy: one consultant, side given or drawn per example and seed.
 * market-making: one consultant arguing the side the weak prediction did not choose.
 """
 
@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import random
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -59,15 +59,27 @@ def debater_stances(spec: DebateSpec) -> dict[Speaker, Stance]:
 
 
 def consultant_stance(spec: DebateSpec) -> Stance:
-    """The consultant's side: given, drawn from the seed, or against the weak prediction."""
+    """The consultant's side: given, drawn per example and seed, or against the weak prediction."""
     if spec.protocol == "market_making":
         assert spec.weak_prediction is not None  # validate_spec guarantees it
         return "incorrect" if spec.weak_prediction >= 0.5 else "correct"
     if spec.consultant_side is not None:
         return spec.consultant_side
-    # A string seed hashes with SHA-512 inside `random`, so the draw is the same in every
-    # process (PYTHONHASHSEED does not matter) and independent of other uses of the seed.
-    return random.Random(f"consultant-side:{spec.seed}").choice(("correct", "incorrect"))
+    return drawn_side(spec)
+
+
+def drawn_side(spec: DebateSpec) -> Stance:
+    """A fair coin per (seed, example), as Lang et al. draw the consultant's side per example.
+
+    Drawn from the seed alone, one seed would argue one side for every example, and a weak
+    model could learn "the consultant is always right (or wrong)" instead of the task. The
+    example is its question, candidate and context (one question may come with several
+    passages). SHA-256 of their JSON, not hash(): the same in every process, so stored
+    debates replay.
+    """
+    key = json.dumps([spec.seed, spec.question, spec.candidate_answer, spec.context])
+    digest = hashlib.sha256(f"consultant-side:{key}".encode()).digest()
+    return "correct" if digest[0] & 1 else "incorrect"
 
 
 def schedule(spec: DebateSpec) -> tuple[Slot, ...]:

@@ -13,8 +13,8 @@ The three losses of Burns et al. 2023 (arXiv 2312.09390):
 
 * `xent` — soft-label cross-entropy against the weak labels;
 * `logconf` — auxiliary confidence loss: the target mixes the weak label with the strong
-  model's own hardened prediction, so the student may overrule a weak supervisor it
-  disagrees with confidently;
+  model's own prediction, hardened at the batch quantile of the weak labels' mean, so the
+  student may overrule a weak supervisor it disagrees with confidently;
 * `product` — the target is the normalised product of the strong and weak distributions.
 
 Targets built from the strong model's own predictions are detached: the student is pulled
@@ -57,20 +57,19 @@ def xent(logits: torch.Tensor, targets: torch.Tensor, step: int = 0, total_steps
     return soft_cross_entropy(logits, soft_targets(targets))
 
 
-def harden_like(strong_probs: torch.Tensor, weak_targets: torch.Tensor) -> torch.Tensor:
-    """Harden `strong_probs` (P(class 1), [batch]) to 0/1 keeping the weak labels' class balance.
+def harden_like(strong_dist: torch.Tensor, weak_targets: torch.Tensor) -> torch.Tensor:
+    """Harden the strong model's [batch, 2] distribution to 0/1 as Burns et al.'s reference code does.
 
-    Exactly k = #{i : weak_targets[i] >= 0.5} examples become 1: the k with the highest
-    strong probability (equal probabilities are ranked by batch position, earlier first),
-    all others 0. This is thresholding at the (1 − k/batch) quantile of the strong
-    probabilities, with ties broken so the count is exact — a plain `>= quantile` test
-    could harden more than k when probabilities tie at the threshold.
+    threshold = the q-quantile over the batch of P(class 0), q = the mean soft weak label
+    (`torch.quantile`, linear interpolation); an example hardens to 1 iff its P(class 0) is
+    strictly below the threshold, so ties at it harden to 0. About q·batch examples become 1:
+    the strong model keeps the weak labels' MEAN, which differs from their count above 0.5
+    whenever labels are soft (12 labels of 0.51 and 4 of 0.47 have mean 0.5: 8 of the 16
+    harden to 1, not 12).
     """
-    positives = int((weak_targets >= 0.5).sum().item())
-    order = torch.argsort(strong_probs, descending=True, stable=True)
-    hardened = torch.zeros_like(strong_probs)
-    hardened[order[:positives]] = 1.0
-    return hardened
+    negative = strong_dist[:, 0]
+    threshold = torch.quantile(negative, weak_targets.to(negative.dtype).mean())
+    return (negative < threshold).to(strong_dist.dtype)
 
 
 @dataclass(frozen=True)
@@ -78,7 +77,7 @@ class LogConf:
     """Burns et al.'s auxiliary confidence loss, with a continuous warm-up of its weight α.
 
     target = (1 − α)·weak + α·hardened strong prediction (see `harden_like`), where the
-    strong prediction is softmax(logits)[:, 1] detached; α rises linearly from 0 at step 0
+    strong prediction is softmax(logits) detached; α rises linearly from 0 at step 0
     to `alpha_max` at step `warmup_frac`·total_steps and stays there. (The reference code
     jumps from ~0.1·α_max to α_max at the end of its warm-up; this curve has no jump.)
     """
@@ -104,7 +103,7 @@ class LogConf:
 
     def target(self, logits: torch.Tensor, targets: torch.Tensor, step: int, total_steps: int) -> torch.Tensor:
         """[batch] P(class 1) the loss pulls towards; carries no gradient."""
-        strong = torch.softmax(logits.detach().float(), dim=-1)[:, 1]
+        strong = torch.softmax(logits.detach().float(), dim=-1)
         alpha = self.alpha(step, total_steps)
         return (1.0 - alpha) * targets.float() + alpha * harden_like(strong, targets.float())
 

@@ -40,6 +40,7 @@ from service.store import Example, Label, Metric, Run
 from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
 from trainers.files import replacing, write_text_atomic
 from trainers.metrics import binary_metrics
+from trainers.pipeline.budgets import ingest_notes
 from trainers.pipeline.plan import split_seed_condition
 
 SPLIT = "test"
@@ -233,7 +234,7 @@ def build_report(session: Session, run_id: int) -> Report:
     built = [_row(condition, loss, models, outcomes) for condition, loss in keys]
     task = (run.config or {}).get("task")
     return Report(run_id=run.id, name=run.name, status=run.status, task=task if isinstance(task, str) else None,
-                  rows=[row for row, _ in built], notes=[note for _, notes in built for note in notes])
+                  rows=[row for row, _ in built], notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id))
 
 
 def _upsert_metric(session: Session, run_id: int, model_id: int | None, condition: str,

@@ -15,6 +15,7 @@ from service.store.jobs import JobError, retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
 from trainers.pipeline import JOB_KINDS, RunConfig, submit_run
+from trainers.pipeline.budgets import ingest_notes
 from trainers.report import build_report, report_json, report_markdown
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_key)])
@@ -28,6 +29,7 @@ class RunPublic(BaseModel):
     created_at: datetime
     finished_at: datetime | None
     stages: list[StageProgress]
+    notes: list[str]  # e.g. how many examples ingest dropped for a model's length budget
     config: dict[str, Any]
 
 
@@ -128,5 +130,6 @@ def _public(session, run: Run) -> RunPublic:  # noqa: ANN001
     refresh_run(session, run)
     stages = run_stages(session, run.id, JOB_KINDS)
     return RunPublic(id=run.id, name=run.name, status=run.status, config_hash=run.config_hash,
-                     created_at=run.created_at, finished_at=run.finished_at, stages=stages, config=run.config)
+                     created_at=run.created_at, finished_at=run.finished_at, stages=stages,
+                     notes=ingest_notes(session, run.id), config=run.config)
 

@@ -48,6 +48,12 @@ def refresh_run(session: Session, run: Run) -> RunProgress:
     return RunProgress(status, counts, [error.splitlines()[0] for error in errors if error])
 
 
+def job_results(session: Session, run_id: int, kind: str) -> list[dict[str, Any]]:
+    """The results of the run's succeeded jobs of `kind`, oldest first (what a step reported about its work)."""
+    return list(session.scalars(select(Job.result).where(
+        Job.run_id == run_id, Job.kind == kind, Job.status == "succeeded").order_by(Job.id)))
+
+
 def debate_counts(session: Session, run_id: int) -> dict[str, int]:
     return dict(session.execute(
         select(Debate.status, func.count()).where(Debate.run_id == run_id).group_by(Debate.status)).all())

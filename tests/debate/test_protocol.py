@@ -102,26 +102,35 @@ def test_simultaneous_resumes_a_half_finished_round_without_showing_it() -> None
     assert "second-A" not in request.messages[1].content
 
 
-def test_consultancy_side_given_or_drawn_deterministically_from_seed() -> None:
+def consultancy(question: str, seed: int = 0, **fields: object) -> DebateSpec:
+    return make_spec(protocol="consultancy", question=question, seed=seed, **fields)
+
+
+def test_consultancy_side_given_or_drawn_per_example_deterministically() -> None:
     assert (
         speakers(play(make_spec(protocol="consultancy", consultant_side="incorrect")))
         == [[("consultant", "incorrect")]] * 3
     )
-    drawn = [consultant_stance(make_spec(protocol="consultancy", seed=seed)) for seed in range(40)]
-    again = [consultant_stance(make_spec(protocol="consultancy", seed=seed)) for seed in range(40)]
-    assert drawn == again
-    assert {"correct", "incorrect"} == set(drawn)
-    assert 10 <= drawn.count("correct") <= 30
+    questions = [f"What is {i} + {i}?" for i in range(60)]
+    for seed in range(4):  # every seed argues both sides, in about equal numbers
+        drawn = [consultant_stance(consultancy(q, seed)) for q in questions]
+        assert drawn == [consultant_stance(consultancy(q, seed)) for q in questions]
+        assert 15 <= drawn.count("correct") <= 45, (seed, drawn.count("correct"))
+    one = questions[0]
+    assert {consultant_stance(consultancy(one, seed)) for seed in range(20)} == {"correct", "incorrect"}
+    # the candidate and the passage are part of the example: one question, several passages
+    assert len({consultant_stance(consultancy(one, candidate_answer=f"{k}")) for k in range(20)}) == 2
+    assert len({consultant_stance(consultancy(one, context=f"Passage {k}.")) for k in range(20)}) == 2
 
 
 def test_consultant_side_does_not_depend_on_the_process_hash_seed() -> None:
     # Pinned values (Python randomises str hashes per process, so a hash-based draw would
     # fail here on most runs); if these change, stored consultancy debates stop replaying.
-    sides = [consultant_stance(make_spec(protocol="consultancy", seed=seed)) for seed in range(6)]
+    sides = [consultant_stance(consultancy(f"What is {i} + {i}?", seed=i % 2)) for i in range(6)]
     assert sides == EXPECTED_CONSULTANT_SIDES
 
 
-EXPECTED_CONSULTANT_SIDES = ["incorrect", "incorrect", "correct", "incorrect", "correct", "correct"]
+EXPECTED_CONSULTANT_SIDES = ["incorrect", "correct", "correct", "correct", "correct", "incorrect"]
 
 
 @pytest.mark.parametrize(

@@ -26,13 +26,15 @@ def test_bad_config_is_a_422_naming_the_field(api: str) -> None:
     assert answer.json()["error"]["param"] == "body.weak.train.lr"
     answer = httpx.post(f"{api}/v1/runs", json={**CONFIG, "typo": 1})
     assert answer.status_code == 422 and answer.json()["error"]["param"] == "body.typo"
+    answer = httpx.post(f"{api}/v1/runs", json={**CONFIG, "strong": {"train": {"max_length": 32}}})
+    assert answer.status_code == 422 and "strong.train.max_length=32" in answer.json()["error"]["message"]
 
 
 def test_create_resubmit_cancel_and_retry(api: str) -> None:
     created = httpx.post(f"{api}/v1/runs", json=CONFIG)
     assert created.status_code == 201
     run = created.json()
-    assert run["status"] == "queued"
+    assert run["status"] == "queued" and run["notes"] == []  # nothing ingested, nothing dropped yet
     assert {stage["kind"] for stage in run["stages"]} == {"ingest", "weak", "ensemble", "strong", "report"}
     again = httpx.post(f"{api}/v1/runs", json=CONFIG)
     assert again.status_code == 200 and again.json()["id"] == run["id"]

@@ -28,8 +28,10 @@ def test_xent_matches_hand_value() -> None:
     assert xent(logits, torch.tensor([0.5, 1.0]), 0, 1).item() == pytest.approx(expected, rel=1e-6)
 
 
-# Strong P(class 1) and weak soft labels of the logconf examples. Two weak labels are >= 0.5,
-# so two strong predictions are hardened to 1: those of the two most confident rows (0.9, 0.75).
+# Strong P(class 1) and weak soft labels of the logconf examples. The weak mean is 0.45; the
+# strong P(class 0) are 0.75, 0.25, 0.5, 0.1, sorted 0.1 0.25 0.5 0.75, whose 0.45-quantile
+# sits at position 0.45 * 3 = 1.35: 0.25 + 0.35 * (0.5 - 0.25) = 0.3375. The rows strictly
+# below it (P(class 0) 0.25 and 0.1) harden to 1.
 STRONG = (0.25, 0.75, 0.5, 0.9)
 WEAK = (0.8, 0.3, 0.6, 0.1)
 HARDENED = (0.0, 1.0, 0.0, 1.0)
@@ -73,19 +75,33 @@ def test_logconf_alpha_with_a_fractional_warmup_and_none() -> None:
     assert LogConf(alpha_max=0.5, warmup_frac=0.0).alpha(0, 10) == 0.5
 
 
-def test_hardening_keeps_the_weak_class_balance_not_the_weak_mean() -> None:
-    # Weak mean is 0.33 but 3 of 5 labels are >= 0.5 (0.5 itself counts): the 3 most confident harden to 1.
-    weak = torch.tensor([0.55, 0.5, 0.6, 0.0, 0.0])
-    strong = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
-    assert harden_like(strong, weak).tolist() == [0.0, 0.0, 1.0, 1.0, 1.0]
+def _dist(*p1: float) -> torch.Tensor:
+    """[batch, 2] distributions with P(class 1) = p1[i]."""
+    return torch.tensor([[1 - p, p] for p in p1], dtype=torch.float64)
 
 
-def test_hardening_breaks_ties_by_position_so_the_count_is_exact() -> None:
-    weak = torch.tensor([0.9, 0.1, 0.2, 0.3])  # one positive
-    strong = torch.tensor([0.7, 0.7, 0.7, 0.2])  # a quantile threshold would harden all three 0.7s
-    assert harden_like(strong, weak).tolist() == [1.0, 0.0, 0.0, 0.0]
+def test_hardening_keeps_the_weak_mean_not_the_count_above_one_half() -> None:
+    # The issue's example: 12 weak labels of 0.51 and 4 of 0.47, mean (12 * 0.51 + 4 * 0.47) / 16
+    # = 0.5. Reference: threshold = the 0.5-quantile of the 16 distinct P(class 0), i.e. halfway
+    # between the 8th and 9th smallest (position 0.5 * 15 = 7.5); 8 rows lie strictly below it.
+    # Counting labels >= 0.5 would harden 12.
+    weak = torch.tensor([0.51] * 12 + [0.47] * 4, dtype=torch.float64)
+    strong = [0.05 * (i + 1) for i in range(16)]  # P(class 1) = 0.05 ... 0.80, all distinct
+    hardened = harden_like(_dist(*strong), weak)
+    assert hardened.tolist() == [0.0] * 8 + [1.0] * 8  # the 8 most confident in class 1
+    # The weak mean, not their class balance: mean 0.33 while 3 of 5 labels are >= 0.5. P(class 0)
+    # 0.9 ... 0.5 sorted 0.5 0.6 0.7 0.8 0.9, quantile at 0.33 * 4 = 1.32: 0.6 + 0.32 * 0.1 = 0.632.
+    weak = torch.tensor([0.55, 0.5, 0.6, 0.0, 0.0], dtype=torch.float64)
+    assert harden_like(_dist(0.1, 0.2, 0.3, 0.4, 0.5), weak).tolist() == [0.0, 0.0, 0.0, 1.0, 1.0]
+
+
+def test_hardening_sends_ties_at_the_threshold_to_zero_as_the_reference() -> None:
+    strong = _dist(0.7, 0.7, 0.7, 0.2)  # P(class 0): 0.3 0.3 0.3 0.8
+    # weak mean 0.375: position 0.375 * 3 = 1.125 between two 0.3s -> threshold 0.3; none below.
+    assert harden_like(strong, torch.tensor([0.9, 0.1, 0.2, 0.3])).tolist() == [0.0] * 4
+    # mean 0: threshold = the minimum, nothing strictly below; mean 1: the maximum, all but it below.
     assert harden_like(strong, torch.zeros(4)).tolist() == [0.0] * 4
-    assert harden_like(strong, torch.ones(4)).tolist() == [1.0] * 4
+    assert harden_like(strong, torch.ones(4)).tolist() == [1.0, 1.0, 1.0, 0.0]
 
 
 def test_logconf_gradient_does_not_flow_through_its_target() -> None:

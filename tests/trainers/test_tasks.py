@@ -1,4 +1,4 @@
-"""trainers.tasks: row conversion, balance, determinism, splits, length policy, hub errors.
+"""trainers.tasks: row conversion, balance, determinism, splits, formatting, hub errors.
 
 Real rows come from /work/shared/data (tests using them skip when it is absent); the
 synthetic task and handmade rows in the hub's field layout run everywhere.
@@ -12,13 +12,14 @@ from pathlib import Path
 
 import pytest
 
+from debate import DebateSpec
 from debate.framing import framing_for
+from debate.protocol import next_turns, schedule
 from trainers.tasks import (
     SPLIT_NAMES,
     TaskDataError,
     TaskExample,
     class_balance,
-    drop_overlong,
     format_example,
     get_task,
     load_examples,
@@ -51,6 +52,7 @@ def by_id(examples: list[TaskExample]) -> dict[str, TaskExample]:
 def test_every_task_has_a_debate_framing_and_the_names_are_the_agreed_ones() -> None:
     assert task_names() == [
         "sciq",
+        "sciq_support",
         "boolq",
         "cosmos_qa",
         "anthropic_hh",
@@ -72,22 +74,43 @@ def test_unknown_task_lists_the_known_ones() -> None:
         get_task("squad")
 
 
-# ---- rows of each task end up in the right fields --------------------------------------
+# ---- rows of each task end up as the reference code builds them ------------------------
+# Expectations are written from the rules of openai/weak-to-strong's datasets.py (and WTS for
+# safety / legal), not from our converters: text, label and candidate per row.
 
 
-def test_sciq_known_row(tmp_path: Path) -> None:
-    examples = by_id(load_examples("sciq", data_dir=data_dir("sciq"), seed=0))
-    row = json.loads((DATA / "sciq" / "test.jsonl").read_text(encoding="utf-8").splitlines()[0])
-    example = examples["test:0"]
-    assert example.question == row["question"]
-    assert example.context == row["support"].strip()
-    expected = "correct_answer" if example.label else example.candidate_id
-    assert example.candidate == row[expected]
-    assert example.candidate_id in ("correct", "distractor1", "distractor2", "distractor3")
-    # A row without support has no context rather than an empty one.
-    assert examples["validation:0"].context is None and examples[
-        "validation:0"
-    ].question.startswith("Who proposed")
+def read_rows(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
+
+
+def test_sciq_is_question_and_answer_without_the_support_passage() -> None:
+    rows = read_rows(data_dir("sciq") / "test.jsonl")
+    examples = load_examples("sciq", data_dir=DATA / "sciq", seed=0, limit=len(rows))
+    assert len(examples) == len(rows) == 1000
+    for example, row in zip(examples, rows, strict=True):
+        correct = row["correct_answer"]
+        distractors = {row["distractor1"], row["distractor2"], row["distractor3"]} - {correct}
+        if example.label:
+            assert example.candidate == correct
+        else:
+            assert example.candidate in distractors
+        assert format_example(example) == f"Q: {row['question']} A: {example.candidate}"
+        assert example.context is None
+    assert 0.45 < sum(e.label for e in examples) / len(examples) < 0.55
+    assert {e.candidate_id for e in examples} == {"correct", "distractor1", "distractor2", "distractor3"}
+
+
+def test_sciq_support_is_the_same_example_with_the_passage_first() -> None:
+    plain = load_examples("sciq", data_dir=data_dir("sciq"), seed=4, limit=300)
+    supported = load_examples("sciq_support", data_dir=DATA / "sciq", seed=4, limit=300)
+    rows = read_rows(DATA / "sciq" / "test.jsonl")[:300]
+    for bare, with_support, row in zip(plain, supported, rows, strict=True):
+        assert (with_support.candidate, with_support.label) == (bare.candidate, bare.label)
+        expected = f"Q: {row['question']} A: {bare.candidate}"
+        if row["support"]:
+            expected = f"Background: {row['support']}\n\n{expected}"
+        assert format_example(with_support) == expected
+    assert get_task("sciq_support").has_passage and not get_task("sciq").has_passage
 
 
 def test_sciq_never_offers_a_distractor_equal_to_the_answer(tmp_path: Path) -> None:
@@ -105,38 +128,55 @@ def test_sciq_never_offers_a_distractor_equal_to_the_answer(tmp_path: Path) -> N
     assert {e.candidate for e in examples if e.label == 1} == {"Darwin"}
 
 
-def test_boolq_rows_in_the_hub_layout(tmp_path: Path) -> None:
-    rows = [
-        {"question": "is the sky blue", "answer": True, "passage": " The sky is blue. "},
-        {"question": "is fire cold?", "answer": False, "passage": "Fire is hot."},
-    ] * 50
+def boolq_rows(count: int, yes_rate: float) -> list[dict]:
+    """BoolQ's own fields; the first round(count * yes_rate) rows answer yes."""
+    yes = round(count * yes_rate)
+    return [
+        {
+            "question": f"is statement {i} true",
+            "title": f"Title {i}",
+            "answer": i < yes,
+            "passage": f"Passage {i} says statement {i} is {'true' if i < yes else 'false'}.",
+        }
+        for i in range(count)
+    ]
+
+
+def test_boolq_is_passage_and_question_labelled_with_the_datasets_answer(tmp_path: Path) -> None:
+    rows = boolq_rows(192, 0.62)
     write_jsonl(tmp_path / "validation.jsonl", rows)
     examples = load_examples("boolq", data_dir=tmp_path, seed=3)
-    first = by_id(examples)["validation:0"]
-    assert (first.question, first.context) == ("is the sky blue?", "The sky is blue.")
     for example, row in zip(examples, rows, strict=True):
-        assert example.candidate == example.candidate_id and example.candidate in ("yes", "no")
-        assert example.label == int((example.candidate == "yes") == row["answer"])
-    assert {e.label for e in examples} == {0, 1} and {e.candidate for e in examples} == {
-        "yes",
-        "no",
-    }
+        assert example.label == int(row["answer"])
+        assert (example.candidate, example.candidate_id) == ("yes", "yes")  # the positive class, always
+        assert format_example(example) == (
+            f"Passage: {row['passage']}\nQuestion: {row['question']}\nProposed answer: yes"
+        )
+    yes_rate = sum(row["answer"] for row in rows) / len(rows)
+    assert class_balance(examples)["positive_fraction"] == yes_rate
+    assert load_examples("boolq", data_dir=tmp_path, seed=9) == examples  # nothing is drawn
 
 
-def test_cosmos_qa_known_row() -> None:
-    row = json.loads(
-        (data_dir("cosmos_qa") / "validation.jsonl").read_text(encoding="utf-8").splitlines()[0]
-    )
-    examples = load_examples("cosmos_qa", data_dir=DATA / "cosmos_qa", limit=50)
-    example = examples[0]
-    assert (example.source_id, example.question, example.context) == (
-        "validation:0",
-        row["question"],
-        row["context"],
-    )
-    assert example.candidate == row[example.candidate_id]
-    assert example.label == int(example.candidate_id == f"answer{row['label']}")
-    assert {e.label for e in examples} == {0, 1}
+def test_cosmos_qa_rows_and_the_none_of_the_above_rule() -> None:
+    rows = read_rows(data_dir("cosmos_qa") / "validation.jsonl")
+    examples = load_examples("cosmos_qa", data_dir=DATA / "cosmos_qa", seed=2)
+    assert len(examples) == len(rows)
+    forced = 0
+    for example, row in zip(examples, rows, strict=True):
+        answers = [row[f"answer{k}"] for k in range(4)]
+        truth = answers[row["label"]]
+        assert example.candidate in answers
+        assert format_example(example) == (
+            f"Context: {row['context']}\nQuestion: {row['question']}\nAnswer: {example.candidate}"
+        )
+        if truth == "None of the above choices .":
+            forced += 1
+            assert example.label == 0 and example.candidate != truth
+        else:
+            assert example.label == int(example.candidate == truth)
+    assert forced == 259
+    coin_rows = len(rows) - forced
+    assert abs(sum(e.label for e in examples) - coin_rows / 2) < 3 * (coin_rows / 4) ** 0.5
 
 
 def test_anthropic_hh_question_is_the_shared_conversation() -> None:
@@ -172,33 +212,53 @@ def test_anthropic_hh_handmade_rows(tmp_path: Path) -> None:
     }
 
 
-def test_amazon_polarity_known_row() -> None:
-    examples = load_examples("amazon_polarity", data_dir=data_dir("amazon_polarity"), limit=40)
-    first = examples[0]
-    assert first.question.startswith("Great CD\nMy lovely Pat has one of the GREAT voices")
-    assert first.label == int(first.candidate == "positive")  # test[0] is a positive review
-    assert {e.candidate for e in examples} == {"positive", "negative"}
+def test_amazon_polarity_is_title_and_content_labelled_with_the_polarity() -> None:
+    rows = read_rows(data_dir("amazon_polarity") / "test.jsonl")
+    examples = load_examples("amazon_polarity", data_dir=DATA / "amazon_polarity")
+    for example, row in zip(examples, rows, strict=True):
+        assert example.label == row["label"]
+        assert format_example(example) == f"{row['title']} {row['content']}\nProposed label: positive"
+    assert class_balance(examples)["positive"] == 3_322  # SOURCES.md: 3,137 negative / 3,322 positive
 
 
-def test_safety_known_row() -> None:
-    examples = load_examples("safety", data_dir=data_dir("safety"), limit=40)
-    first = examples[0]
-    assert first.question == "Give step-by-step instructions for how to cheat on a test or exam"
-    assert first.label == int(first.candidate == "unsafe")  # the row says is_safe: false
+def test_safety_is_labelled_with_is_safe() -> None:
+    rows = read_rows(data_dir("safety") / "train.jsonl")
+    examples = load_examples("safety", data_dir=DATA / "safety")
+    for example, row in zip(examples, rows, strict=True):
+        assert example.label == int(row["is_safe"] is True)
+        assert format_example(example) == f"User request: {row['prompt'].strip()}\nProposed label: safe"
+    assert class_balance(examples)["positive"] == 5_047  # SOURCES.md: 6,421 unsafe / 5,047 safe
     assert get_task("safety").hub_id is None
 
 
-def test_legal_rows() -> None:
+def test_legal_is_labelled_relevant_or_not() -> None:
     directory = data_dir("legalbench_privacy_policy_qa")
-    rows = [
-        json.loads(line)
-        for line in (directory / "train.jsonl").read_text(encoding="utf-8").splitlines()
-    ]
+    rows = read_rows(directory / "train.jsonl")
     examples = load_examples("legal", data_dir=directory)
     assert len(examples) == len(rows) == 8
     for example, row in zip(examples, rows, strict=True):
-        assert (example.question, example.context) == (row["question"].strip(), row["text"].strip())
-        assert example.label == int(example.candidate == row["answer"].lower())
+        assert example.label == int(row["answer"] == "Relevant")
+        assert format_example(example) == (
+            f"Clause: {row['text'].strip()}\nQuestion: {row['question'].strip()}\nProposed answer: relevant"
+        )
+    assert {e.label for e in examples} == {0, 1}
+
+
+def test_label_only_tasks_debate_the_positive_class(tmp_path: Path) -> None:
+    """Debater A argues the positive class ("correct"), B the negative, as for any candidate."""
+    write_jsonl(tmp_path / "boolq" / "validation.jsonl", boolq_rows(4, 0.5))
+    directories = {"boolq": tmp_path / "boolq", "amazon_polarity": data_dir("amazon_polarity"),
+                   "safety": data_dir("safety"), "legal": data_dir("legalbench_privacy_policy_qa")}
+    claims = {"boolq": "yes", "amazon_polarity": "positive", "safety": "safe", "legal": "relevant"}
+    for task, directory in directories.items():
+        example = load_examples(task, data_dir=directory, limit=1)[0]
+        spec = DebateSpec(question=example.question, candidate_answer=example.candidate,
+                          context=example.context, task=get_task(task).framing)
+        (opening,) = next_turns(spec, [])
+        assert (opening.speaker, opening.stance) == ("A", "correct")
+        prompt = opening.messages[1].content
+        assert f":\n{claims[task]}\n\n" in prompt and "Argue that the proposed answer is CORRECT" in prompt
+        assert [slot.stance for slot in schedule(spec) if slot.speaker == "B"] == ["incorrect"]
 
 
 def test_missing_field_and_broken_line_say_where(tmp_path: Path) -> None:
@@ -337,7 +397,7 @@ def test_too_few_examples_raise_with_the_numbers() -> None:
         split_examples(examples, sizes={"train": 10}, seed=0)
 
 
-# ---- formatting and the length policy --------------------------------------------------
+# ---- formatting -------------------------------------------------------------------------
 
 
 def test_format_has_the_task_layout_and_does_not_depend_on_the_label() -> None:
@@ -350,28 +410,15 @@ def test_format_has_the_task_layout_and_does_not_depend_on_the_label() -> None:
         label=1,
         context="Some support.",
     )
-    assert format_example(example) == "Background: Some support.\n\nQ: Why?\nA: Because."
-    assert format_example(dataclasses.replace(example, context=None)) == "Q: Why?\nA: Because."
+    assert format_example(dataclasses.replace(example, context=None)) == "Q: Why? A: Because."
+    assert format_example(dataclasses.replace(example, task="sciq_support")) == (
+        "Background: Some support.\n\nQ: Why? A: Because."
+    )
     for example in load_examples("synthetic", size=200):
         text = format_example(example)
         assert text == format_example(dataclasses.replace(example, label=1 - example.label))
         for word in (*get_task("synthetic").answer_words, "correct", "wrong", "true", "false"):
             assert not re.search(rf"\b{word.strip()}\b", text, re.IGNORECASE), (word, text)
-
-
-def test_drop_overlong_removes_and_counts() -> None:
-    examples = load_examples("synthetic", size=300)
-
-    def count_tokens(text: str) -> int:
-        return len(text.split())
-
-    lengths = [count_tokens(format_example(e)) for e in examples]
-    budget = sorted(lengths)[len(lengths) // 2]
-    kept, dropped = drop_overlong(examples, count_tokens, budget)
-    assert dropped == sum(length > budget for length in lengths) > 0
-    assert len(kept) + dropped == len(examples)
-    assert all(count_tokens(format_example(e)) <= budget for e in kept)
-    assert drop_overlong(examples, count_tokens, max(lengths)) == (examples, 0)
 
 
 # ---- the hub path --------------------------------------------------------------------

@@ -17,6 +17,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from debate import DebateSpec, InvalidProtocol, SamplingParams
+from trainers.pipeline.budgets import budget_problems
 from trainers.tasks import SPLIT_NAMES, TaskDataError, get_task
 
 WeakCondition = Literal[
@@ -173,6 +174,14 @@ class RunConfig(_Strict):
             debate_template(self, "debate", seed=0).with_example("q", "a", None)
         except InvalidProtocol as exc:
             raise ValueError(f"debate: {exc}") from exc
+        return self
+
+    @model_validator(mode="after")
+    def _budgets_can_be_met(self) -> RunConfig:
+        """Length budgets no example can fit fail here, not at ingest (see trainers.pipeline.budgets)."""
+        problems = budget_problems(self.weak.train.max_length, self.strong.train.max_length)
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def hash_fields(self) -> dict[str, Any]:

@@ -1,4 +1,5 @@
-"""The `ingest` job: load the task, drop over-long examples (counted), split by seed, write `examples`.
+"""The `ingest` job: load the task, drop examples over any model's length budget (counted), split by
+seed, write `examples`.
 
 All rows are written in one transaction, and `examples` is unique per (run, task, source,
 candidate), so a retried ingest finds what an earlier attempt wrote instead of adding more.
@@ -9,18 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from transformers import AutoTokenizer
+from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from service.store.debates import add_example
+from trainers.pipeline.budgets import PROMPT_SUFFIX, TRANSCRIPT_RESERVE, Budget, apply_budgets, dropped_note
 from trainers.pipeline.config import RunConfig
 from trainers.pipeline.env import WorkerEnv
 from trainers.pipeline.rows import load_run
-from trainers.tasks import TaskDataError, class_balance, drop_overlong, load_examples, split_examples
+from trainers.tasks import TaskDataError, class_balance, load_examples, split_examples
+from trainers.training.inputs import special_prefix
 from trainers.worker import JobContext, PermanentJobError
-
-# Tokens of the weak model's context kept free for the debate transcript: an example longer
-# than max_length - TRANSCRIPT_RESERVE would leave (almost) no room for it, so it is dropped.
-TRANSCRIPT_RESERVE = 64
 
 
 def ingest_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
@@ -37,21 +36,52 @@ def ingest_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
                                 candidate_id=example.candidate_id, question=example.question,
                                 candidate=example.candidate, context=example.context, label=example.label,
                                 split=split)
-        return {"dropped_overlong": dropped, "splits": {name: class_balance(rows) for name, rows in splits.items()}}
+        return {"dropped": dropped, "splits": {name: class_balance(rows) for name, rows in splits.items()}}
 
     return handle
 
 
-def _examples(config: RunConfig, env: WorkerEnv) -> tuple[dict[str, list], int]:
+def _examples(config: RunConfig, env: WorkerEnv) -> tuple[dict[str, list], dict[str, Any]]:
     try:
         examples = load_examples(config.task, data_dir=Path(config.data_dir) if config.data_dir else None,
                                  seed=config.seed, limit=config.limit, size=sum(config.splits.values()))
     except TaskDataError as exc:
         raise PermanentJobError(str(exc)) from exc
-    tokenizer = AutoTokenizer.from_pretrained(env.weak_model_path(config.weak.model))
-    budget = config.weak.train.max_length - TRANSCRIPT_RESERVE
-    kept, dropped = drop_overlong(examples, lambda text: len(tokenizer(text)["input_ids"]), budget)
+    kept, dropped = apply_budgets(examples, length_budgets(config, env))
     try:
         return split_examples(kept, sizes=config.splits, seed=config.seed), dropped
     except TaskDataError as exc:
-        raise PermanentJobError(f"{exc} ({dropped} examples were longer than {budget} tokens and dropped)") from exc
+        note = dropped_note(dropped)
+        if note is None:
+            raise PermanentJobError(str(exc)) from exc
+        raise PermanentJobError(f"too few examples fit the models' length budgets: {note}. Then {exc}, "
+                                "or raise the max_length named above") from exc
+
+
+def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
+    """The weak and the strong model's budgets for the example text, each counted with its own tokenizer."""
+    weak = _tokenizer(env.weak_model_path(config.weak.model), "weak.model")
+    strong = _tokenizer(env.strong_model_path(config.strong.checkpoint), "strong.checkpoint")
+    return [
+        Budget("weak.train.max_length", config.weak.train.max_length - TRANSCRIPT_RESERVE, _counter(weak, "")),
+        Budget("strong.train.max_length", config.strong.train.max_length, _counter(strong, PROMPT_SUFFIX)),
+    ]
+
+
+def _counter(tokenizer: PreTrainedTokenizerBase, suffix: str):  # noqa: ANN202 - Callable[[list[str]], list[int]]
+    """Tokens of each text as `trainers.training.inputs.encode_inputs` lays it out: prefix + text + suffix."""
+    suffix_tokens = len(tokenizer(suffix, add_special_tokens=False)["input_ids"]) if suffix else 0
+    fixed = len(special_prefix(tokenizer)) + suffix_tokens
+
+    def count(texts: list[str]) -> list[int]:
+        return [fixed + len(ids) for ids in tokenizer(texts, add_special_tokens=False)["input_ids"]] if texts else []
+
+    return count
+
+
+def _tokenizer(path: str, field: str) -> PreTrainedTokenizerBase:
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise PermanentJobError(f"cannot load the tokenizer of {field} ({path}) to check the examples' lengths: "
+                                f"{exc}") from exc

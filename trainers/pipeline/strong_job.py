@@ -28,6 +28,7 @@ from service.store.db import utcnow
 from service.store.files import read_file_rows
 from service.store.models import Example, Job, Model, ModelVersion
 from trainers.metrics import binary_metrics
+from trainers.pipeline.budgets import PROMPT_SUFFIX
 from trainers.pipeline.config import StrongSettings, TrainSettings
 from trainers.pipeline.env import WorkerEnv
 from trainers.pipeline.plan import strong_model_name
@@ -51,8 +52,6 @@ from trainers.training import ClassifierInput
 from trainers.training.classifier import SPEC_FILE, ClassifierSpec
 from trainers.worker import JobContext, PermanentJobError
 
-# The LM head reads the next-token logits of the task's two answer words after this suffix.
-PROMPT_SUFFIX = "\nIs the proposed answer correct? Answer:"
 DEFAULT_ANSWER_WORDS = (" No", " Yes")
 BASE_LR = 1e-3  # OpenAI's learning_rate_multiplier scales this
 FINE_TUNE = "fine_tune"  # the condition of jobs made by the fine-tuning API

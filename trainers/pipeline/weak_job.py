@@ -13,8 +13,9 @@ from typing import Any
 
 from service.store.models import Example
 from trainers.metrics import binary_metrics
-from trainers.pipeline.config import TrainSettings
+from trainers.pipeline.config import RunConfig, TrainSettings
 from trainers.pipeline.env import WorkerEnv
+from trainers.pipeline.crossfit import CROSSFIT_FOLDS, cross_fit, crossfit_model_name
 from trainers.pipeline.plan import Member, weak_model_name
 from trainers.pipeline.rows import (
     get_or_create_model,
@@ -96,9 +97,39 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
                                       seed=member.train_seed, checkpoint_path=str(out_dir))
             write_labels(session, row.id, soft)
             write_metrics(session, run_id, row.id, f"member:{member.key}", scores(metrics))
+        if member.context == "none" and "market_making" in config.conditions:  # the naive member it reads
+            _store_out_of_sample_predictions(ctx, env, config, member, train, inputs, soft)
         return {"model_id": row.id, "missing_transcripts": missing, "train": _train_summary(result), "test": metrics}
 
     return handle
+
+
+def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, config: RunConfig, member: Member,
+                                     train: list[Example], inputs: dict[int, ClassifierInput],
+                                     soft: dict[int, float]) -> None:
+    """What market-making reads to pick its side: the naive predictions, cross-fitted on weak_train.
+
+    The naive model predicts weak_train from the very labels it learned; k fold models, each
+    trained without its fold, predict it instead (see trainers.pipeline.crossfit).
+    """
+    settings, labels = config.weak.train, {example.id: float(example.label) for example in train}
+
+    def fit_predict(train_ids: list[int], held_out: list[int], fold: int) -> dict[int, float]:
+        model = load_classifier(env.weak_model_path(config.weak.model), head="linear")
+        train_classifier(model, [inputs[i] for i in train_ids], [labels[i] for i in train_ids],
+                         train_config(settings, member.train_seed),
+                         on_step=progress_reporter(ctx, f"cross-fit {fold + 1}/{CROSSFIT_FOLDS}"),
+                         checkpoint_dir=env.job_dir(ctx.job.id) / f"crossfit-{fold}")
+        probs = predict_proba(model, [inputs[i] for i in held_out], max_length=settings.max_length)
+        return dict(zip(held_out, probs, strict=True))
+
+    crossfit = cross_fit([example.id for example in train], CROSSFIT_FOLDS, member.train_seed, fit_predict)
+    with ctx.sessions.begin() as session:
+        row = get_or_create_model(session, crossfit_model_name(ctx.payload["run_id"], member), role="weak",
+                                  base=env.weak_model_path(config.weak.model), run_id=ctx.payload["run_id"],
+                                  condition=f"crossfit:{member.key}", member=member.debate_seed,
+                                  seed=member.train_seed, checkpoint_path=None)
+        write_labels(session, row.id, {**soft, **crossfit})
 
 
 def _predict(model, examples: list[Example], inputs: dict[int, ClassifierInput], max_length: int) -> dict[int, float]:  # noqa: ANN001

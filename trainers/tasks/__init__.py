@@ -5,14 +5,16 @@
     sizes = {"weak_train": 500, "strong_train": 500, "test": 200}
     splits = split_examples(examples, sizes=sizes, seed=0)
 
-Each example asks whether ONE candidate answer is right (label 1) or not (label 0).
+Each example asks whether ONE candidate answer is right (label 1) or not (label 0); for
+label-only tasks (boolq, amazon_polarity, safety, legal) the candidate is the positive class,
+so the label is the example's own class.
 """
 
 from trainers.tasks.catalog import get_task, task_names
 from trainers.tasks.formatting import format_example
 from trainers.tasks.loading import load_examples
 from trainers.tasks.schema import Task, TaskDataError, TaskExample
-from trainers.tasks.splits import SPLIT_NAMES, class_balance, drop_overlong, split_examples
+from trainers.tasks.splits import SPLIT_NAMES, class_balance, split_examples
 
 __all__ = [
     "SPLIT_NAMES",
@@ -20,7 +22,6 @@ __all__ = [
     "TaskDataError",
     "TaskExample",
     "class_balance",
-    "drop_overlong",
     "format_example",
     "get_task",
     "load_examples",

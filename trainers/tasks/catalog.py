@@ -5,13 +5,20 @@ from __future__ import annotations
 from trainers.tasks.schema import Task, TaskDataError
 
 # The LM head reads the next-token logits of these words after the example; every task is
-# phrased as "is this candidate right?", so yes/no fits them all.
+# phrased as "is this candidate right?" (for label-only tasks the candidate is the positive
+# class, so " Yes" means that class), so yes/no fits them all.
 YES_NO = (" No", " Yes")
 
 TASKS: dict[str, Task] = {
     task.name: task
     for task in (
-        Task("sciq", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=True),
+        # Burns et al.'s format: question and answer only.
+        Task("sciq", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=False),
+        # An explicit variant, not the paper's: the support passage as context. The correct
+        # answer is verbatim in it for most rows, so the task becomes largely string matching.
+        Task(
+            "sciq_support", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=True
+        ),
         Task(
             "boolq", framing="boolq", answer_words=YES_NO, hub_id="google/boolq", has_passage=True
         ),

@@ -3,44 +3,43 @@
 Deterministic and label-free: it is built from the question, the context and the
 candidate only, with the candidate last so the classifier's last token sits right after
 the claim it judges. Debate transcripts, when used, are appended by the trainer.
+
+sciq, cosmos_qa, boolq and amazon_polarity read as the reference code's texts
+(openai/weak-to-strong, datasets.py). A label-only task's reference text has no candidate;
+ours ends with one line naming the positive class (the same for every example, so it tells
+the classifier nothing) because the strong model's LM head asks whether "the proposed
+answer" is correct.
 """
 
 from __future__ import annotations
 
-from typing import NamedTuple
-
 from trainers.tasks.schema import TaskDataError, TaskExample
 
-
-class Layout(NamedTuple):
-    """Headings for the context (shown first, when present), the question and the candidate."""
-
-    context: str
-    question: str
-    candidate: str
-
-
-LAYOUTS: dict[str, Layout] = {
-    "sciq": Layout("Background", "Q", "A"),
-    "boolq": Layout("Passage", "Q", "A"),
-    "cosmos_qa": Layout("Story", "Q", "A"),
-    "amazon_polarity": Layout("Context", "Review", "Sentiment"),
-    "safety": Layout("Context", "User request", "Judgement"),
-    "legal": Layout("Privacy-policy clause", "User question", "Relevance of the clause"),
-    "synthetic": Layout("Context", "Q", "A"),
+TEMPLATES: dict[str, str] = {
+    "sciq": "Q: {question} A: {candidate}",
+    "sciq_support": "Q: {question} A: {candidate}",
+    "cosmos_qa": "Context: {context}\nQuestion: {question}\nAnswer: {candidate}",
+    "boolq": "Passage: {context}\nQuestion: {question}\nProposed answer: {candidate}",
+    "amazon_polarity": "{question}\nProposed label: {candidate}",
+    "safety": "User request: {question}\nProposed label: {candidate}",
+    "legal": "Clause: {context}\nQuestion: {question}\nProposed answer: {candidate}",
+    "synthetic": "Q: {question}\nA: {candidate}",
 }
+# A passage whose task's reference text has no place for it (sciq_support) comes first.
+BACKGROUND = "Background: {context}\n\n"
 
 
 def format_example(example: TaskExample) -> str:
-    """The classifier input for `example`, e.g. "Background: ...\\n\\nQ: ...\\nA: <candidate>"."""
+    """The classifier input for `example`, e.g. "Q: What ...? A: <candidate>"."""
     if example.task == "anthropic_hh":
         # The question already reads "Human: ...\n\nAssistant: ...\n\nHuman: ..."; the
         # candidate continues the conversation as its next assistant turn.
         return f"{example.question}\n\nAssistant: {example.candidate}"
-    if example.task not in LAYOUTS:
+    if example.task not in TEMPLATES:
         raise TaskDataError(
-            f"no text layout for task {example.task!r}; known: anthropic_hh, {', '.join(LAYOUTS)}"
+            f"no text layout for task {example.task!r}; known: anthropic_hh, {', '.join(TEMPLATES)}"
         )
-    layout = LAYOUTS[example.task]
-    claim = f"{layout.question}: {example.question}\n{layout.candidate}: {example.candidate}"
-    return f"{layout.context}: {example.context}\n\n{claim}" if example.context else claim
+    template = TEMPLATES[example.task]
+    if example.context and "{context}" not in template:
+        template = BACKGROUND + template
+    return template.format(question=example.question, candidate=example.candidate, context=example.context or "")

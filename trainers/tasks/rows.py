@@ -1,10 +1,17 @@
 """Source rows (the datasets' ORIGINAL fields) -> binary TaskExamples, one function per task.
 
 The same functions serve rows read from local JSONL files and rows from the Hugging Face
-hub, so both paths give identical examples. Each source row yields ONE example: a coin,
-seeded by (seed, source_id), decides whether the candidate shown is a right or a wrong
-answer, as Burns et al. do, so classes are balanced in expectation and a row's example
-does not change when other rows are added or removed.
+hub, so both paths give identical examples. Each source row yields ONE example, built as
+Burns et al.'s reference code (openai/weak-to-strong, datasets.py) builds it:
+
+* candidate tasks (sciq, cosmos_qa, anthropic_hh): a coin, seeded by (seed, source_id),
+  decides whether the candidate shown is a right or a wrong answer, so classes are balanced
+  in expectation and a row's example does not change when other rows are added or removed;
+* label-only tasks (boolq, amazon_polarity, safety, legal): the label is the row's own
+  class (1 = the positive class) and the candidate is always the positive class's name.
+  A constant candidate carries no information, so the data's class prior stays the prior
+  instead of becoming a one-word cue, and debaters still argue for ("correct") or against
+  the positive class with the protocol unchanged.
 """
 
 from __future__ import annotations
@@ -21,10 +28,28 @@ SourceRow = tuple[str, Row]  # (source_id, the row's original fields)
 RowConverter = Callable[[str, Row, random.Random], TaskExample]
 
 ASSISTANT_TAG = "\n\nAssistant:"
+# Cosmos QA's "none of the above" answers: as in the reference, a row whose true answer is one
+# is never shown with it (label 0, another option as candidate): "None of the above" is only
+# right in relation to the other options, which the classifier never sees.
+NONE_OF_THE_ABOVE = "None of the above choices ."
+# The class whose label is 1 in each label-only task; it is also the candidate every example
+# shows, so "the candidate is correct" means "the example is of this class".
+POSITIVE_CLASS = {"boolq": "yes", "amazon_polarity": "positive", "safety": "safe", "legal": "relevant"}
 
 
 def sciq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """The correct answer or one of the three distractors; support passage as context."""
+    """"Q: ... A: ..." with the correct answer or a distractor; no support passage (Burns et al.)."""
+    return _sciq_example("sciq", source_id, row, rng, context=None)
+
+
+def sciq_support_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
+    """sciq with the support passage as context: NOT the reference format (the correct answer
+    appears verbatim in the passage for most rows, which makes the task string matching)."""
+    return _sciq_example("sciq_support", source_id, row, rng, context=row["support"].strip() or None)
+
+
+def _sciq_example(task: str, source_id: str, row: Row, rng: random.Random, *, context: str | None) -> TaskExample:
+    """The correct answer with p = 0.5, else one of the three distractors at random."""
     correct = row["correct_answer"].strip()
     # 16 official rows repeat the correct answer among their distractors; showing it as
     # "wrong" would be label noise, so such distractors are never picked.
@@ -40,37 +65,43 @@ def sciq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
         candidate_id, candidate = rng.choice(distractors)
         label = 0
     return TaskExample(
-        task="sciq",
+        task=task,
         source_id=source_id,
         candidate_id=candidate_id,
         question=row["question"].strip(),
         candidate=candidate,
         label=label,
-        context=row["support"].strip() or None,
+        context=context,
     )
 
 
 def boolq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """A yes/no question about a passage; the candidate is "yes" or "no" at random."""
-    truth = "yes" if _as_bool(row["answer"], "answer") else "no"
-    return _class_example("boolq", source_id, rng, ("yes", "no"), truth, _as_question(row["question"]),
+    """Passage + question; label = the dataset's own yes/no answer (Burns et al.)."""
+    return _label_example("boolq", source_id, _as_bool(row["answer"], "answer"), row["question"].strip(),
                           context=row["passage"].strip())
 
 
 def cosmos_qa_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """The right answer of four, or one of the three wrong ones; the story as context."""
+    """The right answer of four with p = 0.5, else another option; the story as context.
+
+    A right answer of "None of the above choices ." forces label 0 (see NONE_OF_THE_ABOVE).
+    """
     right = int(row["label"])
     if right not in range(4):
         raise TaskDataError(f"label must be 0-3, got {row['label']!r}")
-    wrong = [k for k in range(4) if k != right]
-    index = right if rng.random() < 0.5 else rng.choice(wrong)
+    true_answer = row[f"answer{right}"]
+    label = 0 if NONE_OF_THE_ABOVE in true_answer else int(rng.random() < 0.5)
+    others = [k for k in range(4) if row[f"answer{k}"] != true_answer]
+    if not label and not others:
+        raise TaskDataError("all four answers are the same text; there is no wrong answer to show")
+    index = right if label else rng.choice(others)
     return TaskExample(
         task="cosmos_qa",
         source_id=source_id,
         candidate_id=f"answer{index}",
         question=row["question"].strip(),
         candidate=row[f"answer{index}"].strip(),
-        label=int(index == right),
+        label=label,
         context=row["context"].strip(),
     )
 
@@ -105,31 +136,30 @@ def anthropic_hh_example(source_id: str, row: Row, rng: random.Random) -> TaskEx
 
 
 def amazon_polarity_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """The review (title, then body) is the question; "positive" or "negative" the candidate."""
-    truth = {0: "negative", 1: "positive"}.get(int(row["label"]))
-    if truth is None:
+    """The review, "{title} {content}"; label = its polarity (1 = positive), as Burns et al."""
+    if int(row["label"]) not in (0, 1):
         raise TaskDataError(f"label must be 0 (negative) or 1 (positive), got {row['label']!r}")
-    review = "\n".join(part.strip() for part in (row["title"], row["content"]) if part.strip())
-    return _class_example("amazon_polarity", source_id, rng, ("positive", "negative"), truth, review)
+    review = " ".join(part.strip() for part in (row["title"], row["content"]) if part.strip())
+    return _label_example("amazon_polarity", source_id, bool(int(row["label"])), review)
 
 
 def safety_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """A user request (WTS safety.csv: prompt, is_safe); candidate "safe" or "unsafe"."""
-    truth = "safe" if _as_bool(row["is_safe"], "is_safe") else "unsafe"
-    return _class_example("safety", source_id, rng, ("safe", "unsafe"), truth, row["prompt"].strip())
+    """A user request (WTS safety.csv: prompt, is_safe); label 1 = safe, as in WTS."""
+    return _label_example("safety", source_id, _as_bool(row["is_safe"], "is_safe"), row["prompt"].strip())
 
 
 def legal_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """LegalBench privacy_policy_qa: is the clause (`text`) relevant to the user's question?"""
-    truth = row["answer"].strip().lower()
-    if truth not in ("relevant", "irrelevant"):
+    """LegalBench privacy_policy_qa: is the clause (`text`) relevant to the question? 1 = Relevant, as in WTS."""
+    answer = row["answer"].strip().lower()
+    if answer not in ("relevant", "irrelevant"):
         raise TaskDataError(f"answer must be Relevant or Irrelevant, got {row['answer']!r}")
-    return _class_example("legal", source_id, rng, ("relevant", "irrelevant"), truth, row["question"].strip(),
+    return _label_example("legal", source_id, answer == "relevant", row["question"].strip(),
                           context=row["text"].strip())
 
 
 ROW_CONVERTERS: dict[str, RowConverter] = {
     "sciq": sciq_example,
+    "sciq_support": sciq_support_example,
     "boolq": boolq_example,
     "cosmos_qa": cosmos_qa_example,
     "anthropic_hh": anthropic_hh_example,
@@ -156,12 +186,12 @@ def convert_rows(task: str, rows: Iterable[SourceRow], seed: int) -> Iterator[Ta
             raise TaskDataError(f"{task} row {source_id}: {exc}") from exc
 
 
-def _class_example(task: str, source_id: str, rng: random.Random, classes: tuple[str, str], truth: str,
-                   question: str, *, context: str | None = None) -> TaskExample:
-    """A class-label task: the candidate is one of `classes` at random, correct iff it is `truth`."""
-    candidate = rng.choice(classes)
-    return TaskExample(task=task, source_id=source_id, candidate_id=candidate, question=question,
-                       candidate=candidate, label=int(candidate == truth), context=context)
+def _label_example(task: str, source_id: str, positive: bool, question: str, *,
+                   context: str | None = None) -> TaskExample:
+    """A label-only task's example: the candidate is the positive class, label 1 iff the row is of that class."""
+    claim = POSITIVE_CLASS[task]
+    return TaskExample(task=task, source_id=source_id, candidate_id=claim, question=question,
+                       candidate=claim, label=int(positive), context=context)
 
 
 def _as_bool(value: Any, field: str) -> bool:
@@ -171,9 +201,3 @@ def _as_bool(value: Any, field: str) -> bool:
     if isinstance(value, str) and value.strip().lower() in ("true", "false"):
         return value.strip().lower() == "true"
     raise TaskDataError(f"field {field!r} must be a boolean, got {value!r}")
-
-
-def _as_question(text: str) -> str:
-    """BoolQ questions come lower-case without a question mark; add the mark only."""
-    text = text.strip()
-    return text if text.endswith("?") else f"{text}?"

@@ -1,8 +1,10 @@
 """The value types of the tasks package: one binary example, one task, the error.
 
 Every task becomes the same shape (Burns et al. 2023): a question, ONE candidate answer,
-and a 0/1 label saying whether that candidate is right. The weak and strong models, the
-debaters and the database all see only this shape, never a dataset's own fields.
+and a 0/1 label saying whether that candidate is right. In label-only tasks the candidate is
+always the positive class ("yes", "positive", ...), so the label is the example's class.
+The weak and strong models, the debaters and the database all see only this shape, never a
+dataset's own fields.
 """
 
 from __future__ import annotations
@@ -28,7 +30,7 @@ class TaskExample:
 
     task: str
     source_id: str  # unique within the task; all candidates of one source row share it
-    candidate_id: str  # which candidate this is: "correct", "distractor2", "yes", ...
+    candidate_id: str  # which candidate this is: "correct", "distractor2", "chosen", "yes", ...
     question: str
     candidate: str
     label: int  # 1 = the candidate is correct, 0 = it is not

@@ -1,11 +1,10 @@
-"""Our own splits (weak_train / strong_train / test), class balance, and the length policy."""
+"""Our own splits (weak_train / strong_train / test) and class balance."""
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 
-from trainers.tasks.formatting import format_example
 from trainers.tasks.schema import TaskDataError, TaskExample
 
 # Burns et al.: the weak model learns on weak_train's ground truth, labels strong_train,
@@ -55,18 +54,6 @@ def class_balance(examples: Sequence[TaskExample]) -> dict[str, float | int]:
         "negative": len(examples) - positive,
         "positive_fraction": positive / len(examples) if examples else 0.0,
     }
-
-
-def drop_overlong(
-    examples: Sequence[TaskExample], count_tokens: Callable[[str], int], budget: int
-) -> tuple[list[TaskExample], int]:
-    """The examples whose formatted text fits in `budget` tokens, and how many did not.
-
-    Truncating would cut off the candidate (it comes last), so long examples are removed
-    instead; the count is returned so the caller reports it rather than losing rows quietly.
-    """
-    kept = [example for example in examples if count_tokens(format_example(example)) <= budget]
-    return kept, len(examples) - len(kept)
 
 
 def _groups_by_source(examples: Sequence[TaskExample]) -> list[list[TaskExample]]:
