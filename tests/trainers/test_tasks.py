@@ -60,6 +60,7 @@ def test_every_task_has_a_debate_framing_and_the_names_are_the_agreed_ones() -> 
         "safety",
         "legal",
         "synthetic",
+        "testbed",
     ]
     for name in task_names():
         task = get_task(name)

@@ -55,6 +55,9 @@ TASKS: dict[str, Task] = {
             hub_config="privacy_policy_qa",
         ),
         Task("synthetic", framing="synthetic", answer_words=YES_NO, hub_id=None, has_passage=False),
+        # The built-in latent-knowledge testbed (trainers.tasks.testbed): claims in the format the
+        # testbed models were pretrained on, debated by the strong model computing the answer.
+        Task("testbed", framing="arithmetic", answer_words=YES_NO, hub_id=None, has_passage=False),
     )
 }
 

@@ -24,6 +24,7 @@ TEMPLATES: dict[str, str] = {
     "safety": "User request: {question}\nProposed label: {candidate}",
     "legal": "Clause: {context}\nQuestion: {question}\nProposed answer: {candidate}",
     "synthetic": "Q: {question}\nA: {candidate}",
+    "testbed": "{question}{candidate}",  # "12+7=19": the bare format the testbed's models were pretrained on
 }
 # A passage whose task's reference text has no place for it (sciq_support) comes first.
 BACKGROUND = "Background: {context}\n\n"

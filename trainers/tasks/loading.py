@@ -17,6 +17,9 @@ from trainers.tasks.catalog import get_task
 from trainers.tasks.rows import SourceRow, convert_rows
 from trainers.tasks.schema import Task, TaskDataError, TaskExample
 from trainers.tasks.synthetic import synthetic_examples
+from trainers.tasks.testbed import arithmetic_claims
+
+BUILT_IN = {"synthetic": synthetic_examples, "testbed": arithmetic_claims}  # made from the seed, no files
 
 
 def load_examples(
@@ -36,12 +39,10 @@ def load_examples(
     task = get_task(name)
     if limit is not None and limit < 0:
         raise TaskDataError(f"limit must be >= 0, got {limit}")
-    if name == "synthetic":
+    if name in BUILT_IN:
         if data_dir is not None:
-            raise TaskDataError(
-                "the synthetic task is made from the seed and reads no files; drop --data-dir"
-            )
-        return synthetic_examples(seed, size if limit is None else min(size, limit))
+            raise TaskDataError(f"the {name} task is made from the seed and reads no files; drop --data-dir")
+        return BUILT_IN[name](seed, size if limit is None else min(size, limit))
     rows = local_rows(Path(data_dir), name) if data_dir is not None else hub_rows(task)
     return list(convert_rows(name, itertools.islice(rows, limit), seed))
 
