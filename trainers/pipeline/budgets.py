@@ -7,7 +7,7 @@ counts each text with the model's own tokenizer, the way the training core encod
 
 * weak: special prefix + text <= weak.train.max_length - TRANSCRIPT_RESERVE (the rest is
   for the debate transcript, which is trimmed to fit);
-* strong: special prefix + text + PROMPT_SUFFIX <= strong.train.max_length.
+* strong: special prefix + text + its prompt suffix (`prompt_suffix`) <= strong.train.max_length.
 
 `budget_problems` is the part that needs no tokenizer. It runs when a config is submitted,
 so a config whose budgets can never be met fails right away, not after the first jobs.
@@ -34,14 +34,19 @@ PROMPT_SUFFIX = "\nIs the proposed answer correct? Answer:"
 MIN_STRONG_LENGTH = len(PROMPT_SUFFIX.encode("utf-8")) + 2
 
 
-def budget_problems(weak_max_length: int, strong_max_length: int) -> list[str]:
+def prompt_suffix(head: str) -> str:
+    """What follows the example text for a strong head: the likelihood head scores the answer itself, so nothing."""
+    return "" if head == "likelihood" else PROMPT_SUFFIX
+
+
+def budget_problems(weak_max_length: int, strong_max_length: int, strong_head: str = "lm") -> list[str]:
     """What makes these budgets impossible to meet for every example, naming the config field."""
     problems = []
     if weak_max_length <= TRANSCRIPT_RESERVE:
         problems.append(
             f"weak.train.max_length={weak_max_length} leaves no room for the example text: "
             f"{TRANSCRIPT_RESERVE} tokens of it are kept for the debate transcript; set it above {TRANSCRIPT_RESERVE}")
-    if strong_max_length < MIN_STRONG_LENGTH:
+    if prompt_suffix(strong_head) and strong_max_length < MIN_STRONG_LENGTH:
         problems.append(
             f"strong.train.max_length={strong_max_length} may leave no room for the example text: the prompt "
             f"suffix {PROMPT_SUFFIX!r} can take up to {MIN_STRONG_LENGTH - 2} tokens and a special prefix 1; "

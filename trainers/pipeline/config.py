@@ -64,15 +64,21 @@ class LoraSettingsModel(_Strict):
     dropout: float = Field(0.0, ge=0, lt=1)
 
 
+HeadName = Literal["linear", "lm", "likelihood"]
+HEAD_HELP = ("Classifier head: 'linear' (last token, Burns et al.), 'lm' (the answer words' next-token logits; "
+             "servable by vLLM), 'likelihood' (the model's own log-probabilities of the candidate answer, calibrated)")
+
+
 class WeakSettings(_Strict):
     model: str | None = Field(None, description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
+    head: HeadName = Field("linear", description=HEAD_HELP)
     train: TrainSettings = TrainSettings()
 
 
 class StrongSettings(_Strict):
     model: str | None = Field(None, description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
     checkpoint: str | None = Field(None, description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
-    head: Literal["lm", "linear"] = "lm"
+    head: HeadName = Field("lm", description=HEAD_HELP)
     losses: tuple[LossName, ...] = ("xent",)
     lora: LoraSettingsModel | None = LoraSettingsModel()
     alpha_max: float = Field(0.5, ge=0, le=1, description="logconf: final weight of the strong model's own predictions")
@@ -179,7 +185,7 @@ class RunConfig(_Strict):
     @model_validator(mode="after")
     def _budgets_can_be_met(self) -> RunConfig:
         """Length budgets no example can fit fail here, not at ingest (see trainers.pipeline.budgets)."""
-        problems = budget_problems(self.weak.train.max_length, self.strong.train.max_length)
+        problems = budget_problems(self.weak.train.max_length, self.strong.train.max_length, self.strong.head)
         if problems:
             raise ValueError("; ".join(problems))
         return self

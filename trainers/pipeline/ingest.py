@@ -13,7 +13,7 @@ from typing import Any
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from service.store.debates import add_example
-from trainers.pipeline.budgets import PROMPT_SUFFIX, TRANSCRIPT_RESERVE, Budget, apply_budgets, dropped_note
+from trainers.pipeline.budgets import TRANSCRIPT_RESERVE, Budget, apply_budgets, dropped_note, prompt_suffix
 from trainers.pipeline.config import RunConfig
 from trainers.pipeline.env import WorkerEnv
 from trainers.pipeline.rows import load_run
@@ -64,7 +64,7 @@ def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
     strong = _tokenizer(env.strong_model_path(config.strong.checkpoint), "strong.checkpoint")
     return [
         Budget("weak.train.max_length", config.weak.train.max_length - TRANSCRIPT_RESERVE, _counter(weak, "")),
-        Budget("strong.train.max_length", config.strong.train.max_length, _counter(strong, PROMPT_SUFFIX)),
+        Budget("strong.train.max_length", config.strong.train.max_length, _counter(strong, prompt_suffix(config.strong.head))),
     ]
 
 

@@ -28,7 +28,7 @@ from service.store.db import utcnow
 from service.store.files import read_file_rows
 from service.store.models import Example, Job, Model, ModelVersion
 from trainers.metrics import binary_metrics
-from trainers.pipeline.budgets import PROMPT_SUFFIX
+from trainers.pipeline.budgets import prompt_suffix
 from trainers.pipeline.config import StrongSettings, TrainSettings
 from trainers.pipeline.env import WorkerEnv
 from trainers.pipeline.plan import strong_model_name
@@ -172,7 +172,7 @@ def _eval_rows(session: Session, source: dict[str, Any] | None, run_id: int | No
 
 
 def _input(example: Example) -> ClassifierInput:
-    return ClassifierInput(text=format_example(task_example(example)))
+    return ClassifierInput(text=format_example(task_example(example)), answer=example.candidate)
 
 
 def _model(session: Session, model_id: int) -> Model:
@@ -219,7 +219,8 @@ def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path
         base=job.parent_base or env.strong_model_path(settings.checkpoint), head=settings.head,
         answer_words=job.answer_words, lora=settings.lora.model_dump() if settings.lora else None,
         train=asdict(train_config(settings.train, job.seed)), loss=job.loss,
-        loss_params={"alpha_max": settings.alpha_max} if job.loss == "logconf" else {}, prompt_suffix=PROMPT_SUFFIX,
+        loss_params={"alpha_max": settings.alpha_max} if job.loss == "logconf" else {},
+        prompt_suffix=prompt_suffix(settings.head),
         train_inputs=[row[0] for row in job.train], train_targets=[row[1] for row in job.train],
         eval_inputs=[row[0] for row in job.evaluate], eval_gold=[row[1] for row in job.evaluate],
         checkpoint_dir=str(checkpoint_dir), out_dir=str(out_dir), seed=job.seed, init_adapter=job.parent_adapter,

@@ -72,12 +72,12 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
             _, config = load_run(session, run_id)
             examples = run_examples(session, run_id)
             turns = {} if member.context == "none" else transcripts(session, run_id, member.context, member.debate_seed)
-        inputs = {example.id: weak_input(format_example(task_example(example)), turns.get(example.id))
-                  for example in examples}
+        inputs = {example.id: weak_input(format_example(task_example(example)), turns.get(example.id),
+                                         example.candidate) for example in examples}
         missing = sum(1 for example in examples if member.context != "none" and example.id not in turns)
         train = [example for example in examples if example.split == "weak_train"]
         model_path = env.weak_model_path(config.weak.model)
-        model = load_classifier(model_path, head="linear")
+        model = load_classifier(model_path, head=config.weak.head)
         settings = config.weak.train
         test = [example for example in examples if example.split == "test"]
         ids, gold = labelled(test)

@@ -69,7 +69,7 @@ class FitSpec:
     def from_json(cls, text: str) -> FitSpec:
         data = json.loads(text)
         for key in ("train_inputs", "eval_inputs"):
-            data[key] = [ClassifierInput(item["text"], tuple(item["context"])) for item in data[key]]
+            data[key] = [ClassifierInput(item["text"], tuple(item["context"]), item["answer"]) for item in data[key]]
         data["answer_words"] = tuple(data["answer_words"])
         return cls(**data)
 

@@ -11,9 +11,13 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
+
+from trainers.training.inputs import ClassifierInput, answer_ids
 
 MEGABATCH_BATCHES = 50
 
@@ -82,6 +86,20 @@ def collate(encoded: list[list[int]], indices: list[int], pad_id: int, device: t
         input_ids[row, : len(encoded[i])] = torch.tensor(encoded[i])
         attention_mask[row, : len(encoded[i])] = 1
     return input_ids.to(device, non_blocking=True), attention_mask.to(device, non_blocking=True)
+
+
+def answer_lengths(model: Any, inputs: Sequence[ClassifierInput]) -> list[int] | None:
+    """How many tokens each input's answer has, for a likelihood-head `model`; None for the other heads."""
+    if model.head != "likelihood":
+        return None
+    return [len(ids) for ids in answer_ids(model.tokenizer, inputs)]
+
+
+def answer_batch(answers: list[int] | None, indices: list[int], device: torch.device) -> dict[str, torch.Tensor]:
+    """The keyword arguments the model's forward needs besides the tokens: `answer_lengths`, if any."""
+    if answers is None:
+        return {}
+    return {"answer_lengths": torch.tensor([answers[i] for i in indices], device=device)}
 
 
 def pad_token_id(tokenizer_pad: int | None, tokenizer_eos: int | None) -> int:

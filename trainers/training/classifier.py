@@ -1,12 +1,17 @@
 """A binary classifier on a causal LM backbone: "is the candidate answer correct?" -> [B, 2] logits.
 
-Two heads, one interface (column 1 of the logits = "correct"):
+Three heads, one interface (column 1 of the logits = "correct"):
 
 * `linear` — Burns et al.: the hidden state of the last non-padding token through a zero-initialised
   `Linear(hidden, 2)`, so an untrained classifier says p = 0.5 to everything.
 * `lm` — the logits of the first token of each answer word (" No", " Yes") at the last position:
   exactly what the causal LM itself predicts next, so the trained weights (a LoRA adapter, or the
   full model) are a normal causal LM that vLLM serves.
+* `likelihood` — scores the candidate answer by the causal LM's own log-probabilities of its tokens
+  (their sum and minimum, scaled) and calibrates them with a `Linear(2, 2)`, zero-initialised and
+  trained at `HEAD_LR_SCALE` times the backbone's learning rate. It elicits what a model knows about
+  an answer when the last token's hidden state does not show it linearly (the built-in testbed).
+  Inputs are encoded with the answer last (`encode_inputs(answer_last=True)`).
 
 Weights are fp32 on CPU and bf16 on CUDA; the linear head stays fp32. `save` never pickles.
 `shard` spreads the weights over the ranks of a torchrun launch (FSDP2) for models that do not
@@ -30,7 +35,10 @@ from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrai
 from trainers.training.config import LoraSettings
 from trainers.training.distributed import current_ranks, gather_full, is_sharded
 
-HEADS = ("linear", "lm")
+HEADS = ("linear", "lm", "likelihood")
+CALIBRATED_HEADS = ("linear", "likelihood")  # heads with their own `score` layer (saved in head.safetensors)
+HEAD_LR_SCALE = 30.0  # the likelihood head's two-feature calibration learns this much faster than the backbone
+LIKELIHOOD_FEATURE_SCALE = 1.0  # sum and minimum of log-probabilities, in nats
 SPEC_FILE = "classifier.json"
 HEAD_FILE = "head.safetensors"
 SPEC_FORMAT = 1
@@ -74,31 +82,65 @@ class Classifier(torch.nn.Module):
         self.spec = spec
         self.head = spec.head
         device = next(backbone.parameters()).device
-        if spec.head == "linear":
+        if spec.head in CALIBRATED_HEADS:
             # Zero init (Burns et al.): training starts from p = 0.5, not from a random guess.
-            self.score = torch.nn.Linear(self._base().config.hidden_size, 2, device=device, dtype=torch.float32)
+            features = self._base().config.hidden_size if spec.head == "linear" else 2
+            self.score = torch.nn.Linear(features, 2, device=device, dtype=torch.float32)
             torch.nn.init.zeros_(self.score.weight)
             torch.nn.init.zeros_(self.score.bias)
-        else:
+        if spec.head == "lm":
             ids = answer_token_ids(tokenizer, spec.answer_words)
             self.register_buffer("answer_ids", torch.tensor(ids, device=device), persistent=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                answer_lengths: torch.Tensor | None = None) -> torch.Tensor:
         """[B, 2] float32 logits; column 1 = "the candidate is correct".
 
         Expects right padding (as `collate` makes it): positions count from the first token, and the
-        last non-padding token is found from the mask.
+        last non-padding token is found from the mask. The likelihood head needs `answer_lengths`
+        ([B]: how many of each input's last tokens are its answer).
         """
         decoder = self._base() if self.head == "linear" else self._base().get_decoder()
         hidden = decoder(input_ids=input_ids, attention_mask=attention_mask, use_cache=False).last_hidden_state
         positions = torch.arange(input_ids.shape[1], device=input_ids.device)
         last = (attention_mask * positions).argmax(dim=1)  # last non-padding position
-        final = hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
+        rows = torch.arange(hidden.shape[0], device=hidden.device)
+        if self.head == "likelihood":
+            if answer_lengths is None:
+                raise ValueError("the likelihood head needs answer_lengths (see encode_inputs(answer_last=True)).")
+            return self.score(self._answer_features(hidden, input_ids, last, answer_lengths))
+        final = hidden[rows, last]
         if self.head == "linear":
             return self.score(final.float())
         # Only the two answer rows of the LM head: the same numbers as full logits, without [B, T, vocab].
         lm_head = self._base().get_output_embeddings()
         return F.linear(final, lm_head.weight[self.answer_ids]).float()
+
+    def _answer_features(self, hidden: torch.Tensor, input_ids: torch.Tensor, last: torch.Tensor,
+                         answer_lengths: torch.Tensor) -> torch.Tensor:
+        """[B, 2]: sum and minimum of log p(answer token | everything before it), scaled.
+
+        The answer is the last `answer_lengths[b]` tokens of row b; the LM head runs only on the
+        positions that predict them ([B, longest answer, vocab], not [B, T, vocab]).
+        """
+        offsets = torch.arange(int(answer_lengths.max()), device=hidden.device)
+        valid = offsets[None, :] < answer_lengths[:, None]
+        targets = (last[:, None] - offsets[None, :]).clamp(min=1)  # answer token positions, last first
+        rows = torch.arange(hidden.shape[0], device=hidden.device)[:, None]
+        logits = self._base().get_output_embeddings()(hidden[rows, targets - 1]).float()
+        log_probs = torch.log_softmax(logits, dim=-1).gather(-1, input_ids[rows, targets][..., None])[..., 0]
+        total = log_probs.masked_fill(~valid, 0.0).sum(dim=1)
+        lowest = log_probs.masked_fill(~valid, float("inf")).min(dim=1).values
+        return torch.stack([total, lowest], dim=1) * LIKELIHOOD_FEATURE_SCALE
+
+    def param_groups(self) -> list[dict[str, Any]]:
+        """Trainable parameters as optimizer groups; `lr_scale` multiplies the run's learning rate."""
+        params = trainable_parameters(self)
+        head = {name: p for name, p in params.items() if name.startswith("score.")} if self.head == "likelihood" else {}
+        groups = [{"params": [p for name, p in params.items() if name not in head], "lr_scale": 1.0}]
+        if head:
+            groups.append({"params": list(head.values()), "lr_scale": HEAD_LR_SCALE})
+        return [group for group in groups if group["params"]]
 
     def set_gradient_checkpointing(self, enabled: bool) -> None:
         """Recompute activations in backward (non-reentrant, so frozen inputs under LoRA are fine)."""
@@ -123,7 +165,7 @@ class Classifier(torch.nn.Module):
             raise ValueError(f"found no decoder layers ({sorted(blocks)}) to shard in {type(self._base()).__name__}.")
         for layer in layers:
             fully_shard(layer, mesh=mesh)
-        if self.head == "linear":
+        if self.head in CALIBRATED_HEADS:
             fully_shard(self.score, mesh=mesh)  # fp32 beside bf16 weights: a unit of its own
         fully_shard(self, mesh=mesh)
 
@@ -134,7 +176,7 @@ class Classifier(torch.nn.Module):
         """
         # Sharded weights are gathered first, on every rank (a collective); then rank 0 writes.
         backbone_state = self._gathered_backbone() if is_sharded(self) else None
-        head_state = gather_full(self.score.state_dict()) if self.head == "linear" else {}
+        head_state = gather_full(self.score.state_dict()) if self.head in CALIBRATED_HEADS else {}
         if not current_ranks().is_main:
             return
         out_dir = Path(out_dir)
@@ -143,7 +185,7 @@ class Classifier(torch.nn.Module):
         self.backbone.save_pretrained(out_dir, state_dict=backbone_state)
         if self.spec.lora is None:
             self.tokenizer.save_pretrained(out_dir)
-        if self.head == "linear":
+        if self.head in CALIBRATED_HEADS:
             save_file(head_state, out_dir / HEAD_FILE)
         (out_dir / SPEC_FILE).write_text(self.spec.to_json())
 
@@ -183,7 +225,8 @@ def load_classifier(
     spec = ClassifierSpec(_base_name(model_path), _check_head(head), tuple(answer_words), lora)
     device = resolve_device(device)
     tokenizer = AutoTokenizer.from_pretrained(model_path)
-    answer_token_ids(tokenizer, spec.answer_words)  # fail before loading weights
+    if head == "lm":
+        answer_token_ids(tokenizer, spec.answer_words)  # fail before loading weights
     backbone = _load_backbone(model_path, head, device, dtype or weight_dtype(device))
     if lora is not None:
         with torch.random.fork_rng(devices=[]):
@@ -202,7 +245,7 @@ def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = 
     Layout: `classifier.json` (head, base model, answer words, LoRA settings); with LoRA, a PEFT
     adapter dir (`adapter_config.json`, `adapter_model.safetensors`) over the base model named in
     it, otherwise the full model and tokenizer (`save_pretrained`); for the linear head also
-    `head.safetensors`. LoRA weights come back trainable, so training can continue.
+    `head.safetensors` (also for the likelihood head). LoRA weights come back trainable, so training can continue.
     """
     out_dir = Path(out_dir)
     spec_path = out_dir / SPEC_FILE
@@ -219,7 +262,7 @@ def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = 
         tokenizer = AutoTokenizer.from_pretrained(out_dir)
         backbone = _load_backbone(out_dir, spec.head, device, dtype, saved_decoder=spec.head == "linear")
     classifier = Classifier(backbone, tokenizer, spec)
-    if spec.head == "linear":
+    if spec.head in CALIBRATED_HEADS:
         classifier.score.load_state_dict(load_file(out_dir / HEAD_FILE, device=str(device)))
     return classifier
 
@@ -278,7 +321,7 @@ def _lora_config(lora: LoraSettings, head: str, base_model: str) -> LoraConfig:
         lora_dropout=lora.dropout,
         target_modules=list(lora.target_modules),
         bias="none",
-        task_type="CAUSAL_LM" if head == "lm" else None,
+        task_type=None if head == "linear" else "CAUSAL_LM",
     )
     config.base_model_name_or_path = base_model
     return config

@@ -4,6 +4,11 @@ Layout of one encoded input (right before the model):
 
     [special prefix, e.g. BOS] text  SEP turn_1  SEP turn_2 ... SEP turn_n  prompt_suffix
 
+or, with `answer_last` (the likelihood head, which scores the candidate answer by the causal
+LM's own probability of it, so everything it should condition on must come before it):
+
+    [special prefix] turn_1 SEP turn_2 SEP ... turn_n SEP  text-before-the-answer  answer
+
 `SEP` is "\\n\\n", the paragraph break `debate.render_for_weak` puts between speeches, so the
 weak model reads the transcript exactly as the debaters wrote it. Every piece is tokenised
 on its own, so the same input always gives the same tokens whatever it is batched with.
@@ -24,10 +29,19 @@ ELLIPSIS = " ..."
 
 @dataclass(frozen=True)
 class ClassifierInput:
-    """One example for a classifier: `text` (kept whole) and its debate `context` (one string per turn)."""
+    """One example for a classifier: `text` (kept whole) and its debate `context` (one string per turn).
+
+    `answer`: the candidate answer that `text` ends with ("" when unknown); the likelihood head
+    reads the model's log-probabilities of exactly these characters.
+    """
 
     text: str
     context: tuple[str, ...] = ()
+    answer: str = ""
+
+    def __post_init__(self) -> None:
+        if not self.text.endswith(self.answer):
+            raise ValueError(f"the text must end with its answer {self.answer!r}; got ...{self.text[-40:]!r}")
 
 
 class InputTooLong(ValueError):
@@ -59,15 +73,24 @@ def encode_inputs(
     *,
     max_length: int,
     prompt_suffix: str = "",
+    answer_last: bool = False,
 ) -> tuple[list[list[int]], TrimStats]:
     """Token ids of every input (layout in the module docstring), at most `max_length` each.
 
-    Raises `InputTooLong` naming the first input whose text + suffix do not fit, and by how much.
+    With `answer_last` the answer is tokenised on its own, so it is exactly the last
+    `len(answer_ids(...)[i])` tokens of input i. Raises `InputTooLong` naming the first input whose
+    text + suffix do not fit, and by how much.
     """
+    if answer_last and prompt_suffix:
+        raise ValueError("answer_last puts the answer last; a prompt_suffix after it has no place.")
     prefix = special_prefix(tokenizer)
     separator, ellipsis = _ids(tokenizer, SEPARATOR), _ids(tokenizer, ELLIPSIS)
     suffix = _ids(tokenizer, prompt_suffix) if prompt_suffix else []
-    texts = _batch_ids(tokenizer, [item.text for item in inputs])
+    if answer_last:
+        heads = _batch_ids(tokenizer, [item.text[: len(item.text) - len(item.answer)] for item in inputs])
+        texts = [head + answer for head, answer in zip(heads, answer_ids(tokenizer, inputs), strict=True)]
+    else:
+        texts = _batch_ids(tokenizer, [item.text for item in inputs])
     turns = iter(_batch_ids(tokenizer, [turn for item in inputs for turn in item.context]))
     encoded, trimmed, total, cut = [], 0, 0, 0
     for number, (item, text) in enumerate(zip(inputs, texts, strict=True)):
@@ -80,11 +103,23 @@ def encode_inputs(
             )
         contents = [next(turns) for _ in item.context]
         context, kept = fit_context(contents, budget, separator, ellipsis)
-        encoded.append(prefix + text + context + suffix)
+        if answer_last:  # the same tokens, each separator moved behind its turn
+            encoded.append(prefix + context[len(separator):] + separator + text if context else prefix + text)
+        else:
+            encoded.append(prefix + text + context + suffix)
         total += sum(map(len, contents))
         cut += sum(map(len, contents)) - kept
         trimmed += kept < sum(map(len, contents))
     return encoded, TrimStats(len(encoded), trimmed, total, cut)
+
+
+def answer_ids(tokenizer: PreTrainedTokenizerBase, inputs: Sequence[ClassifierInput]) -> list[list[int]]:
+    """The tokens of each input's answer, tokenised on its own; every answer must be non-empty."""
+    missing = [number for number, item in enumerate(inputs) if not item.answer]
+    if missing:
+        raise ValueError(f"input {missing[0]} has no answer: the likelihood head scores the candidate answer, so "
+                         "build inputs with ClassifierInput(text, context, answer=<the candidate text ends with>).")
+    return _batch_ids(tokenizer, [item.answer for item in inputs])
 
 
 def fit_context(

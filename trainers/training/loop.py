@@ -29,7 +29,14 @@ import torch
 from torch.nn.parallel import DistributedDataParallel
 
 from trainers.losses import Loss, xent
-from trainers.training.batching import BatchPlan, collate, pad_token_id, rank_micro_batches
+from trainers.training.batching import (
+    BatchPlan,
+    answer_batch,
+    answer_lengths,
+    collate,
+    pad_token_id,
+    rank_micro_batches,
+)
 from trainers.training.checkpoint import Progress, clear_staging, load_checkpoint, save_checkpoint
 from trainers.training.classifier import Classifier, trainable_parameters
 from trainers.training.config import TrainConfig
@@ -103,13 +110,15 @@ def train_classifier(
     ranks = current_ranks()
     if config.batch_size % ranks.world:
         raise ValueError(f"batch_size={config.batch_size} must be a multiple of the world size {ranks.world}.")
-    encoded, trim = encode_inputs(model.tokenizer, inputs, max_length=config.max_length, prompt_suffix=prompt_suffix)
+    encoded, trim = encode_inputs(model.tokenizer, inputs, max_length=config.max_length, prompt_suffix=prompt_suffix,
+                                  answer_last=model.head == "likelihood")
     plan = BatchPlan(tuple(map(len, encoded)), config.batch_size, config.epochs, config.seed, config.group_by_length)
     optimizer, progress = _start(model, config, encoded, targets, plan, checkpoint_dir, ranks)
     losses, resumed_from = list(progress.losses), progress.step
     device = next(model.parameters()).device
     whole_model_work = ranks.is_main or is_sharded(model)  # FSDP: checkpoints and evaluations need every rank
-    loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device)
+    loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device,
+                 answer_lengths(model, inputs))
     examples = tokens = 0
     evaluations: list[tuple[int, dict[str, float]]] = []
     forked = [device] if device.type == "cuda" else []
@@ -138,7 +147,7 @@ def _start(model: Classifier, config: TrainConfig, encoded: list[list[int]], tar
     params = trainable_parameters(model)
     if not params:
         raise ValueError("the model has no trainable parameters; load it with load_classifier (LoRA or full).")
-    optimizer = torch.optim.AdamW(params.values(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = torch.optim.AdamW(model.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
     progress = Progress(0, plan.total_steps, [], _fingerprint(config, encoded, targets, params))
     if checkpoint_dir is not None:
         if ranks.is_main:
@@ -155,8 +164,9 @@ class _Loop:
 
     def __init__(self, runner: torch.nn.Module, model: Classifier, optimizer: torch.optim.Optimizer,
                  plan: BatchPlan, encoded: list[list[int]], targets: Sequence[float], loss_fn: Loss,
-                 config: TrainConfig, ranks: Ranks, device: torch.device) -> None:
+                 config: TrainConfig, ranks: Ranks, device: torch.device, answers: list[int] | None) -> None:
         self.runner, self.model, self.optimizer, self.plan = runner, model, optimizer, plan
+        self.answers = answers
         self.encoded, self.loss_fn, self.config, self.ranks, self.device = encoded, loss_fn, config, ranks, device
         self.targets = torch.tensor(list(targets), dtype=torch.float32, device=device)
         self.pad_id = pad_token_id(model.tokenizer.pad_token_id, model.tokenizer.eos_token_id)
@@ -187,9 +197,10 @@ class _Loop:
                 (loss * (len(indices) * self.ranks.world / counted)).backward()
             loss_sum += loss.detach() * len(indices)
         for group in self.optimizer.param_groups:
-            group["lr"] = self.lr(step)
+            group["lr"] = self.lr(step) * group["lr_scale"]
         if micro:
-            torch.nn.utils.clip_grad_norm_(self.optimizer.param_groups[0]["params"], MAX_GRAD_NORM)
+            torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]],
+                                           MAX_GRAD_NORM)
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         tokens = sum(self.plan.lengths[i] for indices in micro for i in indices)
@@ -200,7 +211,7 @@ class _Loop:
 
     def _micro_batch_loss(self, indices: list[int], step: int) -> torch.Tensor:
         input_ids, attention_mask = collate(self.encoded, indices, self.pad_id, self.device)
-        logits = self.runner(input_ids, attention_mask)
+        logits = self.runner(input_ids, attention_mask, **answer_batch(self.answers, indices, self.device))
         targets = self.targets[torch.tensor(indices, device=self.device)]
         return self.loss_fn(logits, targets, step, self.plan.total_steps)
 

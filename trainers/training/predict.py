@@ -8,7 +8,7 @@ from typing import Any
 import torch
 
 from trainers.metrics import binary_metrics
-from trainers.training.batching import collate, pad_token_id
+from trainers.training.batching import answer_batch, answer_lengths, collate, pad_token_id
 from trainers.training.classifier import Classifier
 from trainers.training.inputs import ClassifierInput, encode_inputs
 
@@ -29,7 +29,9 @@ def predict_proba(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1.")
-    encoded, _ = encode_inputs(model.tokenizer, inputs, max_length=max_length, prompt_suffix=prompt_suffix)
+    encoded, _ = encode_inputs(model.tokenizer, inputs, max_length=max_length, prompt_suffix=prompt_suffix,
+                               answer_last=model.head == "likelihood")
+    answers = answer_lengths(model, inputs)
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device = next(model.parameters()).device
     pad_id = pad_token_id(model.tokenizer.pad_token_id, model.tokenizer.eos_token_id)
@@ -41,7 +43,8 @@ def predict_proba(
             for start in range(0, len(order), batch_size):
                 indices = order[start : start + batch_size]
                 input_ids, attention_mask = collate(encoded, indices, pad_id, device)
-                column = torch.softmax(model(input_ids, attention_mask), dim=-1)[:, 1].tolist()
+                logits = model(input_ids, attention_mask, **answer_batch(answers, indices, device))
+                column = torch.softmax(logits, dim=-1)[:, 1].tolist()
                 for i, p in zip(indices, column, strict=True):
                     probs[i] = p
     finally:

@@ -16,6 +16,7 @@ def transcript_context(turns: Sequence[Turn]) -> tuple[str, ...]:
     return tuple(render_turn(turn) for turn in sorted(turns, key=lambda turn: turn.index))
 
 
-def weak_input(text: str, turns: Sequence[Turn] | None) -> ClassifierInput:
-    """The weak model's input for one example; `turns=None` (or empty) is the no-debate baseline."""
-    return ClassifierInput(text=text, context=transcript_context(turns) if turns else ())
+def weak_input(text: str, turns: Sequence[Turn] | None, answer: str = "") -> ClassifierInput:
+    """The weak model's input for one example (`text` ends with the candidate `answer`); `turns=None`
+    (or empty) is the no-debate baseline."""
+    return ClassifierInput(text=text, context=transcript_context(turns) if turns else (), answer=answer)
