@@ -20,6 +20,10 @@ class TaskFraming:
     question_label: str = "Question"
     context_label: str = "Passage"
     answer_label: str = "Proposed answer"
+    # The strong model was pretrained on bare claims ("12+7=19"), not chat: every speech is its
+    # own completion of the bare question, shown with the question ("12+7=19"), so the argument
+    # is exactly what the model computes. The protocol (who speaks when, for which side) is unchanged.
+    bare: bool = False
 
 
 FRAMINGS: dict[str, TaskFraming] = {
@@ -82,6 +86,11 @@ FRAMINGS: dict[str, TaskFraming] = {
             answer_label="Proposed label",
         ),
         TaskFraming(
+            name="arithmetic",
+            intro="The task is an arithmetic claim; the debate is about whether it is correct.",
+            bare=True,
+        ),
+        TaskFraming(
             name="legal_clause",
             intro=(
                 "The task comes from privacy-policy question answering: decide whether "
@@ -103,6 +112,7 @@ TASK_ALIASES: dict[str, str] = {
     "legal": "legal_clause",
     "legalbench_privacy": "legal_clause",
     "synthetic": "generic",
+    "testbed": "arithmetic",
 }
 
 

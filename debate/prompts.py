@@ -48,7 +48,13 @@ _QUOTE_RULE = (
 def build_messages(
     spec: DebateSpec, speaker: Speaker, stance: Stance, visible: Sequence[Turn]
 ) -> tuple[ChatMessage, ChatMessage]:
-    """The [system, user] messages for `speaker` arguing `stance`, seeing `visible`."""
+    """The [system, user] messages for `speaker` arguing `stance`, seeing `visible`.
+
+    A bare framing asks for the model's own completion of the question (no rules, no transcript):
+    the model cannot read instructions, and its speech is what it computes.
+    """
+    if framing_for(spec.task).bare:
+        return ChatMessage("system", ""), ChatMessage("user", spec.question.strip())
     instruction = instruction_text(spec, speaker, stance, visible)
     user = "\n\n".join((example_text(spec), transcript_text(visible), instruction))
     return ChatMessage("system", system_text(spec)), ChatMessage("user", user)

@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from debate.errors import InvalidProtocol
+from debate.framing import framing_for
 from debate.openai_types import ChatMessage
 from debate.prompts import build_messages
 from debate.quotes import verify_quotes
@@ -145,6 +146,8 @@ def finish_turn(
 ) -> Turn:
     """The stored turn for a generated speech, quotes checked when the spec asks."""
     content, verified, unverified = text.strip(), 0, 0
+    if framing_for(spec.task).bare:
+        content = f"{spec.question.strip()}{content}"  # the speech shows the computation: "12+7=19"
     if spec.verify_quotes and spec.context:
         check = verify_quotes(content, spec.context)
         content, verified, unverified = check.content, check.verified, check.unverified
