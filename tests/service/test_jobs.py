@@ -111,6 +111,20 @@ def test_expired_lease_is_reaped_and_claimed_by_another_worker(sessions) -> None
     assert _job(sessions, job_id).status == "succeeded"
 
 
+def test_a_live_lease_is_not_reaped(sessions) -> None:
+    """Only an expired lease frees a job: a reaper that took live leases would run every job twice."""
+    job_id = _enqueue(sessions, "noop", max_attempts=3)
+    _claim(sessions, owner="alive", lease_s=600)
+    with sessions.begin() as session:
+        assert reap_expired(session) == 0
+    assert _claim(sessions, owner="other") is None
+    job = _job(sessions, job_id)
+    assert (job.status, job.lease_owner, job.attempts) == ("running", "alive", 1)
+    with sessions.begin() as session:
+        complete_job(session, job_id, "alive")
+    assert _job(sessions, job_id).status == "succeeded"
+
+
 def test_expired_lease_out_of_attempts_fails_the_job(sessions) -> None:
     job_id = _enqueue(sessions, "noop", max_attempts=1)
     _claim(sessions, owner="dead", lease_s=0.1)
