@@ -9,7 +9,8 @@ before finetuning (Burns et al. 2023); random tiny models know nothing. Here the
 the weak one (2 x 64) only briefly, so it knows few: the gap comes from pretraining alone.
 
 Both share a character-level tokenizer (every printable ASCII character is a token, so digits
-are never merged and debate transcripts stay readable) whose chat template is the bare text of
+are never merged and debate transcripts stay readable; " Yes" and " No" are whole tokens for the
+`lm` head) whose chat template is the bare text of
 the last message after BOS: vLLM serves the strong model with prompts in the exact format it was
 pretrained on. The loss is on the answer tokens (and EOS) only. A directory is built beside its
 final place and renamed in, marker last; the same spec gives byte-identical files on one machine.
@@ -20,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 import random
+import re
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
@@ -30,6 +32,8 @@ from trainers.tasks.testbed import Fact, all_facts
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 CHARACTERS = ["\n", *map(chr, range(32, 127))]
+# Whole tokens, so the `lm` head (which reads the first token of " No" / " Yes") works on these models too.
+ANSWER_WORDS = (" No", " Yes")
 CHAT_TEMPLATE = "{{- bos_token + messages[-1]['content'] -}}"
 MARKER_FILE = "testbed_model.json"
 MARKER_FORMAT = 1
@@ -105,13 +109,15 @@ def read_spec(model_dir: Path) -> ModelSpec | None:
 
 
 def build_tokenizer() -> Any:
-    """One token per character (printable ASCII and newline), BOS added in front, a bare-text chat template."""
+    """One token per character (printable ASCII and newline) but the answer words, BOS in front, a bare-text chat
+    template."""
     from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers, processors
     from transformers import PreTrainedTokenizerFast
 
-    vocab = {token: index for index, token in enumerate([PAD, BOS, EOS, UNK, *CHARACTERS])}
+    vocab = {token: index for index, token in enumerate([PAD, BOS, EOS, UNK, *CHARACTERS, *ANSWER_WORDS])}
     tok = Tokenizer(models.WordLevel(vocab, unk_token=UNK))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex(r"[\s\S]"), behavior="isolated")
+    words = "|".join(re.escape(word) for word in ANSWER_WORDS)
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex(f"{words}|[\\s\\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
     tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
                                                        special_tokens=[(BOS, vocab[BOS])])

@@ -13,6 +13,7 @@ from transformers import AutoModelForCausalLM, AutoTokenizer
 from trainers.tasks import load_examples
 from trainers.tasks.testbed import all_facts, family_of, arithmetic_claims
 from trainers.testbed import ModelSpec, answer_accuracy, build_tokenizer, ensure_testbed_model
+from trainers.training.classifier import answer_token_ids
 
 MODEL_FILES = ("model.safetensors", "tokenizer.json", "tokenizer_config.json", "config.json")
 
@@ -52,6 +53,7 @@ def test_tokenizer_keeps_every_character_and_serves_bare_prompts() -> None:
     prompt = tokenizer.apply_chat_template([{"role": "system", "content": ""}, {"role": "user", "content": "3+4="}],
                                            tokenize=False, add_generation_prompt=True)
     assert prompt == "<s>3+4="  # what the model was pretrained on, with nothing of a chat around it
+    assert len(set(answer_token_ids(tokenizer, (" No", " Yes")))) == 2  # the lm head works on these models too
 
 
 def test_pretraining_is_deterministic_and_cached(tmp_path: Path) -> None:
