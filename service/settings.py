@@ -27,8 +27,9 @@ class Settings(BaseSettings):
     strong_model: str = Field("strong", description="Served model name of the strong model in vLLM.")
     strong_model_path: Path | None = Field(
         None,
-        description="Checkpoint the local vLLM serves. Empty: a tiny random model made by the "
-        "factory under `artifacts_dir/models/tiny-strong`.",
+        description="Checkpoint the local vLLM serves and strong jobs train. Empty: the built-in testbed's "
+        "strong model (pretrained here on arithmetic facts, ~2 CPU-minutes once) under "
+        "`artifacts_dir/models/testbed-strong`.",
     )
     vllm_max_model_len: int = Field(1024, description="--max-model-len for a locally started vLLM.")
     vllm_start_timeout_s: float = Field(600.0, description="How long to wait for a local vLLM to be ready.")
@@ -50,5 +51,5 @@ class Settings(BaseSettings):
         return value
 
     def strong_checkpoint(self) -> Path:
-        """The checkpoint a local vLLM serves (explicit, or the tiny default)."""
-        return self.strong_model_path or self.artifacts_dir / "models" / "tiny-strong"
+        """The checkpoint a local vLLM serves (explicit, or the testbed's strong model)."""
+        return self.strong_model_path or self.artifacts_dir / "models" / "testbed-strong"

@@ -19,11 +19,13 @@ def strong_model(settings: Settings) -> Iterator[Settings]:
         yield settings
         return
     from service.local_vllm import start_local_vllm
-    from trainers.tiny_model import ensure_tiny_model
+    from trainers.testbed import STRONG, ensure_testbed_model, read_spec
 
     checkpoint = settings.strong_checkpoint()
-    if settings.strong_model_path is None:
-        ensure_tiny_model(checkpoint)
+    if settings.strong_model_path is None and read_spec(checkpoint) != STRONG:
+        print(f"pretraining the testbed's strong model into {checkpoint} (once; about 2 minutes on 2 CPU cores)",
+              flush=True)
+        ensure_testbed_model(checkpoint, STRONG)
     log_path = settings.artifacts_dir / "logs" / "vllm.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores; log: {log_path})", flush=True)

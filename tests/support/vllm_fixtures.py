@@ -27,9 +27,19 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVLLM]:
     """A vLLM server serving `tiny_model_dir` as "strong" with runtime LoRA loading on."""
+    yield from _serve(tiny_model_dir, tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def testbed_vllm_server(testbed_strong_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVLLM]:
+    """A vLLM server serving the testbed's pretrained strong model as "strong" (the debaters that know the facts)."""
+    yield from _serve(testbed_strong_dir, tmp_path_factory)
+
+
+def _serve(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVLLM]:
     log_path = tmp_path_factory.mktemp("vllm-log") / "vllm.log"
     try:
-        server = start_local_vllm(tiny_model_dir, served_name=SERVED_NAME, enable_lora=True, log_path=log_path)
+        server = start_local_vllm(model_dir, served_name=SERVED_NAME, enable_lora=True, log_path=log_path)
     except VLLMStartError as exc:
         pytest.fail(f"could not start vLLM for the tests: {exc}", pytrace=False)
     with server:
