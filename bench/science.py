@@ -45,6 +45,7 @@ def run(workdir: Path, seeds: int) -> tuple[dict, float]:
     path.write_text(yaml.safe_dump(config(seeds)))
     env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{workdir / 'w2s.db'}",
            "W2S_ARTIFACTS_DIR": str(workdir / "artifacts"), "W2S_VLLM_BASE_URL": "", "W2S_STRONG_MODEL_PATH": ""}
+    # Empty: the testbed's own strong model, pretrained inside the timed run.
     started = time.perf_counter()
     done = subprocess.run([sys.executable, "-m", "service.cli", "run", str(path)], cwd=ROOT, env=env,
                           capture_output=True, text=True)

@@ -43,6 +43,12 @@ class Settings(BaseSettings):
         description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",
     )
 
+    @field_validator("strong_model_path", mode="before")
+    @classmethod
+    def _empty_path_is_unset(cls, value: object) -> object:
+        """`W2S_STRONG_MODEL_PATH=` means the default, not the current directory."""
+        return None if value == "" else value
+
     @field_validator("api_keys", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
