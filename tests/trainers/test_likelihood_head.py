@@ -68,7 +68,7 @@ def test_calibration_learns_faster_and_survives_saving(testbed_weak_dir: Path, t
 
 @pytest.mark.slow
 def test_it_reads_the_strong_models_knowledge_where_the_linear_head_does_not(testbed_strong_dir: Path) -> None:
-    """The testbed's ceiling: measured 0.95 (likelihood) vs ~0.55-0.6 (linear) on these sizes."""
+    """The testbed's ceiling: 0.89-0.91 (likelihood) on 2,000 claims over 3 seeds, the linear head ~0.55."""
     examples = split_examples(arithmetic_claims(0, 1400), sizes={"weak_train": 2, "strong_train": 1000,
                                                                  "test": 398}, seed=0)
     train = [ClassifierInput(format_example(e), (), e.candidate) for e in examples["strong_train"]]
@@ -81,5 +81,5 @@ def test_it_reads_the_strong_models_knowledge_where_the_linear_head_does_not(tes
                          TrainConfig(epochs=1, lr=lr, batch_size=32, max_length=32, checkpoint_every=0))
         probs = predict_proba(model, test, max_length=32)
         accuracy[head] = sum((p >= 0.5) == y for p, y in zip(probs, gold, strict=True)) / len(gold)
-    assert accuracy["likelihood"] >= 0.85, accuracy
+    assert accuracy["likelihood"] >= 0.8, accuracy
     assert accuracy["likelihood"] - accuracy["linear"] >= 0.2, accuracy
