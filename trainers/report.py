@@ -234,7 +234,8 @@ def build_report(session: Session, run_id: int) -> Report:
     built = [_row(condition, loss, models, outcomes) for condition, loss in keys]
     task = (run.config or {}).get("task")
     return Report(run_id=run.id, name=run.name, status=run.status, task=task if isinstance(task, str) else None,
-                  rows=[row for row, _ in built], notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id))
+                  rows=[row for row, _ in built],
+                  notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id))
 
 
 def _upsert_metric(session: Session, run_id: int, model_id: int | None, condition: str,

@@ -10,10 +10,10 @@ the weak one (2 x 64) only briefly, so it knows few: the gap comes from pretrain
 
 Both share a character-level tokenizer (every printable ASCII character is a token, so digits
 are never merged and debate transcripts stay readable; " Yes" and " No" are whole tokens for the
-`lm` head) whose chat template is the bare text of
-the last message after BOS: vLLM serves the strong model with prompts in the exact format it was
-pretrained on. The loss is on the answer tokens (and EOS) only. A directory is built beside its
-final place and renamed in, marker last; the same spec gives byte-identical files on one machine.
+`lm` head) whose chat template is the bare text of the last message after BOS: vLLM serves the
+strong model with prompts in the exact format it was pretrained on. The loss is on the answer
+tokens (and EOS) only. A directory is built beside its final place and renamed in, marker last;
+the same spec gives byte-identical files on one machine.
 """
 
 from __future__ import annotations
@@ -56,8 +56,8 @@ class ModelSpec:
     def __post_init__(self) -> None:
         if self.hidden % self.heads or self.hidden // self.heads < 32:
             raise ValueError(f"hidden={self.hidden}, heads={self.heads}: vLLM on CPU needs head_dim >= 32.")
-        if self.layers < 1 or self.pretrain_steps < 0 or self.batch_size < 1 or self.lr <= 0:
-            raise ValueError(f"{self}: layers, batch_size and lr must be positive, pretrain_steps >= 0.")
+        if self.layers < 1 or self.batch_size < 1 or self.lr <= 0 or min(self.pretrain_steps, self.warmup_steps) < 0:
+            raise ValueError(f"{self}: layers, batch_size and lr must be positive, the step counts >= 0.")
 
 
 STRONG = ModelSpec(layers=4, hidden=128, pretrain_steps=600)

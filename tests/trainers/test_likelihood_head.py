@@ -14,7 +14,14 @@ import torch
 
 from trainers.tasks import format_example, split_examples
 from trainers.tasks.testbed import arithmetic_claims
-from trainers.training import ClassifierInput, TrainConfig, encode_inputs, load_classifier, predict_proba, train_classifier
+from trainers.training import (
+    ClassifierInput,
+    TrainConfig,
+    encode_inputs,
+    load_classifier,
+    predict_proba,
+    train_classifier,
+)
 from trainers.training.classifier import HEAD_LR_SCALE, LIKELIHOOD_FEATURE_SCALE, load_saved_classifier
 from trainers.training.inputs import special_prefix
 

@@ -64,7 +64,8 @@ def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
     strong = _tokenizer(env.strong_model_path(config.strong.checkpoint), "strong.checkpoint")
     return [
         Budget("weak.train.max_length", config.weak.train.max_length - TRANSCRIPT_RESERVE, _counter(weak, "")),
-        Budget("strong.train.max_length", config.strong.train.max_length, _counter(strong, prompt_suffix(config.strong.head))),
+        Budget("strong.train.max_length", config.strong.train.max_length,
+               _counter(strong, prompt_suffix(config.strong.head))),
     ]
 
 
