@@ -49,7 +49,7 @@ def test_no_fold_model_predicts_an_example_it_was_trained_on() -> None:
 
 @pytest.mark.slow
 def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_reads(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testbed_artifacts: Path) -> None:
     calls: list[tuple[str, list[str]]] = []  # ("train" | "predict", input texts), in call order
     real_train, real_predict = weak_job.train_classifier, weak_job.predict_proba
 
@@ -70,7 +70,7 @@ def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_r
     (data / "validation.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    settings = Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts")
+    settings = Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=testbed_artifacts)
     sessions = make_session_factory(make_engine(url))
     config = parse_run_config({"task": "boolq", "data_dir": str(data), "conditions": ["no_debate", "market_making"],
                                "splits": {"weak_train": 16, "strong_train": 8, "test": 8}, "ensemble_size": 1,

@@ -36,10 +36,10 @@ def write_rows(directory: Path, rows: list[dict]) -> Path:
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, testbed_artifacts: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    return Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts")
+    return Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=testbed_artifacts)
 
 
 def ingest(settings: Settings, config: dict) -> tuple[sessionmaker[Session], Job]:
@@ -70,8 +70,9 @@ def test_boolq_with_default_settings_keeps_the_files_yes_rate(settings: Settings
 
 
 @pytest.mark.slow
-def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: Settings, tmp_path: Path) -> None:
-    # Sizes in the tiny tokenizer, BOS included. 200 short rows (46 tokens) fit both models. 30 "no"
+def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: Settings, tmp_path: Path,
+                                                                      tiny_model_dir: Path) -> None:
+    # Sizes in the tiny (BPE) tokenizer, BOS included; both models are the tiny one here. 200 short rows (46 tokens) fit both models. 30 "no"
     # rows of 7 sentences (120 tokens) fit the weak model's text limit (256 - 64 for the transcript)
     # and the strong model's 128, but not with its 12-token prompt suffix. 10 "yes" rows of 15
     # sentences (232 tokens) fit neither: 256 only without the transcript's room.
@@ -79,7 +80,9 @@ def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: 
             + [boolq_row(200 + i, yes=False, sentences=7) for i in range(30)]
             + [boolq_row(230 + i, yes=True, sentences=15) for i in range(10)])
     config = {"task": "boolq", "data_dir": str(write_rows(tmp_path / "boolq", rows)), "splits": SPLITS,
-              "weak": {"train": {"max_length": 256}}, "strong": {"train": {"max_length": 128}}}
+              "weak": {"model": str(tiny_model_dir), "train": {"max_length": 256}},
+              "strong": {"train": {"max_length": 128}}}
+    settings = settings.model_copy(update={"strong_model_path": tiny_model_dir})
     sessions, job = ingest(settings, config)
     assert job.status == "succeeded", job.error
     dropped = job.result["dropped"]

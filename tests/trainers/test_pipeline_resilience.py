@@ -37,11 +37,11 @@ CONFIG = {
 
 
 @pytest.fixture
-def settings(tmp_path: Path) -> Settings:
+def settings(tmp_path: Path, testbed_artifacts: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
     # Nothing here talks to vLLM; a dead address makes sure of it.
-    return Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts")
+    return Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=testbed_artifacts)
 
 
 def _env(settings: Settings) -> dict[str, str]:

@@ -11,6 +11,7 @@ so the suite fails when the science breaks even if every job still succeeds:
 * logconf trains a different student from xent (so a strong job that ignored the loss fails here).
 """
 
+import time
 from pathlib import Path
 
 import httpx
@@ -19,17 +20,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.local_vllm import LocalVLLM
-from service.run_cli import worker_env
+from service.run_cli import in_process_workers
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Debate, Example, Label, Model, Turn
-from trainers.pipeline import pipeline_handlers
 from trainers.pipeline.plan import condition_model_name, strong_model_name
-from trainers.worker import Worker
 from tests.support.api_server import running_api
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
+ACTIVE = ("queued", "running")
 
 
 def _config(weak_model: Path) -> dict:
@@ -39,7 +39,7 @@ def _config(weak_model: Path) -> dict:
         # these sizes gave xent 0.80-0.84 and logconf 0.87 over 4 seed-runs.
         "splits": {"weak_train": 1000, "strong_train": 2000, "test": 500},
         "ensemble_size": 1, "conditions": ["no_debate", "single_debate"],
-        "debate": {"turns": 3, "word_limit": None, "max_tokens": 4, "shard_size": 3500},
+        "debate": {"turns": 2, "word_limit": None, "max_tokens": 4, "shard_size": 1000},
         "weak": {"model": str(weak_model), "head": "likelihood",
                  "train": {"epochs": 8, "lr": 1e-3, "batch_size": 32, "max_length": 192}},
         "strong": {"head": "likelihood", "lora": None, "publish": False, "losses": ["xent", "logconf"],
@@ -70,8 +70,12 @@ def test_weak_to_strong_shows_on_the_testbed(settings: Settings, testbed_weak_di
         created = httpx.post(f"{api}/v1/runs", json=config, timeout=30)
         assert created.status_code == 201, created.text
         run_id = created.json()["id"]
-        Worker(sessions, pipeline_handlers(worker_env(settings)), lease_s=60).run(exit_when_idle=True)
-        assert httpx.get(f"{api}/v1/runs/{run_id}", timeout=30).json()["status"] == "succeeded"
+        with in_process_workers(settings, sessions):  # as `w2s run` runs it: debates overlap training
+            deadline = time.monotonic() + 800
+            while (status := httpx.get(f"{api}/v1/runs/{run_id}", timeout=30).json()["status"]) in ACTIVE:
+                assert time.monotonic() < deadline, "the run did not finish in time"
+                time.sleep(2)
+        assert status == "succeeded"
         report = httpx.get(f"{api}/v1/runs/{run_id}/report", timeout=30).json()
     rows = {(row["condition"], row["loss"]): row for row in report["rows"]}
 
@@ -96,5 +100,5 @@ def test_weak_to_strong_shows_on_the_testbed(settings: Settings, testbed_weak_di
     assert changed >= 50, f"only {changed} of 500 weak labels moved with the transcripts"
     assert max(abs(xent[i] - logconf[i]) for i in xent) > 0.01  # the loss decides what the student learns
     # Each speech is the strong model's own completion of the claim's question: "12+7=19".
-    assert len(speeches) == 3 * 3500 and all(content.startswith(question) for question, content in speeches)
+    assert len(speeches) == 2 * 3500 and all(content.startswith(question) for question, content in speeches)
     assert sum(content.removeprefix(question).isdigit() for question, content in speeches) >= 0.9 * len(speeches)
