@@ -31,8 +31,9 @@ CONFIG = {
     "task": "synthetic",
     "splits": {"weak_train": 40, "strong_train": 16, "test": 16},
     "conditions": ["no_debate"],
-    "weak": {"train": {"epochs": 20, "batch_size": 8, "max_length": 128, "checkpoint_every": 2}},
-    "strong": {"publish": False, "train": {"epochs": 1, "batch_size": 8, "max_length": 128}},
+    # The default (testbed) models read one token per character: room for the word problems.
+    "weak": {"train": {"epochs": 20, "batch_size": 8, "max_length": 256, "checkpoint_every": 2}},
+    "strong": {"publish": False, "train": {"epochs": 1, "batch_size": 8, "max_length": 256}},
 }
 
 
