@@ -42,6 +42,36 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",
     )
+    vllm_port: int | None = Field(
+        None, ge=1, le=65535,
+        description="Port of the local vLLM that `w2s strong up` / `w2s serve` start; empty: a free one.",
+    )
+    data_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories (comma-separated) under which a run submitted over the API may read `data_dir`. "
+        "Empty: `artifacts_dir/data`. The local CLI (`w2s run`) is not limited.",
+    )
+    model_roots: Annotated[list[Path], NoDecode] = Field(
+        default_factory=list,
+        description="Directories (comma-separated) under which a run submitted over the API may name "
+        "`weak.model` and `strong.checkpoint` (no hub ids). Empty: `artifacts_dir/models`.",
+    )
+    max_request_bytes: int = Field(
+        16 * 1024 * 1024, gt=0, description="Largest request body (bytes) except uploads; more is a 413.",
+    )
+    max_string_chars: int = Field(
+        100_000, gt=0, description="Longest string anywhere in a JSON body or query (characters); more is a 422.",
+    )
+    max_debate_tokens: int = Field(
+        65_536, gt=0,
+        description="Token budget of one POST /v1/debates: n_samples x turns x sampling.max_tokens; more is a 422.",
+    )
+    debate_timeout_s: float = Field(
+        300.0, gt=0, description="How long one POST /v1/debates may run before it is stopped (504, nothing stored).",
+    )
+    health_cache_s: float = Field(
+        10.0, ge=0, description="How long /healthz reuses its last strong-model check (no completion per call).",
+    )
 
     @field_validator("strong_model_path", mode="before")
     @classmethod
@@ -49,12 +79,18 @@ class Settings(BaseSettings):
         """`W2S_STRONG_MODEL_PATH=` means the default, not the current directory."""
         return None if value == "" else value
 
-    @field_validator("api_keys", mode="before")
+    @field_validator("api_keys", "data_roots", "model_roots", mode="before")
     @classmethod
     def _split_keys(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    def allowed_data_roots(self) -> list[Path]:
+        return [root.resolve() for root in self.data_roots or [self.artifacts_dir / "data"]]
+
+    def allowed_model_roots(self) -> list[Path]:
+        return [root.resolve() for root in self.model_roots or [self.artifacts_dir / "models"]]
 
     def strong_checkpoint(self) -> Path:
         """The checkpoint a local vLLM serves (explicit, or the testbed's strong model)."""

@@ -1,9 +1,14 @@
 """One error shape for every failure: {"error": {"message", "type", "code", "param"}}.
 
-Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once.
+Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once. An unexpected
+exception becomes a 500 here too, inside the app: its traceback goes to the server log, never to
+the client, and the connection stays usable (an exception that reaches uvicorn closes it).
 """
 
-from fastapi import FastAPI, Request
+import logging
+from collections.abc import Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -18,6 +23,8 @@ from debate import (
 )
 from service.store.files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
 from service.store.jobs import JobError, JobNotFound
+
+log = logging.getLogger(__name__)
 
 _STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
     (StrongModelUnavailable, 503, "strong_model_unavailable"),
@@ -60,6 +67,8 @@ async def _validation(_request: Request, exc: RequestValidationError) -> JSONRes
 
 
 async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    if exc.status_code == 400:  # a body FastAPI could not parse: the same 422 as any other invalid body
+        return error_response(422, f"body: {exc.detail}", "invalid_request", "body")
     type_ = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
         exc.status_code, "http_error")
     return error_response(exc.status_code, str(exc.detail), type_, headers=exc.headers)
@@ -92,8 +101,16 @@ async def _file_error(_request: Request, exc: FileError) -> JSONResponse:
     return error_response(400, str(exc), "invalid_file")
 
 
-async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
+def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "internal_error")
+
+
+async def _answer_unexpected(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    try:
+        return await call_next(request)
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: one error shape, the connection kept
+        return _unexpected(request, exc)
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -104,4 +121,4 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobError, _job_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(FileError, _file_error)
-    app.add_exception_handler(Exception, _unexpected)
+    app.middleware("http")(_answer_unexpected)

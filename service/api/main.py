@@ -3,11 +3,12 @@
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from debate import StrongModelClient
 from service.api import batches, debates, files, fine_tuning, health, runs
 from service.api.errors import install_error_handlers
+from service.api.limits import BodySizeLimit, check_strings
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
@@ -25,17 +26,20 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
         app.state.client = StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
+        app.state.readiness = health.StrongModelReadiness(app.state.client, settings.strong_model,
+                                                         settings.health_cache_s)
         app.state.metrics = metrics
         yield
         await app.state.client.aclose()
         engine.dispose()
 
     metrics = ApiMetrics()
-    app = FastAPI(title="debate-w2s", version="0.1.0", lifespan=lifespan,
+    app = FastAPI(title="debate-w2s", version="0.1.0", lifespan=lifespan, dependencies=[Depends(check_strings)],
                   description="Debate-augmented weak-to-strong supervision. Errors: "
                               '{"error": {"message", "type", "code", "param"}}.')
+    install_error_handlers(app)  # first: its catch-all middleware sits inside the metrics one, which counts 500s
     app.middleware("http")(metrics.middleware)
-    install_error_handlers(app)
+    app.add_middleware(BodySizeLimit, settings=settings)
     for module in (debates, batches, runs, files, fine_tuning, health):
         app.include_router(module.router)
     return app
