@@ -12,7 +12,7 @@ from debate import StrongModelClient
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 def get_settings(request: Request) -> Settings:
@@ -20,7 +20,10 @@ def get_settings(request: Request) -> Settings:
 
 
 def get_db(request: Request) -> Iterator[Session]:
-    """One transaction per request: committed if the handler returns, rolled back if it raises."""
+    """One transaction per request: committed if the handler returns, rolled back if it raises.
+
+    Committed before the response is sent (scope "function"): a 2xx means the write is durable.
+    """
     with request.app.state.sessions.begin() as session:
         yield session
 
@@ -33,20 +36,27 @@ def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
+def key_accepted(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the request may see data: it carries one of the keys, or the API has none (local use)."""
+    if not settings.api_keys:
+        return True
+    return credentials is not None and any(
+        secrets.compare_digest(credentials.credentials, key) for key in settings.api_keys)
+
+
 def require_api_key(
     settings: Annotated[Settings, Depends(get_settings)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    if not settings.api_keys:
+    if key_accepted(settings, credentials):
         return
     if credentials is None:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
                             headers={"WWW-Authenticate": "Bearer"})
-    if not any(secrets.compare_digest(credentials.credentials, key) for key in settings.api_keys):
-        raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
+    raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
 
 
-SessionDep = Annotated[Session, Depends(get_db)]
+SessionDep = Annotated[Session, Depends(get_db, scope="function")]
 ClientDep = Annotated[StrongModelClient, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]

@@ -1,29 +1,65 @@
-"""/healthz (service + database + strong model readiness) and /metrics (Prometheus)."""
+"""/healthz (service + database + strong model readiness) and /metrics (Prometheus).
 
-from fastapi import APIRouter, Request, Response
+/healthz is open (load balancers call it) and cheap: the strong model's readiness (a 1-token
+completion) is checked at most once per W2S_HEALTH_CACHE_S, and without an accepted API key the
+answer is only the overall status, nothing about the servers behind it. /metrics is open too; it
+holds request counts and latencies per route, no data.
+"""
+
+import asyncio
+import math
+import time
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
+from fastapi.security import HTTPAuthorizationCredentials
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
-from debate import StrongModelError
-from service.api.deps import ClientDep, MetricsDep, SettingsDep
+from debate import StrongModelClient, StrongModelError
+from service.api.deps import MetricsDep, SettingsDep, bearer, key_accepted
 
 router = APIRouter(tags=["operations"])
 
 
+class StrongModelReadiness:
+    """The last readiness check of the strong model, reused for `ttl_s` seconds."""
+
+    def __init__(self, client: StrongModelClient, model: str, ttl_s: float) -> None:
+        self.client, self.model, self.ttl_s = client, model, ttl_s
+        self._checked_at = -math.inf
+        self._result: dict[str, Any] = {}
+        self._lock = asyncio.Lock()
+
+    async def check(self) -> dict[str, Any]:
+        async with self._lock:  # concurrent calls share one probe
+            if time.monotonic() - self._checked_at >= self.ttl_s:
+                self._result = await self._probe()
+                self._checked_at = time.monotonic()
+        return self._result
+
+    async def _probe(self) -> dict[str, Any]:
+        result = {"ok": True, "url": self.client.base_url, "model": self.model}
+        try:
+            await self.client.check_ready(self.model)
+        except StrongModelError as exc:
+            result |= {"ok": False, "error": str(exc)}
+        return result
+
+
 @router.get("/healthz")
-async def healthz(request: Request, client: ClientDep, settings: SettingsDep) -> JSONResponse:
+async def healthz(request: Request, settings: SettingsDep,
+                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> JSONResponse:
     """200 when the database answers and the strong model generates a token; 503 otherwise."""
     checks = {"service": {"ok": True}, "database": await run_in_threadpool(_database, request),
-              "strong_model": {"ok": True, "url": client.base_url, "model": settings.strong_model}}
-    try:
-        await client.check_ready(settings.strong_model)
-    except StrongModelError as exc:
-        checks["strong_model"] |= {"ok": False, "error": str(exc)}
+              "strong_model": await request.app.state.readiness.check()}
     healthy = all(check["ok"] for check in checks.values())
-    return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
-                        status_code=200 if healthy else 503)
+    body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
+    if key_accepted(settings, credentials):
+        body["checks"] = checks
+    return JSONResponse(body, status_code=200 if healthy else 503)
 
 
 def _database(request: Request) -> dict:
@@ -31,7 +67,7 @@ def _database(request: Request) -> dict:
         with request.app.state.sessions() as session:
             session.execute(text("SELECT 1"))
     except Exception as exc:  # noqa: BLE001 - reported, not raised: this is the health check
-        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"}
+        return {"ok": False, "error": type(exc).__name__}
     return {"ok": True}
 
 
