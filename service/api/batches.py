@@ -5,6 +5,7 @@ from sqlalchemy import func, select
 
 from debate import sample_specs
 from service.api.deps import MetricsDep, SessionDep, SettingsDep, require_api_key
+from service.api.limits import IdPath
 from service.api.schemas import BatchProgress, DebateBatchCreate, DebateBatchPublic, spec_for
 from service.store.debates import add_example, content_id, enqueue_debate_shards
 from service.store.models import Job, Run
@@ -37,7 +38,7 @@ def create_batch(body: DebateBatchCreate, session: SessionDep, settings: Setting
 
 
 @router.get("/{batch_id}", response_model=DebateBatchPublic)
-def get_batch(batch_id: int, session: SessionDep) -> DebateBatchPublic:
+def get_batch(batch_id: IdPath, session: SessionDep) -> DebateBatchPublic:
     run = session.get(Run, batch_id)
     if run is None or run.kind != "debate_batch":
         raise HTTPException(404, f"no debate batch with id {batch_id}")

@@ -25,8 +25,9 @@ def upload_file(request: Request, settings: SettingsDep, file: Annotated[UploadF
         raise FileTooLarge(f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} "
                            "(W2S_MAX_UPLOAD_BYTES)")
     filename = Path(file.filename or "upload.jsonl").name
-    if len(filename) > 255:
-        raise ApiError(422, "file name longer than 255 characters", "invalid_request", "body.file")
+    if len(filename) > 255 or "\x00" in filename:
+        raise ApiError(422, "file name longer than 255 characters or with a NUL character", "invalid_request",
+                       "body.file")
     row = save_file(request.app.state.sessions, settings.artifacts_dir / "files", file.file, filename=filename,
                     purpose=purpose, max_bytes=settings.max_upload_bytes)
     return public_file(row)
@@ -34,7 +35,7 @@ def upload_file(request: Request, settings: SettingsDep, file: Annotated[UploadF
 
 @router.get("", response_model=ListPage[FilePublic])
 def list_uploaded_files(session: SessionDep, after: str | None = None,
-                        limit: Annotated[int, Query(ge=1, le=10_000)] = 10_000,
+                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
                         order: Literal["asc", "desc"] = "desc", purpose: str | None = None) -> ListPage[FilePublic]:
     """Files by creation, newest first unless `order=asc`; pass the last id as `after` for more."""
     after_id = None if after is None else _file_id(after)

@@ -33,6 +33,7 @@ from service.api.fine_tuning_schemas import (
     HyperparametersPublic,
     MethodPublic,
 )
+from service.api.limits import MAX_ID
 from service.store.db import utcnow
 from service.store.events import add_event, first_events, list_events
 from service.store.files import FileNotFound, get_file
@@ -45,9 +46,9 @@ HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
 
 def parse_id(public_id: str, prefix: str) -> int | None:
-    """`file-12` → 12 for prefix "file-"; None when the id is not of that form."""
+    """`file-12` → 12 for prefix "file-"; None when the id is not of that form or past any id."""
     match = re.fullmatch(re.escape(prefix) + r"([0-9]{1,18})", public_id)
-    return int(match.group(1)) if match else None
+    return int(match.group(1)) if match and int(match.group(1)) <= MAX_ID else None
 
 
 def unix(moment: datetime | None) -> int | None:

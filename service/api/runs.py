@@ -2,7 +2,6 @@
 /v1/jobs/{id}: one job, and retrying a failed one (the run continues from there).
 """
 
-from datetime import datetime
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -11,6 +10,9 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, SettingsDep, require_api_key
+from service.api.limits import IdPath, IdQuery
+from service.api.schemas import UtcDatetime
+from service.api.server_paths import check_run_paths
 from service.store.jobs import JobError, retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
@@ -26,8 +28,8 @@ class RunPublic(BaseModel):
     name: str
     status: str
     config_hash: str
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
     stages: list[StageProgress]
     notes: list[str]  # e.g. how many examples ingest dropped for a model's length budget
     config: dict[str, Any]
@@ -48,7 +50,11 @@ class JobPublic(BaseModel):
 
 @router.post("/v1/runs", response_model=RunPublic, status_code=201)
 def create_run(config: RunConfig, session: SessionDep, settings: SettingsDep, response: Response) -> RunPublic:
-    """Create the run and its jobs; the same config again resumes that run (200) instead."""
+    """Create the run and its jobs; the same config again resumes that run (200) instead.
+
+    Paths and models it names must lie under the operator's W2S_DATA_ROOTS / W2S_MODEL_ROOTS.
+    """
+    check_run_paths(config, settings)
     run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
     if not created:
         response.status_code = 200
@@ -56,7 +62,7 @@ def create_run(config: RunConfig, session: SessionDep, settings: SettingsDep, re
 
 
 @router.get("/v1/runs", response_model=list[RunPublic])
-def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=200), before: int | None = None) -> list[RunPublic]:
+def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=200), before: IdQuery = None) -> list[RunPublic]:
     """Experiment runs, newest first; `before` = the last id of the previous page."""
     query = select(Run).where(Run.kind == "experiment").order_by(Run.id.desc()).limit(limit)
     if before is not None:
@@ -65,19 +71,19 @@ def list_runs(session: SessionDep, limit: int = Query(20, ge=1, le=200), before:
 
 
 @router.get("/v1/runs/{run_id}", response_model=RunPublic)
-def get_run(run_id: int, session: SessionDep) -> RunPublic:
+def get_run(run_id: IdPath, session: SessionDep) -> RunPublic:
     return _public(session, _run(session, run_id))
 
 
 @router.post("/v1/runs/{run_id}/cancel", response_model=RunPublic)
-def cancel(run_id: int, session: SessionDep) -> RunPublic:
+def cancel(run_id: IdPath, session: SessionDep) -> RunPublic:
     run = _run(session, run_id)
     cancel_run(session, run)
     return _public(session, run)
 
 
 @router.get("/v1/runs/{run_id}/report")
-def get_report(run_id: int, session: SessionDep, format: str = Query("json", pattern="^(json|markdown)$")) -> Any:
+def get_report(run_id: IdPath, session: SessionDep, format: str = Query("json", pattern="^(json|markdown)$")) -> Any:
     """The results table (Lang et al. Table 2 shape) from the metrics rows, as JSON or Markdown."""
     report = build_report(session, _run(session, run_id).id)
     if format == "markdown":
@@ -86,7 +92,7 @@ def get_report(run_id: int, session: SessionDep, format: str = Query("json", pat
 
 
 @router.get("/v1/runs/{run_id}/report.png")
-def get_report_png(run_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
+def get_report_png(run_id: IdPath, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The PGR bar chart the run's report job wrote."""
     path = settings.artifacts_dir / "runs" / str(_run(session, run_id).id) / "pgr.png"
     if not path.is_file():
@@ -95,12 +101,12 @@ def get_report_png(run_id: int, session: SessionDep, settings: SettingsDep) -> F
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic)
-def get_job(job_id: int, session: SessionDep) -> JobPublic:
+def get_job(job_id: IdPath, session: SessionDep) -> JobPublic:
     return JobPublic.model_validate(_job(session, job_id), from_attributes=True)
 
 
 @router.post("/v1/jobs/{job_id}/retry", response_model=JobPublic)
-def retry(job_id: int, session: SessionDep) -> JobPublic:
+def retry(job_id: IdPath, session: SessionDep) -> JobPublic:
     """Put a failed or cancelled job back in the queue; its dependents then run as usual."""
     _job(session, job_id)
     try:

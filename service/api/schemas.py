@@ -1,9 +1,9 @@
 """Request and response bodies (pydantic): validated at the edge, 422 with the field path."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from debate import DebateSpec, SamplingParams
 
@@ -11,6 +11,15 @@ from debate import DebateSpec, SamplingParams
 # context_too_long); this bound stops absurd bodies before they reach the server at all.
 MAX_TEXT_CHARS = 100_000
 Text = Annotated[str, Field(min_length=1, max_length=MAX_TEXT_CHARS)]
+MAX_SEED = 2**31 - 1  # debates.seed is a 32-bit column
+
+
+def _as_utc(moment: datetime) -> datetime:
+    """Columns hold naive UTC; the API says so with an offset, as RFC 3339 `date-time` requires."""
+    return moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+
+
+UtcDatetime = Annotated[datetime, AfterValidator(_as_utc)]
 
 
 class Sampling(BaseModel):
@@ -26,17 +35,18 @@ class ProtocolParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field("generic", description="Task framing, e.g. science_question, passage_question, dialogue_comparison, review, safety, legal_clause, generic (or a task name such as sciq).")
+    task: str = Field("generic", max_length=200, description="Task framing, e.g. science_question, passage_question, dialogue_comparison, review, safety, legal_clause, generic (or a task name such as sciq).")
     protocol: Literal["debate", "consultancy", "market_making"] = "debate"
     order: Literal["sequential", "simultaneous"] = "sequential"
     turns: int = Field(3, ge=1, le=20)
     swap: bool = False
     consultant_side: Literal["correct", "incorrect"] | None = None
-    seed: int = Field(0, ge=0)
+    seed: int = Field(0, ge=0, le=MAX_SEED - 32)  # samples use seed..seed+n_samples-1
     n_samples: int = Field(1, ge=1, le=32, description="Debates per example, with seeds seed..seed+n-1.")
     word_limit: int | None = Field(150, ge=1, le=5000)
     verify_quotes: bool = False
-    model: str | None = Field(None, description="Served model name; default: the configured strong model.")
+    model: str | None = Field(None, max_length=200,
+                              description="Served model name; default: the configured strong model.")
     sampling: Sampling = Field(default_factory=Sampling)
 
 
@@ -128,8 +138,8 @@ class DebatePublic(BaseModel):
     prompt_tokens: int
     completion_tokens: int
     latency_s: float | None
-    created_at: datetime
-    finished_at: datetime | None
+    created_at: UtcDatetime
+    finished_at: UtcDatetime | None
     turns: list[TurnPublic] | None = None
 
 
@@ -153,7 +163,7 @@ class DebateBatchPublic(BaseModel):
     id: int
     name: str
     status: str
-    created_at: datetime
+    created_at: UtcDatetime
     progress: BatchProgress
     jobs: dict[str, int] = Field(description="Job count per status.")
     errors: list[str] = Field(default_factory=list, description="Last error of each failed job.")

@@ -25,6 +25,9 @@ WeakCondition = Literal[
 ]
 WEAK_CONDITIONS: tuple[str, ...] = WeakCondition.__args__  # type: ignore[attr-defined]
 LossName = Literal["xent", "logconf", "product"]
+PATH_MAX = 1000
+MAX_SEED = 2**31 - 1  # seeds are 32-bit columns (debates.seed, models.seed)
+MAX_SEEDS = 100
 
 
 class RunConfigError(ValueError):
@@ -70,14 +73,17 @@ HEAD_HELP = ("Classifier head: 'linear' (last token, Burns et al.), 'lm' (the an
 
 
 class WeakSettings(_Strict):
-    model: str | None = Field(None, description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
+    model: str | None = Field(None, max_length=PATH_MAX,
+                              description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
     head: HeadName = Field("linear", description=HEAD_HELP)
     train: TrainSettings = TrainSettings()
 
 
 class StrongSettings(_Strict):
-    model: str | None = Field(None, description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
-    checkpoint: str | None = Field(None, description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
+    model: str | None = Field(None, max_length=200,
+                              description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
+    checkpoint: str | None = Field(None, max_length=PATH_MAX,
+                                   description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
     head: HeadName = Field("lm", description=HEAD_HELP)
     losses: tuple[LossName, ...] = ("xent",)
     lora: LoraSettingsModel | None = LoraSettingsModel()
@@ -116,11 +122,13 @@ class DebateSettings(_Strict):
 
 
 class RunConfig(_Strict):
-    name: str = ""
-    task: str
-    data_dir: str | None = Field(None, description="Local dir of the task's JSONL files; None = the HF hub")
+    name: str = Field("", max_length=200)
+    task: str = Field(max_length=200)
+    data_dir: str | None = Field(None, max_length=PATH_MAX,
+                                 description="Local dir of the task's JSONL files; None = the HF hub")
     limit: int | None = Field(None, ge=1, description="Read only the first N source rows")
-    seed: int = Field(0, description="Draws the examples and their splits (the same for every training seed)")
+    seed: int = Field(0, ge=0, le=MAX_SEED,
+                      description="Draws the examples and their splits (the same for every training seed)")
     seeds: tuple[int, ...] = Field(
         (0,), description="Training seeds: a list, or a count n meaning 0..n-1. Each seed trains its own weak "
                           "members (data order, init), ensembles, W2S strong models and ceiling; the report "
@@ -146,17 +154,18 @@ class RunConfig(_Strict):
     def _count_means_range(cls, seeds: Any) -> Any:
         """`seeds: 3` is shorthand for `seeds: [0, 1, 2]`."""
         if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if seeds < 1:
-                raise ValueError(f"a seed count must be >= 1, got {seeds}")
+            if not 1 <= seeds <= MAX_SEEDS:
+                raise ValueError(f"a seed count must be from 1 to {MAX_SEEDS}, got {seeds}")
             return tuple(range(seeds))
         return seeds
 
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if not seeds or len(set(seeds)) != len(seeds) or min(seeds) < 0:
-            raise ValueError(f"seeds must be a count or a non-empty list of distinct non-negative ints; "
-                             f"got {list(seeds)}")
+        if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds) or min(seeds) < 0 \
+                or max(seeds) > MAX_SEED:
+            raise ValueError(f"seeds must be a count up to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct ints "
+                             f"from 0 to {MAX_SEED}; got {list(seeds)[:20]}")
         return seeds
 
     @field_validator("splits")
