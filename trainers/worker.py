@@ -7,7 +7,9 @@ lines a user reads (`GET /v1/fine_tuning/jobs/{id}/events`) with `ctx.event(mess
 
 The worker logs to `job_events` itself when a job starts, succeeds, fails (retrying or for
 good) and when it stops because the job was cancelled or its lease lost. Every event is its
-own short transaction: a failed event write is logged and never fails the job.
+own short transaction: a failed event write is logged and never fails the job. A failure's
+traceback goes to the log and the failure event; the job's `error` (what API clients read)
+is the message alone. When a job of a run ends, the run's status is stored in the same commit.
 """
 
 import logging
@@ -23,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store.events import add_event
+from service.store.runs import refresh_run_after_job
 from service.store.jobs import (
     ClaimedJob,
     JobCancelled,
@@ -84,6 +87,14 @@ class JobContext:
             raise (JobCancelled if self.cancelled else JobLeaseLost)(self.lost_reason)
         if self.stopping.is_set():
             raise WorkerStopping("the worker is stopping")
+
+    def sleep(self, seconds: float) -> None:
+        """Wait, calling `check()` every half second: a cancelled or stopping job does not wait it out."""
+        deadline = time.monotonic() + seconds
+        while (left := deadline - time.monotonic()) > 0:
+            self.check()
+            time.sleep(min(0.5, left))
+        self.check()
 
     def event(self, message: str, *, level: str = "info", **data: Any) -> None:
         """Log a line for the job's user, e.g. `ctx.event("Step 10/100: training loss=0.41", step=10)`.
@@ -177,6 +188,7 @@ class Worker:
             result = self.handlers[job.kind](ctx)
             with self.sessions.begin() as session:
                 complete_job(session, job.id, self.owner, result, progress=ctx.progress or None)
+                refresh_run_after_job(session, job.run_id)
             ctx.event("Job succeeded", attempt=job.attempt)
         except JobLeaseLost as exc:
             log.warning("job %s abandoned: %s", job.id, exc)
@@ -184,14 +196,15 @@ class Worker:
         except WorkerStopping:
             self._release(ctx)
         except Exception as exc:  # noqa: BLE001 - any handler failure is recorded on the row
-            error = f"{type(exc).__name__}: {exc}\n{traceback.format_exc(limit=8)}"
+            error = f"{type(exc).__name__}: {exc}"
             retryable = not isinstance(exc, PermanentJobError)
             try:
                 with self.sessions.begin() as session:
                     status = fail_job(session, job.id, self.owner, error, retryable=retryable,
                                       backoff_s=self.retry_backoff_s * job.attempt)
-                log.warning("job %s (%s) attempt %d failed -> %s: %s", job.id, job.kind, job.attempt, status, exc)
-                self._failed_event(ctx, status, error)
+                    refresh_run_after_job(session, job.run_id)
+                log.warning("job %s (%s) attempt %d failed -> %s", job.id, job.kind, job.attempt, status, exc_info=exc)
+                self._failed_event(ctx, status, error, traceback.format_exc(limit=8))
             except JobLeaseLost as lost:
                 log.warning("job %s failed after its lease was lost: %s", job.id, lost)
                 self._stopped_event(ctx, lost)
@@ -207,15 +220,15 @@ class Worker:
         ctx.event(f"Worker {self.owner} stopped; the job is back in the queue", level="warning",
                   attempt=ctx.job.attempt)
 
-    def _failed_event(self, ctx: JobContext, status: str, error: str) -> None:
+    def _failed_event(self, ctx: JobContext, status: str, error: str, trace: str) -> None:
         job, first_line = ctx.job, error.splitlines()[0]
         attempt = f"attempt {job.attempt} of {job.max_attempts}"
         if status == "queued":
             ctx.event(f"Job {attempt} failed; will retry: {first_line}", level="warning",
-                      attempt=job.attempt, error=first_line, retrying=True)
+                      attempt=job.attempt, error=first_line, retrying=True, traceback=trace)
         else:
             ctx.event(f"Job failed ({attempt}): {first_line}", level="error",
-                      attempt=job.attempt, error=first_line, retrying=False)
+                      attempt=job.attempt, error=first_line, retrying=False, traceback=trace)
 
     def _stopped_event(self, ctx: JobContext, exc: JobLeaseLost) -> None:
         if isinstance(exc, JobCancelled):

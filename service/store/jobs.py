@@ -212,12 +212,16 @@ def cancel_job(session: Session, job_id: int) -> Job:
     return job
 
 
-def retry_job(session: Session, job_id: int) -> Job:
-    """Put a failed or cancelled job back in the queue with a fresh attempt budget."""
+def retry_job(session: Session, job_id: int, *, attempts: int = 3) -> Job:
+    """Put a failed or cancelled job back in the queue with `attempts` more tries.
+
+    `attempts` keeps counting (the job's history), so `max_attempts` grows instead.
+    """
     job = _get(session, job_id)
     if job.status not in ("failed", "cancelled"):
         raise JobError(f"job {job_id} is {job.status}; only failed or cancelled jobs can be retried")
-    job.status, job.attempts, job.finished_at, job.not_before = "queued", 0, None, None
+    job.status, job.finished_at, job.not_before = "queued", None, None
+    job.max_attempts = job.attempts + attempts
     session.flush()
     return job
 

@@ -48,6 +48,16 @@ def refresh_run(session: Session, run: Run) -> RunProgress:
     return RunProgress(status, counts, [error.splitlines()[0] for error in errors if error])
 
 
+def refresh_run_after_job(session: Session, run_id: int | None) -> None:
+    """Store the run's status when one of its jobs ended, so SQL readers see a finished run finished.
+
+    The run row is locked first: of two jobs ending together, the second to commit counts the first.
+    """
+    run = None if run_id is None else session.get(Run, run_id, with_for_update=True)
+    if run is not None:
+        refresh_run(session, run)
+
+
 def job_results(session: Session, run_id: int, kind: str) -> list[dict[str, Any]]:
     """The results of the run's succeeded jobs of `kind`, oldest first (what a step reported about its work)."""
     return list(session.scalars(select(Job.result).where(

@@ -164,7 +164,8 @@ def test_retry_requeues_a_failed_job_only(sessions) -> None:
         fail_job(session, job_id, "w1", "boom")
     with sessions.begin() as session:
         retry_job(session, job_id)
-    assert _claim(sessions).attempt == 1
+    claimed = _claim(sessions)
+    assert (claimed.attempt, claimed.max_attempts) == (2, 4)  # the history is kept; 3 more tries
 
 
 def test_results_roll_back_when_the_lease_was_lost(sessions) -> None:

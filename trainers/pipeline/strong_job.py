@@ -44,7 +44,8 @@ from trainers.pipeline.rows import (
     write_metrics,
 )
 from trainers.pipeline.weak_job import progress_reporter, train_config
-from trainers.strong.publish import default_served_name, publish_version, register_version
+from trainers.debate_job import MAX_UNAVAILABLE_WAIT_S
+from trainers.strong.publish import VLLMUnreachable, default_served_name, publish_version, register_version
 from trainers.tasks import format_example, get_task
 from trainers.strong.fit import FitSpec, fit
 from trainers.strong.launch import join, launch_tag, run_distributed
@@ -204,7 +205,7 @@ def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[s
                                        if ex_id is not None})
         write_metrics(session, job.run_id, row.id, job.condition, scores(metrics))
         version = _register(session, row, out_dir, settings, env, job.parent_version_id)
-    served = _publish(ctx, env, version) if version is not None else None
+    served = publish_waiting(ctx, env, version) if version is not None else None
     return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": outcome.tokens, "metrics": metrics,
             "steps": outcome.steps, "final_loss": outcome.final_loss, "resumed_from_step": outcome.resumed_from_step,
             "evaluations": outcome.evaluations, "processes": env.launch.nproc_per_node * env.launch.nnodes,
@@ -244,10 +245,18 @@ def _register(session: Session, row: Model, out_dir: Path, settings: StrongSetti
     return register_version(session, row, out_dir, served_name=served, parent_id=parent_id).id
 
 
-def _publish(ctx: JobContext, env: WorkerEnv, version_id: int) -> str:
+def publish_waiting(ctx: JobContext, env: WorkerEnv, version_id: int, wait_s: float = 2.0) -> str:
+    """Publish the version; while vLLM is unreachable, wait (heartbeating) and try again, as debate jobs do:
+    the trained adapter is kept and no attempt is spent. A cancel or a worker stop ends the wait."""
     ctx.report(1, 1, stage="publish")
-    version = publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key)
-    return version.served_name
+    while True:
+        try:
+            return publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key).served_name
+        except VLLMUnreachable as exc:
+            log.warning("job %s: vLLM unreachable for publishing, retrying in %.0fs: %s", ctx.job.id, wait_s, exc)
+            ctx.progress["waiting_for_strong_model"] = str(exc)
+            ctx.sleep(wait_s)
+            wait_s = min(wait_s * 2, MAX_UNAVAILABLE_WAIT_S)
 
 
 def launch_dir(env: WorkerEnv, job_id: int) -> Path:
