@@ -22,6 +22,7 @@ from pathlib import Path
 
 from service.settings import Settings
 from service.store import make_engine
+from service.store.db import masked_url
 from service import run_cli
 from service.strong_server import republish_versions, strong_model
 from service.store import migrate
@@ -63,7 +64,10 @@ def _parser() -> argparse.ArgumentParser:
     tiny.set_defaults(func=_make_tiny_model)
 
     strong = commands.add_parser("strong", help="the strong model server").add_subparsers(required=True, metavar="ACTION")
-    strong.add_parser("up", help="start a local vLLM (tiny model if none configured) and wait").set_defaults(func=_strong_up)
+    strong_up = strong.add_parser("up", help="start a local vLLM (tiny model if none configured) and wait")
+    strong_up.add_argument("--port", type=int, help="listen on this port (default: W2S_VLLM_PORT, else a free one), "
+                                                    "so workers' W2S_VLLM_BASE_URL stays valid across restarts")
+    strong_up.set_defaults(func=_strong_up)
     strong.add_parser("republish", help="reload published finetuned versions into the vLLM at W2S_VLLM_BASE_URL "
                                         "(after it restarted)").set_defaults(func=_strong_republish)
 
@@ -126,7 +130,9 @@ def _make_tiny_model(args: argparse.Namespace, _settings: Settings) -> int:
     return 0
 
 
-def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
+def _strong_up(args: argparse.Namespace, settings: Settings) -> int:
+    if args.port is not None:
+        settings = settings.model_copy(update={"vllm_port": args.port})
     with strong_model(settings) as ready:
         print(f"export W2S_VLLM_BASE_URL={ready.vllm_base_url}   # in other shells; Ctrl-C stops vLLM", flush=True)
         threading.Event().wait()
@@ -221,7 +227,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight, launch)
     processes = f"; strong jobs on {launch.nproc_per_node * launch.nnodes} processes" if launch.distributed else ""
-    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {settings.database_url}{processes}", flush=True)
+    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {masked_url(settings.database_url)}{processes}", flush=True)
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0

@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
+from service.store.db import masked_url
 from service.store.runs import refresh_run, run_stages
 from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, WorkerEnv, load_run_config, parse_run_config, submit_run
 from trainers.strong.launch import Launch
@@ -75,7 +76,8 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
     with sessions.begin() as session:
         run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
         run_id = run.id
-    console.print(f"run {run_id} {'created' if created else 'resumed (same config)'} in {settings.database_url}")
+    console.print(f"run {run_id} {'created' if created else 'resumed (same config)'} in "
+                  f"{masked_url(settings.database_url)}")
     if detach:
         console.print(f"follow it: w2s report {run_id}   or GET /v1/runs/{run_id}")
         return 0, run_id
@@ -163,7 +165,7 @@ def report_command(args: argparse.Namespace, settings: Settings) -> int:
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
         if session.get(Run, args.run_id) is None:
-            print(f"error: no run {args.run_id} in {settings.database_url}", file=sys.stderr)
+            print(f"error: no run {args.run_id} in {masked_url(settings.database_url)}", file=sys.stderr)
             return 2
         report = build_report(session, args.run_id)
     print(json.dumps(report_json(report), indent=2) if args.format == "json" else report_markdown(report))
@@ -177,7 +179,7 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
         if session.get(Run, args.run_id) is None:
-            print(f"error: no run {args.run_id} in {settings.database_url}", file=sys.stderr)
+            print(f"error: no run {args.run_id} in {masked_url(settings.database_url)}", file=sys.stderr)
             return 2
         files = export_run(session, args.run_id, out, fmt=args.format)
     for name, path in files.items():
@@ -209,7 +211,7 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     started = time.monotonic()
     code, run_id = execute(config, settings, console=console)
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s. Everything is in the database and on disk:")
-    database = settings.database_url.removeprefix("sqlite:///")
+    database = masked_url(settings.database_url).removeprefix("sqlite:///")
     print(f"  report:  {settings.artifacts_dir / 'runs' / str(run_id)}/report.md, pgr.png")
     print(f"  SQL:     sqlite3 {database} \"SELECT condition, name, round(value, 3) FROM metrics "
           f"WHERE run_id = {run_id} AND split = 'test' ORDER BY condition, name\"")
