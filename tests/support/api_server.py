@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import uvicorn
+from fastapi import FastAPI
 
 from service.api.main import create_app
 from service.local_vllm import find_free_port
@@ -18,10 +19,11 @@ from service.settings import Settings
 
 
 @contextmanager
-def running_api(settings: Settings) -> Iterator[str]:
-    """Serve `create_app(settings)` on a free loopback port; yields its base URL."""
+def running_api(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
+    """Serve `app` (default `create_app(settings)`) on a free loopback port; yields its base URL."""
     port = find_free_port()
-    server = uvicorn.Server(uvicorn.Config(create_app(settings), host="127.0.0.1", port=port, log_level="warning"))
+    server = uvicorn.Server(uvicorn.Config(app or create_app(settings), host="127.0.0.1", port=port,
+                                           log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
