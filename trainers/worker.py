@@ -8,8 +8,8 @@ lines a user reads (`GET /v1/fine_tuning/jobs/{id}/events`) with `ctx.event(mess
 The worker logs to `job_events` itself when a job starts, succeeds, fails (retrying or for
 good) and when it stops because the job was cancelled or its lease lost. Every event is its
 own short transaction: a failed event write is logged and never fails the job. A failure's
-traceback goes to the log and the failure event; the job's `error` (what API clients read)
-is the message alone. When a job of a run ends, the run's status is stored in the same commit.
+traceback goes to the worker's log only; the job's `error` and events (what API clients read)
+carry the message. When a job of a run ends, the run's status is stored in the same commit.
 """
 
 import logging
@@ -17,7 +17,6 @@ import os
 import socket
 import threading
 import time
-import traceback
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -204,7 +203,7 @@ class Worker:
                                       backoff_s=self.retry_backoff_s * job.attempt)
                     refresh_run_after_job(session, job.run_id)
                 log.warning("job %s (%s) attempt %d failed -> %s", job.id, job.kind, job.attempt, status, exc_info=exc)
-                self._failed_event(ctx, status, error, traceback.format_exc(limit=8))
+                self._failed_event(ctx, status, error)
             except JobLeaseLost as lost:
                 log.warning("job %s failed after its lease was lost: %s", job.id, lost)
                 self._stopped_event(ctx, lost)
@@ -220,15 +219,15 @@ class Worker:
         ctx.event(f"Worker {self.owner} stopped; the job is back in the queue", level="warning",
                   attempt=ctx.job.attempt)
 
-    def _failed_event(self, ctx: JobContext, status: str, error: str, trace: str) -> None:
+    def _failed_event(self, ctx: JobContext, status: str, error: str) -> None:
         job, first_line = ctx.job, error.splitlines()[0]
         attempt = f"attempt {job.attempt} of {job.max_attempts}"
         if status == "queued":
             ctx.event(f"Job {attempt} failed; will retry: {first_line}", level="warning",
-                      attempt=job.attempt, error=first_line, retrying=True, traceback=trace)
+                      attempt=job.attempt, error=first_line, retrying=True)
         else:
             ctx.event(f"Job failed ({attempt}): {first_line}", level="error",
-                      attempt=job.attempt, error=first_line, retrying=False, traceback=trace)
+                      attempt=job.attempt, error=first_line, retrying=False)
 
     def _stopped_event(self, ctx: JobContext, exc: JobLeaseLost) -> None:
         if isinstance(exc, JobCancelled):

@@ -11,6 +11,7 @@ from collections.abc import Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from debate import (
@@ -32,6 +33,22 @@ _STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
     (ModelNotFound, 404, "model_not_found"),
     (StrongModelBadResponse, 502, "strong_model_bad_response"),
 ]
+
+
+class ErrorDetail(BaseModel):
+    message: str
+    type: str
+    code: int
+    param: str | None
+
+
+class ErrorBody(BaseModel):
+    """What every failure answers (documented as each operation's `default` response)."""
+
+    error: ErrorDetail
+
+
+ERROR_RESPONSES: dict[int | str, dict] = {"default": {"model": ErrorBody, "description": "Any error"}}
 
 
 class ApiError(Exception):

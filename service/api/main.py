@@ -7,7 +7,7 @@ from fastapi import Depends, FastAPI
 
 from debate import StrongModelClient
 from service.api import batches, debates, files, fine_tuning, health, runs
-from service.api.errors import install_error_handlers
+from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import BodySizeLimit, check_strings
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
@@ -41,5 +41,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.middleware("http")(metrics.middleware)
     app.add_middleware(BodySizeLimit, settings=settings)
     for module in (debates, batches, runs, files, fine_tuning, health):
-        app.include_router(module.router)
+        app.include_router(module.router, responses=ERROR_RESPONSES)
     return app

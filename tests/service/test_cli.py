@@ -9,9 +9,11 @@ from pathlib import Path
 import pytest
 import yaml
 from sqlalchemy import inspect
+from sqlalchemy.engine import make_url
 
 from service.store import make_engine
 from tests.service.test_migrations import DESIGN_TABLES
+from tests.support.postgres import create_database, drop_database
 
 W2S = str(Path(sys.executable).parent / "w2s")
 ROOT = Path(__file__).resolve().parents[2]
@@ -61,6 +63,48 @@ def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple
                   W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}")
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.postgres
+def test_printed_database_urls_hide_the_password(postgres_server_url: str, tmp_path: Path) -> None:
+    url = make_url(create_database(postgres_server_url)).set(password="S3cretPW")  # trust auth: any password works
+    secret = url.render_as_string(hide_password=False)
+    try:
+        assert _w2s("db", "upgrade", cwd=tmp_path, W2S_DATABASE_URL=secret).returncode == 0
+        worker = _w2s("worker", "--kind", "ingest", "--exit-when-idle", cwd=tmp_path, W2S_DATABASE_URL=secret)
+        report = _w2s("report", "999", cwd=tmp_path, W2S_DATABASE_URL=secret)
+    finally:
+        drop_database(secret)
+    assert worker.returncode == 0 and report.returncode == 2, worker.stderr + report.stderr
+    for output in (worker.stdout + worker.stderr, report.stdout + report.stderr):
+        assert "S3cretPW" not in output and ":***@" in output, output
+
+
+@pytest.mark.vllm
+def test_strong_up_listens_on_the_port_asked_for(tiny_model_dir: Path, tmp_path: Path) -> None:
+    import signal
+    import time
+
+    import httpx
+
+    from service.local_vllm import find_free_port
+
+    port = find_free_port()
+    env = {**os.environ, "W2S_STRONG_MODEL_PATH": str(tiny_model_dir), "W2S_ARTIFACTS_DIR": str(tmp_path)}
+    env.pop("W2S_VLLM_BASE_URL", None)
+    server = subprocess.Popen([W2S, "strong", "up", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 300
+        for line in server.stdout:
+            if line.startswith("export W2S_VLLM_BASE_URL="):
+                break
+            assert time.monotonic() < deadline, "w2s strong up did not print the URL"
+        assert line.split()[1] == f"W2S_VLLM_BASE_URL=http://127.0.0.1:{port}"
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/models", timeout=30).status_code == 200
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.communicate(timeout=120)
 
 
 @pytest.mark.vllm

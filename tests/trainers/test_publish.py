@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from debate import DebateSpec, SamplingParams, StrongModelClient, run_debate
 from service.local_vllm import LocalVLLM, find_free_port
-from service.store import Model, ModelVersion, make_engine, make_session_factory, utcnow
+from service.store import Job, Model, ModelVersion, make_engine, make_session_factory, utcnow
+from service.store.jobs import enqueue_job
 from service.store.migrate import upgrade
+from tests.support.api_server import CuttableProxy
+from trainers.pipeline.env import WorkerEnv
+from trainers.pipeline.strong_job import publish_waiting
 from trainers.strong import (
     AdapterRejected,
     InvalidServedName,
@@ -40,6 +46,7 @@ from trainers.strong import (
     register_version,
     republish_all,
 )
+from trainers.worker import JobContext, Worker
 
 PROMPT = "Question: which gas do green plants take in? Answer:"
 
@@ -124,7 +131,60 @@ def test_failed_publish_leaves_published_at_unset(sessions: sessionmaker[Session
         publish_version(sessions, 9999, nobody)
 
 
+def _publishing_worker(sessions: sessionmaker[Session], version_id: int, base_url: str,
+                       tmp_path: Path) -> tuple[Worker, int]:
+    """A worker whose `strong` jobs do only the publish step of a strong job, and one such job."""
+    env = WorkerEnv(artifacts_dir=tmp_path, strong_checkpoint=tmp_path, strong_is_built_in=False,
+                    vllm_base_url=base_url)
+    with sessions.begin() as session:
+        job_id = enqueue_job(session, "strong").id
+
+    def publish(ctx: JobContext) -> dict[str, str]:
+        return {"fine_tuned_model": publish_waiting(ctx, env, version_id, wait_s=0.2)}
+
+    return Worker(sessions, {"strong": publish}, retry_backoff_s=0), job_id
+
+
+def test_publishing_waits_out_an_unreachable_vllm_without_spending_attempts(
+    sessions: sessionmaker[Session], tmp_path: Path
+) -> None:
+    with sessions.begin() as session:
+        version_id = register_version(session, _add_model(session, "m"), _fake_adapter(tmp_path / "a")).id
+    worker, job_id = _publishing_worker(sessions, version_id, f"http://127.0.0.1:{find_free_port()}", tmp_path)
+    stop = threading.Event()
+    thread = threading.Thread(target=worker.run, kwargs={"stop": stop})
+    thread.start()
+    time.sleep(3)  # several refused publish attempts; 3 attempts of the job would be spent by now
+    stop.set()
+    thread.join(30)
+    with sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts, job.error) == ("queued", 0, None)  # handed back, nothing spent
+
+
 # --- the vLLM side: a real server on loopback, SQLite only ----------------------------------
+
+
+@pytest.mark.vllm
+def test_a_strong_job_publishes_once_vllm_is_back(
+    vllm_server: LocalVLLM, sqlite_sessions: sessionmaker[Session], lora_dir: Path, tmp_path: Path
+) -> None:
+    proxy = CuttableProxy(int(vllm_server.base_url.rsplit(":", 1)[1]))  # down (refusing) until up()
+    version = _register(sqlite_sessions, "patient", lora_dir)
+    worker, job_id = _publishing_worker(sqlite_sessions, version.id, proxy.url, tmp_path)
+    thread = threading.Thread(target=worker.run, kwargs={"max_jobs": 1})
+    thread.start()
+    try:
+        time.sleep(3)
+        proxy.up()
+        thread.join(120)
+    finally:
+        proxy.down()
+    with sqlite_sessions() as session:
+        job = session.get(Job, job_id)
+        assert (job.status, job.attempts) == ("succeeded", 1)
+        assert job.result["fine_tuned_model"] == version.served_name
+    assert version.served_name in _listed(vllm_server)
 
 
 @pytest.fixture(scope="module")
