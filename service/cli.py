@@ -227,7 +227,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
         return 0
     worker = _make_worker(settings, args.kind, args.lease_s, args.max_in_flight, launch)
     processes = f"; strong jobs on {launch.nproc_per_node * launch.nnodes} processes" if launch.distributed else ""
-    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {masked_url(settings.database_url)}{processes}", flush=True)
+    print(f"worker {worker.owner} serving {', '.join(worker.kinds)} from {masked_url(settings.database_url)}"
+          f"{processes}", flush=True)
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0

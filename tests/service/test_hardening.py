@@ -167,7 +167,8 @@ def test_run_paths_must_lie_under_the_operators_roots(api: httpx.Client, databas
         _rejected(response, 422, param)
         assert "passwd" not in response.text  # nothing about what is there
     assert _row_counts(database_url)["runs"] == 0
-    allowed = {**RUN, "data_dir": str(tmp_path / "data" / "synthetic"), "weak": {"model": str(tmp_path / "models/weak")}}
+    allowed = {**RUN, "data_dir": str(tmp_path / "data" / "synthetic"),
+               "weak": {"model": str(tmp_path / "models" / "weak")}}
     assert api.post("/v1/runs", json=allowed).status_code == 201
 
 
