@@ -14,7 +14,8 @@ from service.store.files import FileNotFound, FileTooLarge, delete_file, get_fil
 
 router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(require_api_key)])
 
-UPLOAD_HELP = 'JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)).'
+UPLOAD_HELP = ('JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)), '
+               'or chat {"messages": [...]} whose last, assistant message is the label ("Yes"/"No" or a probability).')
 
 
 @router.post("", response_model=FilePublic)
