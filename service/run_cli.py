@@ -216,5 +216,6 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"           sqlite3 {database} \"SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) FROM turns t "
           f"JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6\"")
     print(f"  API:     .venv/bin/w2s serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown")
+    print(f"  browser: .venv/bin/w2s serve   then open   http://localhost:8000/ui/runs/{run_id}")
     print("  again:   .venv/bin/w2s demo   (same config: resumes/reuses the run instead of redoing it)")
     return code

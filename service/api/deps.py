@@ -12,7 +12,7 @@ from debate import StrongModelClient
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
 
-_bearer = HTTPBearer(auto_error=False)
+bearer = HTTPBearer(auto_error=False)
 
 
 def get_settings(request: Request) -> Settings:
@@ -33,16 +33,34 @@ def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
+API_KEY_COOKIE = "w2s_api_key"  # set by the pages' login form (/ui/login)
+
+
+class LoginRequired(Exception):
+    """A page was asked for without an accepted key: errors.py redirects to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def key_accepted(settings: Settings, key: str) -> bool:
+    return any(secrets.compare_digest(key, accepted) for accepted in settings.api_keys)
+
+
 def require_api_key(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
+    """The key from `Authorization: Bearer`, or else from the cookie the pages' login sets."""
     if not settings.api_keys:
         return
-    if credentials is None:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    if not any(secrets.compare_digest(credentials.credentials, key) for key in settings.api_keys):
+    key = credentials.credentials if credentials else request.cookies.get(API_KEY_COOKIE)
+    if key is None:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' (in a browser: log in at "
+                                 "/ui/login)", headers={"WWW-Authenticate": "Bearer"})
+    if not key_accepted(settings, key):
         raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
 
 

@@ -1,11 +1,14 @@
 """One error shape for every failure: {"error": {"message", "type", "code", "param"}}.
 
-Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once.
+Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once; a browser page
+asked for without a key is redirected to its login form instead.
 """
+
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from debate import (
@@ -16,6 +19,7 @@ from debate import (
     StrongModelError,
     StrongModelUnavailable,
 )
+from service.api.deps import LoginRequired
 from service.store.files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
 from service.store.jobs import JobError, JobNotFound
 
@@ -92,6 +96,10 @@ async def _file_error(_request: Request, exc: FileError) -> JSONResponse:
     return error_response(400, str(exc), "invalid_file")
 
 
+async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/ui/login?{urlencode({'next': exc.next_url})}", status_code=303)
+
+
 async def _unexpected(_request: Request, exc: Exception) -> JSONResponse:
     return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "internal_error")
 
@@ -104,4 +112,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobError, _job_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(FileError, _file_error)
+    app.add_exception_handler(LoginRequired, _login_required)
     app.add_exception_handler(Exception, _unexpected)

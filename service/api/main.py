@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 
 from debate import StrongModelClient
-from service.api import batches, debates, files, fine_tuning, health, models, runs
+from service.api import batches, debates, files, fine_tuning, health, models, pages, runs
 from service.api.errors import install_error_handlers
 from service.api.metrics import ApiMetrics
 from service.settings import Settings
@@ -36,6 +36,7 @@ def create_app(settings: Settings) -> FastAPI:
                               '{"error": {"message", "type", "code", "param"}}.')
     app.middleware("http")(metrics.middleware)
     install_error_handlers(app)
-    for module in (debates, batches, runs, files, fine_tuning, models, health):
+    for module in (debates, batches, runs, files, fine_tuning, models, health, pages):
         app.include_router(module.router)
+    app.include_router(pages.public)
     return app

@@ -3,6 +3,7 @@
 """
 
 from datetime import datetime
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -11,6 +12,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, SettingsDep, require_api_key
+from service.settings import Settings
 from service.store.jobs import JobError, retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
@@ -88,10 +90,15 @@ def get_report(run_id: int, session: SessionDep, format: str = Query("json", pat
 @router.get("/v1/runs/{run_id}/report.png")
 def get_report_png(run_id: int, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The PGR bar chart the run's report job wrote."""
-    path = settings.artifacts_dir / "runs" / str(_run(session, run_id).id) / "pgr.png"
+    path = report_chart_path(settings, _run(session, run_id).id)
     if not path.is_file():
         raise HTTPException(404, f"run {run_id} has no report chart yet: its report job has not succeeded")
     return FileResponse(path, media_type="image/png")
+
+
+def report_chart_path(settings: Settings, run_id: int) -> Path:
+    """Where the run's report job writes its chart."""
+    return settings.artifacts_dir / "runs" / str(run_id) / "pgr.png"
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic)
