@@ -123,7 +123,7 @@ class DebateFilters(BaseModel):
             if value is not None:
                 query = query.where(column == value)
         if self.q:
-            query = query.where(Example.question.contains(self.q, autoescape=True))
+            query = query.where(Example.question.icontains(self.q, autoescape=True))
         return query
 
     def query_string(self, page: int) -> str:

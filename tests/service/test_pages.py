@@ -82,13 +82,12 @@ def _seed(sessions: sessionmaker[Session], artifacts: Path) -> tuple[int, int]:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
-    url = f"sqlite:///{tmp_path / 'w2s.db'}"
-    upgrade(url)
-    engine = make_engine(url)
+def site(migrated_url: str, tmp_path: Path) -> Iterator[Site]:
+    """The seeded pages on SQLite and on PostgreSQL."""
+    engine = make_engine(migrated_url)
     run_id, first = _seed(make_session_factory(engine), tmp_path / "artifacts")
     engine.dispose()
-    settings = Settings(_env_file=None, database_url=url, vllm_base_url="http://127.0.0.1:9",
+    settings = Settings(_env_file=None, database_url=migrated_url, vllm_base_url="http://127.0.0.1:9",
                         artifacts_dir=tmp_path / "artifacts", api_keys=[API_KEY])
     with running_api(settings) as base:
         yield Site(base, run_id, first)
@@ -182,7 +181,7 @@ def test_debate_list_filters_and_pages(site: Site, page: Page) -> None:
     expect(page.locator("table.debates")).to_contain_text("Q29?")
     _shot(page, "debates-filtered")
 
-    page.goto(f"{site.url}/ui/debates?q=Q2&seed=0&run_id={site.run_id}")
+    page.goto(f"{site.url}/ui/debates?q=q2&seed=0&run_id={site.run_id}")  # any case
     shown = page.locator("table.debates tr td:nth-child(6)").all_inner_texts()
     assert shown == ["Q2?", "Q20?", "Q22?", "Q24?", "Q26?", "Q28?"]
     page.goto(f"{site.url}/ui/debates?run_id=999")
