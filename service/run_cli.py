@@ -26,7 +26,8 @@ from service.settings import Settings
 from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
 from service.store.runs import refresh_run, run_stages
-from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, WorkerEnv, load_run_config, parse_run_config, submit_run
+from trainers.jobs import WorkerEnv
+from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
 from trainers.strong.launch import Launch
 
 # In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps
@@ -95,7 +96,7 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session]) -> I
     """Worker threads for every job kind; on exit (Ctrl-C included) they stop and hand back their jobs."""
     from transformers.utils import logging as hf_logging
 
-    from trainers.pipeline import pipeline_handlers
+    from trainers.jobs import pipeline_handlers
     from trainers.worker import Worker
 
     # Model-loading reports and save progress bars would bury the stage progress.

@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 
 from service.store import Example, Label, Metric, Run
 from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
-from trainers.files import replacing, write_text_atomic
-from trainers.metrics import binary_metrics
+from trainers.atomic_files import replacing, write_text_atomic
+from trainers.classification_metrics import binary_metrics
 from trainers.pipeline.budgets import ingest_notes
 from trainers.pipeline.plan import split_seed_condition
 

@@ -12,7 +12,7 @@ from sqlalchemy.orm import selectinload
 from debate import ContextTooLong, DebateFailure, DebateOutcome, run_debates, sample_specs
 from service.api.deps import ClientDep, MetricsDep, SessionDep, SettingsDep, require_api_key
 from service.api.schemas import DebateCreate, DebateList, DebatePublic, DebateWithExample, ExamplePublic, TurnPublic, spec_for
-from service.store.debates import add_example, content_id, save_debate
+from service.store.debate_rows import add_example, content_id, save_debate
 from service.store.models import Debate, Example
 
 router = APIRouter(prefix="/v1/debates", tags=["debates"], dependencies=[Depends(require_api_key)])

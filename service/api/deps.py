@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from debate import StrongModelClient
-from service.api.metrics import ApiMetrics
+from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 
 bearer = HTTPBearer(auto_error=False)

@@ -20,7 +20,7 @@ from debate import (
     StrongModelUnavailable,
 )
 from service.api.deps import LoginRequired
-from service.store.files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
+from service.store.uploaded_files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
 from service.store.jobs import JobError, JobNotFound
 
 _STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [

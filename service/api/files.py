@@ -10,7 +10,7 @@ from service.api.deps import SessionDep, SettingsDep, require_api_key
 from service.api.errors import ApiError
 from service.api.fine_tuning_schemas import FileDeleted, FilePublic, ListPage
 from service.api.fine_tuning_serving import parse_id, public_file
-from service.store.files import FileNotFound, FileTooLarge, delete_file, get_file, list_files, save_file
+from service.store.uploaded_files import FileNotFound, FileTooLarge, delete_file, get_file, list_files, save_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(require_api_key)])
 

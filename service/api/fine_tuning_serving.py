@@ -38,7 +38,7 @@ from service.api.fine_tuning_schemas import (
 )
 from service.store.db import utcnow
 from service.store.events import add_event, first_events, list_events
-from service.store.files import FileNotFound, get_file
+from service.store.uploaded_files import FileNotFound, get_file
 from service.store.jobs import TERMINAL, cancel_job, enqueue_job
 from service.store.models import Example, File, Job, JobEvent, Label, Model, ModelVersion
 

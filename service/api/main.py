@@ -8,7 +8,7 @@ from fastapi import FastAPI
 from debate import StrongModelClient
 from service.api import batches, debates, files, fine_tuning, health, models, pages, runs
 from service.api.errors import install_error_handlers
-from service.api.metrics import ApiMetrics
+from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 

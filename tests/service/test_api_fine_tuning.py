@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.store import Example, Job, Label, Model, ModelVersion, Run, make_engine, make_session_factory
 from service.store.db import utcnow
-from service.store.files import read_examples, read_file_rows
+from service.store.uploaded_files import read_examples, read_file_rows
 from service.store.jobs import enqueue_job
 from tests.support.api_server import running_api
 from tests.support.checks import sql_rows
