@@ -67,7 +67,7 @@ from debate import Turn as SpokenTurn  # noqa: E402
 from service.local_vllm import LocalVLLM, start_local_vllm  # noqa: E402
 from service.settings import Settings  # noqa: E402
 from service.store import Debate, Example, Job, Run, make_engine, make_session_factory  # noqa: E402
-from service.store.debates import spec_of  # noqa: E402
+from service.store.debate_rows import spec_of  # noqa: E402
 from service.store.migrate import upgrade  # noqa: E402
 from tests.support.api_server import running_api  # noqa: E402
 from trainers.tiny_model import ensure_tiny_model  # noqa: E402

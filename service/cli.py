@@ -172,7 +172,7 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
 
 def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0, max_in_flight: int = 64,  # noqa: ANN202
                  launch: Launch = Launch()):
-    from trainers.pipeline import pipeline_handlers
+    from trainers.jobs import pipeline_handlers
     from trainers.worker import Worker
 
     handlers = pipeline_handlers(run_cli.worker_env(settings, launch), max_in_flight=max_in_flight)
@@ -218,7 +218,7 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
     if launch.node_rank > 0:
-        from trainers.pipeline.strong_job import follow_strong_jobs
+        from trainers.jobs.strong_job import follow_strong_jobs
 
         print(f"node {launch.node_rank} of {launch.nnodes}: joining strong jobs launched by "
               f"{launch.master_addr}:{launch.master_port} ({launch.nproc_per_node} process(es) here)", flush=True)

@@ -27,7 +27,8 @@ from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
 from service.store.db import masked_url
 from service.store.runs import refresh_run, run_stages
-from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, WorkerEnv, load_run_config, parse_run_config, submit_run
+from trainers.jobs import WorkerEnv
+from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
 from trainers.strong.launch import Launch
 
 # In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps
@@ -97,7 +98,7 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session]) -> I
     """Worker threads for every job kind; on exit (Ctrl-C included) they stop and hand back their jobs."""
     from transformers.utils import logging as hf_logging
 
-    from trainers.pipeline import pipeline_handlers
+    from trainers.jobs import pipeline_handlers
     from trainers.worker import Worker
 
     # Model-loading reports and save progress bars would bury the stage progress.
@@ -218,5 +219,6 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     print(f"           sqlite3 {database} \"SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) FROM turns t "
           f"JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6\"")
     print(f"  API:     .venv/bin/w2s serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown")
+    print(f"  browser: .venv/bin/w2s serve   then open   http://localhost:8000/ui/runs/{run_id}")
     print("  again:   .venv/bin/w2s demo   (same config: resumes/reuses the run instead of redoing it)")
     return code

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from trainers.metrics import pgr
+from trainers.classification_metrics import pgr
 
 REPLICATES = 2000
 BOOTSTRAP_SEED = 20231214  # fixed: a report rebuilt from the same rows must show the same intervals

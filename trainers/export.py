@@ -19,7 +19,7 @@ from sqlalchemy import JSON, Select, or_, select
 from sqlalchemy.orm import Session
 
 from service.store import Debate, Example, Label, Metric, Model, Run, Turn
-from trainers.files import replacing
+from trainers.atomic_files import replacing
 
 FORMATS = ("jsonl", "parquet")
 CHUNK_ROWS = 1000

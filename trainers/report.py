@@ -38,8 +38,8 @@ from sqlalchemy.orm import Session
 
 from service.store import Example, Label, Metric, Run
 from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
-from trainers.files import replacing, write_text_atomic
-from trainers.metrics import binary_metrics
+from trainers.atomic_files import replacing, write_text_atomic
+from trainers.classification_metrics import binary_metrics
 from trainers.pipeline.budgets import ingest_notes
 from trainers.pipeline.plan import split_seed_condition
 
@@ -289,6 +289,14 @@ def _table(headers: list[str], rows: list[list[str]], text_columns: int) -> list
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
+def accuracy_table(report: Report) -> tuple[list[str], list[list[str]]]:
+    """The main table's headers and cells (percent, with intervals), as the Markdown report and the run page show it."""
+    headers = ["Condition", "Loss", "Seeds", "Examples", "Weak acc", "W2S acc", "Ceiling acc", "PGR (%)"]
+    return headers, [[row.condition, row.loss or MISSING, str(len(row.seeds)), str(row.examples),
+                      _interval_cell(row.weak_accuracy), _interval_cell(row.w2s_accuracy),
+                      _interval_cell(row.ceiling_accuracy), _pgr_cell(row)] for row in report.rows]
+
+
 def report_markdown(report: Report) -> str:
     """Lang et al. 2025 Table 2's shape (weak / W2S / ceiling accuracy, PGR) with intervals,
     then Ye et al. 2024's balanced accuracy and weighted F1, and AUROC; percentages, one decimal."""
@@ -300,10 +308,7 @@ def report_markdown(report: Report) -> str:
         lines += [f"Means over seeds; [{LEVEL:.0%} CI] from a paired bootstrap over seeds and test examples "
                   f"({REPLICATES} replicates). PGR is {UNDEFINED} when the ceiling-weak gap is not "
                   f"significantly above zero.", ""]
-        lines += _table(["Condition", "Loss", "Seeds", "Examples", "Weak acc", "W2S acc", "Ceiling acc", "PGR (%)"],
-                        [[row.condition, row.loss or MISSING, str(len(row.seeds)), str(row.examples),
-                          _interval_cell(row.weak_accuracy), _interval_cell(row.w2s_accuracy),
-                          _interval_cell(row.ceiling_accuracy), _pgr_cell(row)] for row in report.rows], 2)
+        lines += _table(*accuracy_table(report), 2)
         names = (("Bal. acc", "balanced_accuracy"), ("F1 (weighted)", "f1"), ("AUROC", "auroc"))
         lines += ["", *_table(["Condition", "Loss", *(f"{who} {header}" for header, _ in names
                                                        for who in ("Weak", "W2S", "Ceiling"))],

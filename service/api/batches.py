@@ -7,7 +7,7 @@ from debate import sample_specs
 from service.api.deps import MetricsDep, SessionDep, SettingsDep, require_api_key
 from service.api.limits import IdPath
 from service.api.schemas import BatchProgress, DebateBatchCreate, DebateBatchPublic, spec_for
-from service.store.debates import add_example, content_id, enqueue_debate_shards
+from service.store.debate_rows import add_example, content_id, enqueue_debate_shards
 from service.store.models import Job, Run
 from service.store.db import utcnow
 from service.store.runs import config_hash, debate_counts, refresh_run

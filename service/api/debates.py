@@ -20,7 +20,7 @@ from service.api.deps import ClientDep, MetricsDep, SessionDep, SettingsDep, req
 from service.api.errors import ApiError
 from service.api.limits import IdCursor, IdPath, IdQuery
 from service.api.schemas import DebateCreate, DebateList, DebatePublic, DebateWithExample, ExamplePublic, TurnPublic, spec_for
-from service.store.debates import add_example, content_id, save_debate
+from service.store.debate_rows import add_example, content_id, save_debate
 from service.store.models import Debate, Example
 
 router = APIRouter(prefix="/v1/debates", tags=["debates"], dependencies=[Depends(require_api_key)])

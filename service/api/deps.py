@@ -9,7 +9,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
 from debate import StrongModelClient
-from service.api.metrics import ApiMetrics
+from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 
 bearer = HTTPBearer(auto_error=False)
@@ -36,24 +36,45 @@ def get_metrics(request: Request) -> ApiMetrics:
     return request.app.state.metrics
 
 
-def key_accepted(settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
-    """Whether the request may see data: it carries one of the keys, or the API has none (local use)."""
-    if not settings.api_keys:
-        return True
-    return credentials is not None and any(
-        secrets.compare_digest(credentials.credentials, key) for key in settings.api_keys)
+API_KEY_COOKIE = "w2s_api_key"  # set by the pages' login form (/ui/login)
+
+
+class LoginRequired(Exception):
+    """A page was asked for without an accepted key: errors.py redirects to the login form."""
+
+    def __init__(self, next_url: str) -> None:
+        super().__init__(next_url)
+        self.next_url = next_url
+
+
+def key_accepted(settings: Settings, key: str) -> bool:
+    return any(secrets.compare_digest(key, accepted) for accepted in settings.api_keys)
+
+
+def presented_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The key from `Authorization: Bearer`, or else from the cookie the pages' login sets."""
+    return credentials.credentials if credentials else request.cookies.get(API_KEY_COOKIE)
+
+
+def may_read(request: Request, settings: Settings, credentials: HTTPAuthorizationCredentials | None) -> bool:
+    """Whether the request may see data: it presents an accepted key, or the API has none (local use)."""
+    key = presented_key(request, credentials)
+    return not settings.api_keys or (key is not None and key_accepted(settings, key))
 
 
 def require_api_key(
+    request: Request,
     settings: Annotated[Settings, Depends(get_settings)],
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
-    if key_accepted(settings, credentials):
+    if not settings.api_keys:
         return
-    if credentials is None:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>'",
-                            headers={"WWW-Authenticate": "Bearer"})
-    raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
+    key = presented_key(request, credentials)
+    if key is None:
+        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' (in a browser: log in at "
+                                 "/ui/login)", headers={"WWW-Authenticate": "Bearer"})
+    if not key_accepted(settings, key):
+        raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
 
 
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]

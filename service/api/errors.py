@@ -1,16 +1,18 @@
 """One error shape for every failure: {"error": {"message", "type", "code", "param"}}.
 
-Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once. An unexpected
-exception becomes a 500 here too, inside the app: its traceback goes to the server log, never to
-the client, and the connection stays usable (an exception that reaches uvicorn closes it).
+Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once; a browser page
+asked for without a key is redirected to its login form instead. An unexpected exception becomes a
+500 here too, inside the app: its traceback goes to the server log, never to the client, and the
+connection stays usable (an exception that reaches uvicorn closes it).
 """
 
 import logging
 from collections.abc import Awaitable, Callable
+from urllib.parse import urlencode
 
 from fastapi import FastAPI, Request, Response
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -22,7 +24,8 @@ from debate import (
     StrongModelError,
     StrongModelUnavailable,
 )
-from service.store.files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
+from service.api.deps import LoginRequired
+from service.store.uploaded_files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
 from service.store.jobs import JobError, JobNotFound
 
 log = logging.getLogger(__name__)
@@ -118,6 +121,10 @@ async def _file_error(_request: Request, exc: FileError) -> JSONResponse:
     return error_response(400, str(exc), "invalid_file")
 
 
+async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
+    return RedirectResponse(f"/ui/login?{urlencode({'next': exc.next_url})}", status_code=303)
+
+
 def _unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("%s %s failed", request.method, request.url.path, exc_info=exc)
     return error_response(500, f"internal error ({type(exc).__name__}); see the server log", "internal_error")
@@ -138,4 +145,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(JobError, _job_error)
     app.add_exception_handler(ApiError, _api_error)
     app.add_exception_handler(FileError, _file_error)
+    app.add_exception_handler(LoginRequired, _login_required)
     app.middleware("http")(_answer_unexpected)

@@ -10,11 +10,12 @@ from service.api.deps import SessionDep, SettingsDep, require_api_key
 from service.api.errors import ApiError
 from service.api.fine_tuning_schemas import FileDeleted, FilePublic, ListPage
 from service.api.fine_tuning_serving import parse_id, public_file
-from service.store.files import FileNotFound, FileTooLarge, delete_file, get_file, list_files, save_file
+from service.store.uploaded_files import FileNotFound, FileTooLarge, delete_file, get_file, list_files, save_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(require_api_key)])
 
-UPLOAD_HELP = 'JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)).'
+UPLOAD_HELP = ('JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)), '
+               'or chat {"messages": [...]} whose last, assistant message is the label ("Yes"/"No" or a probability).')
 
 
 @router.post("", response_model=FilePublic)

@@ -9,11 +9,18 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Query
 
 from service.api.deps import SessionDep, SettingsDep, require_api_key
-from service.api.fine_tuning_schemas import FineTuningJobCreate, FineTuningJobEventPublic, FineTuningJobPublic, ListPage
+from service.api.fine_tuning_schemas import (
+    FineTuningJobCheckpointPublic,
+    FineTuningJobCreate,
+    FineTuningJobEventPublic,
+    FineTuningJobPublic,
+    ListPage,
+)
 from service.api.fine_tuning_serving import (
     cancel_fine_tuning_job,
     create_fine_tuning_job,
     get_fine_tuning_job,
+    job_checkpoints,
     list_fine_tuning_jobs,
     list_job_events,
     public_event,
@@ -60,3 +67,10 @@ def list_events(fine_tuning_job_id: str, session: SessionDep, after: str | None 
     data = [public_event(event) for event in events]
     return ListPage[FineTuningJobEventPublic](data=data, has_more=has_more, first_id=data[0].id if data else None,
                                               last_id=data[-1].id if data else None)
+
+
+@router.get("/{fine_tuning_job_id}/checkpoints", response_model=ListPage[FineTuningJobCheckpointPublic])
+def list_checkpoints(fine_tuning_job_id: str, session: SessionDep) -> ListPage[FineTuningJobCheckpointPublic]:
+    """The published adapter of a succeeded job (empty before, or when it was not published)."""
+    data = job_checkpoints(get_fine_tuning_job(session, fine_tuning_job_id))
+    return ListPage[FineTuningJobCheckpointPublic](data=data, has_more=False)

@@ -1,6 +1,6 @@
-"""Bodies of the OpenAI-compatible files and fine-tuning endpoints (the `openai` package's shapes).
+"""Bodies of the OpenAI-compatible files, fine-tuning and models endpoints (the `openai` package's shapes).
 
-Ids are OpenAI-style strings: `file-<n>`, `ftjob-<n>`, `ftevent-<n>` over our integer keys.
+Ids are OpenAI-style strings: `file-<n>`, `ftjob-<n>`, `ftevent-<n>`, `ftckpt-<n>` over our integer keys.
 Our extensions to a job (`loss`, `head`, `lora`, `publish`, `eval_every`) come in the same JSON body; with the
 `openai` client pass them as `extra_body`.
 """
@@ -194,6 +194,24 @@ class FineTuningJobEventPublic(BaseModel):
     type: Literal["message", "metrics"]
 
 
+class FineTuningJobCheckpointPublic(BaseModel):
+    id: str
+    object: Literal["fine_tuning.job.checkpoint"] = "fine_tuning.job.checkpoint"
+    created_at: int
+    fine_tuned_model_checkpoint: str = Field(description="The served name to send as `model` to the strong model.")
+    fine_tuning_job_id: str
+    metrics: dict[str, Any] = Field(description="step, train_loss, and full_valid_<metric> on validation_file.")
+    step_number: int
+
+
+class ModelPublic(BaseModel):
+    id: str = Field(description="The served name in vLLM: the strong base model or a published fine-tune.")
+    object: Literal["model"] = "model"
+    created: int = Field(description="When the version was published; 0 for the base model, which is not made here.")
+    owned_by: str
+    parent: str | None = Field(None, description="The model it was fine-tuned from (extension, as vLLM's).")
+
+
 Item = TypeVar("Item", bound=BaseModel)
 
 
@@ -205,3 +223,10 @@ class ListPage(BaseModel, Generic[Item]):
     has_more: bool
     first_id: str | None = None
     last_id: str | None = None
+
+    @model_validator(mode="after")
+    def _ends(self) -> "ListPage[Item]":
+        """first_id / last_id default to the page's ends."""
+        if self.data and self.first_id is None:
+            self.first_id, self.last_id = self.data[0].id, self.data[-1].id
+        return self

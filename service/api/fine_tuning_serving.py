@@ -11,6 +11,8 @@ A fine-tuning job is a row of `jobs` with kind "strong" whose payload the strong
 Its result may carry "fine_tuned_model", "trained_tokens" and "hyperparameters" (the values
 "auto" resolved to); its log is `job_events`. The job is deliberately not attached to the run
 of `labels-<id>` (jobs.run_id): a user's finetune must not change that run's status.
+A run's own strong jobs share the kind (and the id numbering) but not the payload: only jobs with
+condition "fine_tune" are fine-tuning jobs, the others are listed nowhere here and 404 by id.
 """
 
 import re
@@ -27,6 +29,7 @@ from service.api.fine_tuning_schemas import (
     MAX_SEED,
     FilePublic,
     FineTuningErrorPublic,
+    FineTuningJobCheckpointPublic,
     FineTuningJobCreate,
     FineTuningJobEventPublic,
     FineTuningJobPublic,
@@ -36,11 +39,12 @@ from service.api.fine_tuning_schemas import (
 from service.api.limits import MAX_ID
 from service.store.db import utcnow
 from service.store.events import add_event, first_events, list_events
-from service.store.files import FileNotFound, get_file
+from service.store.uploaded_files import FileNotFound, get_file
 from service.store.jobs import TERMINAL, cancel_job, enqueue_job
 from service.store.models import Example, File, Job, JobEvent, Label, Model, ModelVersion
 
 JOB_KIND = "strong"
+CONDITION = "fine_tune"  # what tells a fine-tuning API job from a run's strong job of the same kind
 CREATED_MESSAGE = "Created fine-tuning job"
 HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
@@ -67,7 +71,7 @@ def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_m
     train, run_id = _training_source(session, body.training_file)
     validation = body.validation_file and _file_source(session, body.validation_file, "validation_file")
     payload = {
-        "run_id": run_id, "condition": "fine_tune", "base_model": body.model, "train": train, "validation": validation,
+        "run_id": run_id, "condition": CONDITION, "base_model": body.model, "train": train, "validation": validation,
         "parent_version_id": parent,
         "hyperparameters": {
             **body.resolved_hyperparameters().model_dump(), "loss": body.loss, "head": body.head,
@@ -140,14 +144,15 @@ def _file_source(session: Session, public_id: str, field: str) -> dict[str, int]
 def get_fine_tuning_job(session: Session, public_id: str, *, lock: bool = False) -> Job:
     job_id = parse_id(public_id, "ftjob-")
     job = None if job_id is None else session.get(Job, job_id, with_for_update=lock or None)
-    if job is None or job.kind != JOB_KIND:
+    if job is None or job.kind != JOB_KIND or job.payload.get("condition") != CONDITION:
         raise ApiError(404, f"no fine-tuning job with id {public_id!r}", "not_found", "fine_tuning_job_id")
     return job
 
 
 def list_fine_tuning_jobs(session: Session, after: str | None, limit: int) -> tuple[list[Job], bool]:
     """Newest first; `after` is the last id of the previous page. Returns (page, has_more)."""
-    query = select(Job).where(Job.kind == JOB_KIND).order_by(Job.id.desc()).limit(limit + 1)
+    query = (select(Job).where(Job.kind == JOB_KIND, Job.payload["condition"].as_string() == CONDITION)
+             .order_by(Job.id.desc()).limit(limit + 1))
     if after is not None:
         query = query.where(Job.id < _cursor(after, "ftjob-"))
     rows = list(session.scalars(query))
@@ -234,3 +239,16 @@ def public_event(event: JobEvent) -> FineTuningJobEventPublic:
         level="warn" if event.level == "warning" else event.level, message=event.message, data=event.data,
         type="metrics" if event.data and "step" in event.data else "message",
     )
+
+
+def job_checkpoints(job: Job) -> list[FineTuningJobCheckpointPublic]:
+    """A succeeded job's servable checkpoint: its published adapter. (Intermediate training checkpoints
+    only let a retried job resume; vLLM never serves them, so they are not listed.)"""
+    result = job.result or {}
+    if job.status != "succeeded" or not result.get("fine_tuned_model"):
+        return []
+    scores = {f"full_valid_{name}": value for name, value in (result.get("metrics") or {}).items()}
+    return [FineTuningJobCheckpointPublic(
+        id=f"ftckpt-{job.id}", created_at=unix(job.finished_at), fine_tuned_model_checkpoint=result["fine_tuned_model"],
+        fine_tuning_job_id=f"ftjob-{job.id}", step_number=result.get("steps") or 0,
+        metrics={"step": result.get("steps"), "train_loss": result.get("final_loss"), **scores})]

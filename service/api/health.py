@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from debate import StrongModelClient, StrongModelError
-from service.api.deps import MetricsDep, SettingsDep, bearer, key_accepted
+from service.api.deps import MetricsDep, SettingsDep, bearer, may_read
 
 router = APIRouter(tags=["operations"])
 
@@ -57,7 +57,7 @@ async def healthz(request: Request, settings: SettingsDep,
               "strong_model": await request.app.state.readiness.check()}
     healthy = all(check["ok"] for check in checks.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
-    if key_accepted(settings, credentials):
+    if may_read(request, settings, credentials):
         body["checks"] = checks
     return JSONResponse(body, status_code=200 if healthy else 503)
 

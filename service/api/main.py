@@ -6,10 +6,10 @@ from contextlib import asynccontextmanager
 from fastapi import Depends, FastAPI
 
 from debate import StrongModelClient
-from service.api import batches, debates, files, fine_tuning, health, runs
+from service.api import batches, debates, files, fine_tuning, health, models, pages, runs
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import BodySizeLimit, check_strings
-from service.api.metrics import ApiMetrics
+from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 
@@ -40,6 +40,7 @@ def create_app(settings: Settings) -> FastAPI:
     install_error_handlers(app)  # first: its catch-all middleware sits inside the metrics one, which counts 500s
     app.middleware("http")(metrics.middleware)
     app.add_middleware(BodySizeLimit, settings=settings)
-    for module in (debates, batches, runs, files, fine_tuning, health):
+    for module in (debates, batches, runs, files, fine_tuning, models, health, pages):
         app.include_router(module.router, responses=ERROR_RESPONSES)
+    app.include_router(pages.public, responses=ERROR_RESPONSES)
     return app

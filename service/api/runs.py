@@ -2,6 +2,7 @@
 /v1/jobs/{id}: one job, and retrying a failed one (the run continues from there).
 """
 
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Response
@@ -13,6 +14,7 @@ from service.api.deps import SessionDep, SettingsDep, require_api_key
 from service.api.limits import IdPath, IdQuery
 from service.api.schemas import UtcDatetime
 from service.api.server_paths import check_run_paths
+from service.settings import Settings
 from service.store.jobs import JobError, retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
@@ -94,10 +96,15 @@ def get_report(run_id: IdPath, session: SessionDep, format: str = Query("json", 
 @router.get("/v1/runs/{run_id}/report.png")
 def get_report_png(run_id: IdPath, session: SessionDep, settings: SettingsDep) -> FileResponse:
     """The PGR bar chart the run's report job wrote."""
-    path = settings.artifacts_dir / "runs" / str(_run(session, run_id).id) / "pgr.png"
+    path = report_chart_path(settings, _run(session, run_id).id)
     if not path.is_file():
         raise HTTPException(404, f"run {run_id} has no report chart yet: its report job has not succeeded")
     return FileResponse(path, media_type="image/png")
+
+
+def report_chart_path(settings: Settings, run_id: int) -> Path:
+    """Where the run's report job writes its chart."""
+    return settings.artifacts_dir / "runs" / str(run_id) / "pgr.png"
 
 
 @router.get("/v1/jobs/{job_id}", response_model=JobPublic)

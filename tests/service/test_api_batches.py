@@ -15,7 +15,7 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from tests.support.api_server import CuttableProxy, running_api
 from tests.support.checks import sql_rows, wait_for
-from trainers.debate_job import debate_handler
+from trainers.jobs.debate_job import debate_handler
 from trainers.worker import Worker
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]

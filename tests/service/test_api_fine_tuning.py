@@ -5,23 +5,29 @@ test that takes `api` runs on SQLite and on PostgreSQL.
 """
 
 import json
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import openai
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
 from service.store import Example, Job, Label, Model, ModelVersion, Run, make_engine, make_session_factory
-from service.store.files import read_examples, read_file_rows
+from service.store.db import utcnow
+from service.store.uploaded_files import read_examples, read_file_rows
 from service.store.jobs import enqueue_job
 from tests.support.api_server import running_api
 from tests.support.checks import sql_rows
+from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import JobContext, Worker
 
 API_KEY = "sk-test-fine-tuning"
+RUN_CONFIG = {"task": "synthetic", "splits": {"weak_train": 8, "strong_train": 8, "test": 8},
+              "conditions": ["no_debate"]}
 TRAIN = b'{"prompt": "Q: 2+2? A: 4", "label": 0.9}\n{"prompt": "Q: 2+2? A: 5", "label": 0.15, "id": "x"}\n'
 
 
@@ -263,6 +269,8 @@ def test_api_key_is_required(api: Api) -> None:
         stranger.fine_tuning.jobs.list()
     with pytest.raises(openai.PermissionDeniedError):
         stranger.files.create(file=("t.jsonl", TRAIN), purpose="fine-tune")
+    with pytest.raises(openai.PermissionDeniedError):
+        stranger.models.list()
 
 
 def test_a_worker_runs_the_job_and_the_client_sees_progress_and_result(api: Api) -> None:
@@ -304,3 +312,101 @@ def test_failed_and_running_jobs_report_error_and_estimated_finish(api: Api) -> 
     now_running = api.client.fine_tuning.jobs.retrieve(running.id)
     assert now_running.status == "running" and now_running.estimated_finish == now_running.created_at + 60
     assert now_running.error is None
+
+
+def _finish(api: Api, result: dict) -> str:
+    """A fine-tuning job that a worker ran to success with `result`; its id."""
+    job = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
+    assert Worker(api.sessions, {"strong": lambda ctx: result}, owner="gpu0").run_one()
+    return job.id
+
+
+def test_a_pipeline_runs_strong_jobs_are_not_fine_tuning_jobs(api: Api) -> None:
+    ours = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
+    with api.sessions.begin() as session:  # a real run: its strong jobs have the pipeline's payload
+        run, _ = submit_run(session, parse_run_config(RUN_CONFIG), strong_model="strong")
+        pipeline_ids = [job.id for job in session.scalars(select(Job).where(Job.run_id == run.id,
+                                                                            Job.kind == "strong"))]
+    assert pipeline_ids and all(job_id > int(ours.id[6:]) for job_id in pipeline_ids)
+    assert [job.id for job in api.client.fine_tuning.jobs.list()] == [ours.id]
+    assert [job.id for job in api.client.fine_tuning.jobs.list(limit=1).data] == [ours.id]
+    pipeline_job = f"ftjob-{pipeline_ids[0]}"
+    for call in (api.client.fine_tuning.jobs.retrieve, api.client.fine_tuning.jobs.cancel,
+                 api.client.fine_tuning.jobs.list_events, api.client.fine_tuning.jobs.checkpoints.list):
+        with pytest.raises(openai.NotFoundError, match=f"no fine-tuning job with id '{pipeline_job}'"):
+            call(pipeline_job)
+
+
+CHAT = (b'{"messages": [{"role": "system", "content": "Judge the answer."}, '
+        b'{"role": "user", "content": "Q: 2+2? A: 4"}, {"role": "assistant", "content": "Yes"}], "id": "a"}\n'
+        b'{"messages": [{"role": "user", "content": "Q: 2+2? A: 5"}, {"role": "assistant", "content": "no."}]}\n'
+        b'{"messages": [{"role": "user", "content": "Q: 3+3? A: 6"}, {"role": "assistant", "content": "0.75"}]}\n'
+        b'{"prompt": "Q: 1+1? A: 2", "label": 1}\n')
+
+
+def test_chat_format_files_train_on_the_last_assistant_message(api: Api) -> None:
+    file_id = _upload(api, CHAT, "chat.jsonl")
+    assert api.client.files.retrieve(file_id).lines == 4
+    with api.sessions() as session:  # what the strong trainer reads
+        assert read_file_rows(session, int(file_id.removeprefix("file-"))) == [
+            {"id": "a", "prompt": "Judge the answer.\n\nQ: 2+2? A: 4", "label": 1.0},
+            {"prompt": "Q: 2+2? A: 5", "label": 0.0}, {"prompt": "Q: 3+3? A: 6", "label": 0.75},
+            {"prompt": "Q: 1+1? A: 2", "label": 1}]
+    job = api.client.fine_tuning.jobs.create(model="strong", training_file=file_id)
+    assert job.training_file == file_id and job.status == "queued"
+
+
+@pytest.mark.parametrize(("line", "problem"), [
+    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "maybe"}]}',
+     "line 1: the last assistant message must be 'Yes' or 'No'"),
+    (b'{"messages": [{"role": "assistant", "content": "Yes"}, {"role": "user", "content": "Q"}]}',
+     "line 1: the last message must be the assistant's answer"),
+    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "bot", "content": "Yes"}]}',
+     "line 1: message 2: expected"),
+    (b'{"messages": [{"role": "assistant", "content": "Yes"}]}', "at least two messages"),
+    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "1.5"}]}', "got '1.5'"),
+])
+def test_bad_chat_lines_are_refused_with_what_to_write(api: Api, line: bytes, problem: str) -> None:
+    with pytest.raises(openai.UnprocessableEntityError, match=re.escape(problem)):
+        _upload(api, line + b"\n", "chat.jsonl")
+    assert api.client.files.list().data == []
+
+
+def test_models_lists_the_base_and_published_versions(api: Api) -> None:
+    assert [(m.id, m.owned_by) for m in api.client.models.list()] == [("strong", "system")]
+    with api.sessions.begin() as session:
+        model = Model(name="ft", role="strong", base="tiny")
+        session.add(model)
+        session.flush()
+        first = ModelVersion(model_id=model.id, version=1, served_name="team/ft-v1", published_at=utcnow())
+        session.add(first)
+        session.flush()
+        session.add_all([ModelVersion(model_id=model.id, version=2, served_name="ft-v2", parent_id=first.id,
+                                      published_at=utcnow()),
+                         ModelVersion(model_id=model.id, version=3, served_name="ft-v3-unpublished")])
+    models = api.client.models.list().data
+    assert [(m.id, m.object, m.parent) for m in models] == [
+        ("strong", "model", None), ("team/ft-v1", "model", "strong"), ("ft-v2", "model", "team/ft-v1")]
+    assert models[1].created >= models[0].created > -1
+    assert api.client.models.retrieve("team/ft-v1") == models[1]
+    for missing in ("ft-v3-unpublished", "nope"):
+        with pytest.raises(openai.NotFoundError, match="GET /v1/models lists the served names"):
+            api.client.models.retrieve(missing)
+
+
+def test_checkpoints_list_the_published_adapter_of_a_succeeded_job(api: Api) -> None:
+    queued = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
+    assert api.client.fine_tuning.jobs.checkpoints.list(queued.id).data == []
+    api.client.fine_tuning.jobs.cancel(queued.id)
+    published = _finish(api, {"fine_tuned_model": "strong-ft-1", "steps": 12, "final_loss": 0.31,
+                              "metrics": {"accuracy": 0.75, "n": 4}})
+    [checkpoint] = api.client.fine_tuning.jobs.checkpoints.list(published).data
+    assert (checkpoint.object, checkpoint.fine_tuned_model_checkpoint, checkpoint.fine_tuning_job_id,
+            checkpoint.step_number) == ("fine_tuning.job.checkpoint", "strong-ft-1", published, 12)
+    assert checkpoint.metrics.model_dump(exclude_none=True) == {
+        "step": 12, "train_loss": 0.31, "full_valid_accuracy": 0.75, "full_valid_n": 4}
+    assert checkpoint.created_at == api.client.fine_tuning.jobs.retrieve(published).finished_at
+    unpublished = _finish(api, {"fine_tuned_model": None, "steps": 3})
+    assert api.client.fine_tuning.jobs.checkpoints.list(unpublished).data == []
+    with pytest.raises(openai.NotFoundError):
+        api.client.fine_tuning.jobs.checkpoints.list("ftjob-999")

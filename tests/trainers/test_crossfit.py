@@ -11,12 +11,12 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Example, Job
-from trainers.pipeline import parse_run_config, pipeline_handlers, submit_run
-from trainers.pipeline import weak_job
+from trainers.jobs import pipeline_handlers, weak_job
+from trainers.pipeline import parse_run_config, submit_run
 from trainers.pipeline.crossfit import cross_fit, crossfit_model_name, fold_assignment
-from trainers.pipeline.debates import shard_items
+from trainers.jobs.debate_shards import shard_items
 from trainers.pipeline.plan import Member, weak_model_name
-from trainers.pipeline.rows import model_by_name, model_labels
+from trainers.jobs.run_rows import model_by_name, model_labels
 from trainers.worker import Worker
 
 

@@ -2,7 +2,7 @@
 
 import pytest
 
-from trainers.pipeline.ensemble_job import average_labels
+from trainers.jobs.ensemble_job import average_labels
 from trainers.worker import PermanentJobError
 
 

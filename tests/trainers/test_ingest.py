@@ -14,7 +14,8 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Example, Job
-from trainers.pipeline import parse_run_config, pipeline_handlers, submit_run
+from trainers.jobs import pipeline_handlers
+from trainers.pipeline import parse_run_config, submit_run
 from trainers.pipeline.budgets import PROMPT_SUFFIX, ingest_notes
 from trainers.report import build_report
 from trainers.training import ClassifierInput, InputTooLong, encode_inputs

@@ -17,7 +17,7 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Example, Label, Model, ModelVersion
-from trainers.pipeline import pipeline_handlers
+from trainers.jobs import pipeline_handlers
 from trainers.pipeline.plan import condition_model_name, strong_model_name
 from trainers.worker import Worker
 from tests.support.api_server import running_api

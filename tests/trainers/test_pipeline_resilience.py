@@ -22,7 +22,8 @@ from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Job, Label
 from tests.support.checks import wait_for
-from trainers.pipeline import parse_run_config, pipeline_handlers, submit_run
+from trainers.jobs import pipeline_handlers
+from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import Worker
 
 pytestmark = pytest.mark.slow

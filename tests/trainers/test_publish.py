@@ -30,8 +30,8 @@ from service.store import Job, Model, ModelVersion, make_engine, make_session_fa
 from service.store.jobs import enqueue_job
 from service.store.migrate import upgrade
 from tests.support.api_server import CuttableProxy
-from trainers.pipeline.env import WorkerEnv
-from trainers.pipeline.strong_job import publish_waiting
+from trainers.jobs.env import WorkerEnv
+from trainers.jobs.strong_job import publish_waiting
 from trainers.strong import (
     AdapterRejected,
     InvalidServedName,

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from service.store import Example, Label, Metric, Model, Run
-from trainers.metrics import binary_metrics
+from trainers.classification_metrics import binary_metrics
 from trainers.report import (
     Report,
     build_report,

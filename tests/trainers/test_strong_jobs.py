@@ -31,8 +31,8 @@ from service.store.db import utcnow
 from service.store.migrate import upgrade
 from tests.support.api_server import running_api
 from tests.trainers.test_training import keyword_set
-from trainers.pipeline import pipeline_handlers
-from trainers.pipeline.strong_job import follow_strong_jobs, launch_dir
+from trainers.jobs import pipeline_handlers
+from trainers.jobs.strong_job import follow_strong_jobs, launch_dir
 from trainers.strong.launch import Launch
 from trainers.worker import Worker
 

@@ -123,7 +123,7 @@ def test_lora_lm_head_saves_an_adapter_vllm_can_load(tiny_model_dir: Path, tmp_p
 def test_lm_head_logits_are_the_causal_lm_next_token_logits(tiny_model_dir: Path) -> None:
     """What vLLM serves from the same weights: the next-token logits of " No" and " Yes"."""
     model = load_classifier(tiny_model_dir, head="lm")
-    ids = model.tokenizer(["The sky is blue" + SUFFIX], return_tensors="pt")
+    ids = model.tokenizer(["The sky is blue" + SUFFIX], return_tensors="pt").to(next(model.parameters()).device)
     logits = model.backbone(**ids).logits[0, -1]
     no, yes = (model.tokenizer(w, add_special_tokens=False)["input_ids"][0] for w in (" No", " Yes"))
     assert torch.allclose(model(ids["input_ids"], ids["attention_mask"])[0], logits[[no, yes]], atol=1e-5)

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from trainers.files import write_text_atomic
+from trainers.atomic_files import write_text_atomic
 from trainers.strong.fit import SHARDINGS, FitOutcome, FitSpec, fit
 from trainers.training import StepInfo
 

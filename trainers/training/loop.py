@@ -1,6 +1,6 @@
 """`train_classifier`: the one training loop behind the weak and the strong trainer.
 
-AdamW on the trainable parameters, linear warm-up then cosine decay, gradient accumulation,
+AdamW (fused) on the trainable parameters, linear warm-up then cosine decay, gradient accumulation,
 gradient clipping at 1.0, dynamic padding per micro-batch, length-grouped batches, and
 resumable checkpoints, and (with `evaluate`) an evaluation every `eval_every` steps. Under
 torchrun the model runs in DDP (or, sharded beforehand with `Classifier.shard`, in FSDP) and each
@@ -147,7 +147,7 @@ def _start(model: Classifier, config: TrainConfig, encoded: list[list[int]], tar
     params = trainable_parameters(model)
     if not params:
         raise ValueError("the model has no trainable parameters; load it with load_classifier (LoRA or full).")
-    optimizer = torch.optim.AdamW(model.param_groups(), lr=config.lr, weight_decay=config.weight_decay)
+    optimizer = _adamw(model, config)
     progress = Progress(0, plan.total_steps, [], _fingerprint(config, encoded, targets, params))
     if checkpoint_dir is not None:
         if ranks.is_main:
@@ -157,6 +157,15 @@ def _start(model: Classifier, config: TrainConfig, encoded: list[list[int]], tar
         model.set_gradient_checkpointing(True)
     model.train()
     return optimizer, progress
+
+
+def _adamw(model: Classifier, config: TrainConfig) -> torch.optim.AdamW:
+    """AdamW with torch's fused kernel where it has one for the device (CUDA, CPU): one launch updates every
+    parameter, as in transformers.Trainer's default optimizer, instead of ~10 per parameter tensor (a LoRA
+    adapter on a 24-layer model has ~200). Sharded (FSDP) parameters keep torch's default implementation."""
+    device = next(model.parameters()).device
+    fused = True if device.type in ("cuda", "cpu") and not is_sharded(model) else None
+    return torch.optim.AdamW(model.param_groups(), lr=config.lr, weight_decay=config.weight_decay, fused=fused)
 
 
 class _Loop:

@@ -7,7 +7,7 @@ from typing import Any
 
 import torch
 
-from trainers.metrics import binary_metrics
+from trainers.classification_metrics import binary_metrics
 from trainers.training.batching import answer_batch, answer_lengths, collate, pad_token_id
 from trainers.training.classifier import Classifier
 from trainers.training.inputs import ClassifierInput, encode_inputs

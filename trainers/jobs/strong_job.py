@@ -25,14 +25,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store.db import utcnow
-from service.store.files import read_file_rows
+from service.store.uploaded_files import read_file_rows
 from service.store.models import Example, Job, Model, ModelVersion
-from trainers.metrics import binary_metrics
+from trainers.classification_metrics import binary_metrics
 from trainers.pipeline.budgets import prompt_suffix
 from trainers.pipeline.config import StrongSettings, TrainSettings
-from trainers.pipeline.env import WorkerEnv
+from trainers.jobs.env import WorkerEnv
 from trainers.pipeline.plan import strong_model_name
-from trainers.pipeline.rows import (
+from trainers.jobs.run_rows import (
     get_or_create_model,
     load_run,
     model_by_name,
@@ -43,8 +43,8 @@ from trainers.pipeline.rows import (
     write_labels,
     write_metrics,
 )
-from trainers.pipeline.weak_job import progress_reporter, train_config
-from trainers.debate_job import MAX_UNAVAILABLE_WAIT_S
+from trainers.jobs.debate_job import MAX_UNAVAILABLE_WAIT_S
+from trainers.jobs.weak_job import progress_reporter, train_config
 from trainers.strong.publish import VLLMUnreachable, default_served_name, publish_version, register_version
 from trainers.tasks import format_example, get_task
 from trainers.strong.fit import FitSpec, fit

@@ -12,11 +12,11 @@ from typing import Any
 
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
-from service.store.debates import add_example
+from service.store.debate_rows import add_example
 from trainers.pipeline.budgets import TRANSCRIPT_RESERVE, Budget, apply_budgets, dropped_note, prompt_suffix
 from trainers.pipeline.config import RunConfig
-from trainers.pipeline.env import WorkerEnv
-from trainers.pipeline.rows import load_run
+from trainers.jobs.env import WorkerEnv
+from trainers.jobs.run_rows import load_run
 from trainers.tasks import TaskDataError, class_balance, load_examples, split_examples
 from trainers.training.inputs import special_prefix
 from trainers.worker import JobContext, PermanentJobError

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from trainers.metrics import average_ranks, binary_metrics, pgr
+from trainers.classification_metrics import average_ranks, binary_metrics, pgr
 
 
 def test_small_example_from_the_module_docstring() -> None:

@@ -2,7 +2,9 @@
 
 A line is one example: `{"prompt": str, "label": float in [0, 1], ...}` where `prompt` is the
 text the classifier reads and `label` the probability that the candidate is correct (soft weak
-labels allowed). Blank lines are skipped (`read_examples` skips them too); other keys are kept.
+labels allowed), or a chat conversation `{"messages": [...]}` whose last (assistant) message is the
+label (`service.store.chat_examples`). Blank lines are skipped (`read_examples` skips them too);
+other keys are kept.
 
 Never half-written: the upload is staged under a temporary name, renamed to `file-<id>.jsonl`
 inside the transaction that inserts the row, and removed again if that transaction fails. A
@@ -21,6 +23,7 @@ from typing import Any, BinaryIO
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.store.chat_examples import chat_problem, chat_to_example
 from service.store.models import File, Job
 
 ACTIVE_STATUSES = ("queued", "running")
@@ -70,7 +73,10 @@ def check_example(raw: bytes, line: int) -> bool:
 
 def _example_problem(example: Any) -> str | None:
     if not isinstance(example, dict):
-        return f'expected a JSON object {{"prompt": ..., "label": ...}}, got {type(example).__name__}'
+        return (f'expected a JSON object {{"prompt": ..., "label": ...}} or {{"messages": [...]}}, '
+                f'got {type(example).__name__}')
+    if "messages" in example and "prompt" not in example:
+        return chat_problem(example)
     missing = [key for key in ("prompt", "label") if key not in example]
     if missing:
         return f"missing {' and '.join(repr(key) for key in missing)}"
@@ -95,7 +101,8 @@ def _stage(source: BinaryIO, staged: Path, max_bytes: int) -> tuple[int, int]:
         out.flush()
         os.fsync(out.fileno())
     if examples == 0:
-        raise InvalidFile('file has no examples: expected JSON lines {"prompt": str, "label": float in [0, 1]}')
+        raise InvalidFile('file has no examples: expected JSON lines {"prompt": str, "label": float in [0, 1]} '
+                          'or {"messages": [..., {"role": "assistant", "content": "Yes"}]}')
     return size, examples
 
 
@@ -183,8 +190,9 @@ def delete_file(sessions: sessionmaker[Session], file_id: int) -> None:
 
 
 def read_file_rows(session: Session, file_id: int) -> list[dict[str, Any]]:
-    """The examples of stored file `file_id` (FileNotFound if it was deleted)."""
-    return list(read_examples(get_file(session, file_id).path))
+    """The examples of stored file `file_id` as `{"prompt", "label", ...}` (FileNotFound if it was deleted)."""
+    return [example if "prompt" in example else chat_to_example(example)
+            for example in read_examples(get_file(session, file_id).path)]
 
 
 def read_examples(path: str | Path) -> Iterator[dict[str, Any]]:

@@ -16,7 +16,7 @@ from debate import DebateSpec
 from trainers.pipeline.config import debate_template
 from trainers.pipeline.crossfit import crossfit_model_name
 from trainers.pipeline.plan import Member
-from trainers.pipeline.rows import load_run, model_by_name, model_labels, run_examples
+from trainers.jobs.run_rows import load_run, model_by_name, model_labels, run_examples
 
 
 def shard_items(session: Session, payload: dict[str, Any]) -> list[tuple[int, DebateSpec]]:

@@ -20,8 +20,8 @@ from debate import (
     StrongModelUnavailable,
     stream_debates,
 )
-from service.store.debates import debate_job_items, find_debate, save_debate
-from trainers.pipeline.debates import shard_items
+from service.store.debate_rows import debate_job_items, find_debate, save_debate
+from trainers.jobs.debate_shards import shard_items
 from trainers.worker import Handler, JobContext, PermanentJobError
 
 log = logging.getLogger(__name__)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from trainers.pipeline.env import WorkerEnv
+from trainers.jobs.env import WorkerEnv
 from trainers.report import build_report, compute_pgr, report_json, write_report_files
 from trainers.worker import JobContext
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from statistics import fmean
 from typing import Any
 
-from trainers.metrics import binary_metrics
-from trainers.pipeline.env import WorkerEnv
+from trainers.classification_metrics import binary_metrics
+from trainers.jobs.env import WorkerEnv
 from trainers.pipeline.plan import Member, condition_model_name, seed_condition, weak_model_name
-from trainers.pipeline.rows import (
+from trainers.jobs.run_rows import (
     get_or_create_model,
     labelled,
     load_run,

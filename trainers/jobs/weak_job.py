@@ -12,12 +12,12 @@ from dataclasses import asdict
 from typing import Any
 
 from service.store.models import Example
-from trainers.metrics import binary_metrics
+from trainers.classification_metrics import binary_metrics
 from trainers.pipeline.config import RunConfig, TrainSettings
-from trainers.pipeline.env import WorkerEnv
+from trainers.jobs.env import WorkerEnv
 from trainers.pipeline.crossfit import CROSSFIT_FOLDS, cross_fit, crossfit_model_name
 from trainers.pipeline.plan import Member, weak_model_name
-from trainers.pipeline.rows import (
+from trainers.jobs.run_rows import (
     get_or_create_model,
     labelled,
     load_run,
@@ -38,7 +38,7 @@ from trainers.training import (
     predict_proba,
     train_classifier,
 )
-from trainers.weak import weak_input
+from trainers.jobs.weak_inputs import weak_input
 from trainers.worker import JobContext
 
 

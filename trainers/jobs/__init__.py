@@ -1,0 +1,46 @@
+"""Every job kind's handler (and, in `trainers.jobs.payloads`, its payload), one module per kind.
+
+    handlers = pipeline_handlers(env)       # job kind -> handler, for trainers.worker.Worker
+
+| kind | module | does |
+|---|---|---|
+| ingest | `ingest_job` | load the task, split it, write `examples` |
+| debate | `debate_job` (+ `debate_shards`) | run a shard of debates against the strong model |
+| weak | `weak_job` (+ `weak_inputs`) | train one weak member, write its soft labels |
+| ensemble | `ensemble_job` | average the members' labels into a condition's weak model |
+| strong | `strong_job` | finetune the strong model on weak labels, evaluate, publish |
+| report | `report_job` | PGR and the report files |
+
+`env.WorkerEnv` is what a handler needs from its machine; `run_rows` reads and writes a run's rows.
+"""
+
+from __future__ import annotations
+
+from trainers.jobs.env import WorkerEnv
+from trainers.worker import Handler
+
+
+def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, Handler]:
+    """A handler for every job kind of a run (the debate one talks to `env.vllm_base_url`).
+
+    Imported here, not at the top: the API imports this package to validate payloads and
+    should not load torch and transformers for that.
+    """
+    from trainers.jobs.debate_job import debate_handler
+    from trainers.jobs.ensemble_job import ensemble_handler
+    from trainers.jobs.ingest_job import ingest_handler
+    from trainers.jobs.report_job import report_handler
+    from trainers.jobs.strong_job import strong_handler
+    from trainers.jobs.weak_job import weak_handler
+
+    return {
+        "ingest": ingest_handler(env),
+        "debate": debate_handler(env.vllm_base_url, api_key=env.vllm_api_key, max_in_flight=max_in_flight),
+        "weak": weak_handler(env),
+        "ensemble": ensemble_handler(env),
+        "strong": strong_handler(env),
+        "report": report_handler(env),
+    }
+
+
+__all__ = ["WorkerEnv", "pipeline_handlers"]
