@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, selectinload
 
+from service.api.limits import MAX_ID
 from service.store.models import DEBATE_STATUSES, Debate, Example, Label, Model, Run
 from service.store.runs import StageProgress, refresh_run, run_stages
 from trainers.pipeline import JOB_KINDS
@@ -104,13 +105,13 @@ def run_detail(session: Session, run_id: int) -> RunDetail | None:
 class DebateFilters(BaseModel):
     """The debate list's form; an empty field means 'any'."""
 
-    run_id: int | None = Field(None, ge=1)
+    run_id: int | None = Field(None, ge=1, le=MAX_ID)
     protocol: str | None = None
     status: str | None = None
     model: str | None = None
-    seed: int | None = Field(None, ge=0)
+    seed: int | None = Field(None, ge=0, le=MAX_ID)
     q: str | None = Field(None, max_length=200, description="Text the question contains.")
-    page: int = Field(1, ge=1)
+    page: int = Field(1, ge=1, le=MAX_ID)
 
     @model_validator(mode="before")
     @classmethod

@@ -24,6 +24,7 @@ from service.api.deps import (
     key_accepted,
     require_api_key,
 )
+from service.api.limits import MAX_ID, IdPath
 from service.api.page_views import DebateFilters, debate_detail, highlight_quotes, list_debates, list_runs, run_detail
 from service.api.runs import report_chart_path
 from service.settings import Settings
@@ -88,14 +89,14 @@ def _safe_next(next_url: str) -> str:
 
 
 @router.get("/runs")
-def runs_page(request: Request, session: SessionDep, page: Annotated[int, Query(ge=1)] = 1) -> Response:
+def runs_page(request: Request, session: SessionDep, page: Annotated[int, Query(ge=1, le=MAX_ID)] = 1) -> Response:
     runs, paging = list_runs(session, page)
     return templates.TemplateResponse(request, "runs.html", {
         "runs": runs, "paging": paging, "link": lambda number: urlencode({"page": number})})
 
 
 @router.get("/runs/{run_id}")
-def run_page(request: Request, run_id: int, session: SessionDep, settings: SettingsDep) -> Response:
+def run_page(request: Request, run_id: IdPath, session: SessionDep, settings: SettingsDep) -> Response:
     detail = run_detail(session, run_id)
     if detail is None:
         return _missing(request, f"No run with id {run_id}.")
@@ -111,7 +112,7 @@ def debates_page(request: Request, session: SessionDep, filters: Annotated[Debat
 
 
 @router.get("/debates/{debate_id}")
-def debate_page(request: Request, debate_id: int, session: SessionDep) -> Response:
+def debate_page(request: Request, debate_id: IdPath, session: SessionDep) -> Response:
     detail = debate_detail(session, debate_id)
     if detail is None:
         return _missing(request, f"No debate with id {debate_id}.")

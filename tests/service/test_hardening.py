@@ -69,6 +69,12 @@ def test_ids_beyond_64_bits_are_a_422_naming_the_field(api: httpx.Client, databa
         ("GET", f"/v1/debates?batch_id={TOO_BIG}", "query.batch_id"),
         ("GET", "/v1/debates/export.jsonl?batch_id=-18446744073709551617", "query.batch_id"),
         ("GET", f"/v1/debate-batches/{TOO_BIG}", "path.batch_id"),
+        ("GET", f"/ui/runs/{TOO_BIG}", "path.run_id"),
+        ("GET", f"/ui/runs?page={TOO_BIG}", "query.page"),
+        ("GET", f"/ui/debates/{TOO_BIG}", "path.debate_id"),
+        ("GET", f"/ui/debates?run_id={TOO_BIG}", "query.run_id"),
+        ("GET", f"/ui/debates?seed={TOO_BIG}", "query.seed"),
+        ("GET", f"/ui/debates?page={TOO_BIG}", "query.page"),
     ]:
         _rejected(api.request(method, path), 422, param)
     too_big_seed = api.post("/v1/debates", json={**EXAMPLE, "seed": 2**40})  # debates.seed is 32-bit
