@@ -111,6 +111,7 @@ class Worker:
         heartbeat_s: float | None = None,
         poll_s: float = 0.2,
         retry_backoff_s: float = 5.0,
+        run_id: int | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker needs at least one job kind to serve")
@@ -122,6 +123,7 @@ class Worker:
         self.heartbeat_s = heartbeat_s or lease_s / 3
         self.poll_s = poll_s
         self.retry_backoff_s = retry_backoff_s
+        self.run_id = run_id  # claim only this run's jobs (None: any job of our kinds)
         self._last_reap = 0.0
         self._stop = threading.Event()
 
@@ -169,7 +171,7 @@ class Worker:
             if time.monotonic() - self._last_reap > min(self.lease_s / 4, 5.0):
                 self._last_reap = time.monotonic()
                 reap_expired(session)
-            return claim_job(session, self.kinds, self.owner, self.lease_s)
+            return claim_job(session, self.kinds, self.owner, self.lease_s, self.run_id)
 
     def _execute(self, ctx: JobContext) -> None:
         job = ctx.job
