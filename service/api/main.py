@@ -24,10 +24,13 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
-        app.state.client = StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
+        # No strong model configured: stored runs, reports and debates are still served (read-only).
+        app.state.client = (StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
+                            if settings.vllm_base_url else None)
         app.state.metrics = metrics
         yield
-        await app.state.client.aclose()
+        if app.state.client is not None:
+            await app.state.client.aclose()
         engine.dispose()
 
     metrics = ApiMetrics()
