@@ -28,6 +28,7 @@ def create_app(settings: Settings) -> FastAPI:
         app.state.client = (StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
                             if settings.vllm_base_url else None)
         app.state.metrics = metrics
+        metrics.watch(app.state.sessions)
         yield
         if app.state.client is not None:
             await app.state.client.aclose()
