@@ -68,9 +68,13 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
             console: Console | None = None) -> tuple[int, int]:
     """Submit (or resume) the run; unless detached, run it to the end and print its report.
 
-    Returns (exit code, run id).
+    Returns (exit code, run id); run id 0 when the checks before the start failed (nothing written).
     """
     console = console or Console()
+    problems = [] if detach or not workers else preflight(config, settings)
+    if problems:  # seconds now instead of after the vLLM start-up; nothing is written
+        print("error: the run cannot start:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2, 0
     migrate.upgrade(settings.database_url)
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions.begin() as session:
@@ -82,10 +86,6 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
         return 0, run_id
     if not workers or _all_done(sessions, run_id):  # a finished run: just its table, no vLLM start-up
         return follow(sessions, run_id, console), run_id
-    problems = preflight(config, settings)
-    if problems:
-        console.print("[red]error:[/red] the run cannot start:\n  " + "\n  ".join(problems), highlight=False)
-        return 2, run_id
     with strong_model(settings) as ready, in_process_workers(ready, sessions, run_id):
         return follow(sessions, run_id, console), run_id
 
@@ -215,6 +215,8 @@ def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     console = Console()
     started = time.monotonic()
     code, run_id = execute(config, settings, console=console)
+    if not run_id:
+        return code
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s. Everything is in the database and on disk:")
     for line in demo_hints(settings, run_id):
         print(line)

@@ -176,3 +176,18 @@ def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
+
+
+def test_run_checks_its_data_before_starting_vllm(tmp_path: Path) -> None:
+    config = {"task": "sciq", "data_dir": "../data/sciq", "splits": {"weak_train": 4, "strong_train": 4, "test": 4},
+              "conditions": ["no_debate"]}
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "sciq.yaml").write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    result = _w2s("run", "configs/sciq.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL="",
+                  W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}", W2S_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no *.jsonl files in {tmp_path / 'data' / 'sciq'}" in result.stderr  # resolved from the config's dir
+    assert "vLLM" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w2s.db").exists()  # nothing written either
+    assert time.monotonic() - started < 30
