@@ -191,3 +191,32 @@ def test_run_checks_its_data_before_starting_vllm(tmp_path: Path) -> None:
     assert "vLLM" not in result.stdout + result.stderr and "Traceback" not in result.stderr
     assert not (tmp_path / "w2s.db").exists()  # nothing written either
     assert time.monotonic() - started < 30
+
+
+def test_serve_without_a_strong_model_answers_reads_at_once(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    from service.local_vllm import find_free_port
+
+    port = find_free_port()
+    env = {**os.environ, "W2S_VLLM_BASE_URL": "", "W2S_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
+    server = subprocess.Popen([W2S, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                runs = httpx.get(f"http://127.0.0.1:{port}/v1/runs", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "w2s serve did not come up"
+                time.sleep(0.2)
+        assert runs.status_code == 200
+        debate = httpx.post(f"http://127.0.0.1:{port}/v1/debates", json={"question": "q?", "candidate_answer": "a"})
+        assert debate.status_code == 503
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert "read-only" in output and "starting a local vLLM" not in output
