@@ -3,6 +3,7 @@
 import argparse
 import itertools
 import os
+import resource
 import subprocess
 import sys
 import time
@@ -47,11 +48,14 @@ def test_db_upgrade_creates_every_table_and_downgrade_drops_them(database_url: s
 
 
 def test_help_is_fast_lists_the_environment_and_the_version(tmp_path: Path) -> None:
-    started = time.monotonic()
+    """Under 1 s on an idle machine (about 0.2 s of CPU); measured as the child's CPU time, which
+    other work on a shared machine does not inflate (loading torch alone costs seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     result = _w2s("--help", cwd=tmp_path)
-    elapsed = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     assert result.returncode == 0
-    assert elapsed < 1.0, f"w2s --help took {elapsed:.2f} s"
+    assert cpu_s < 0.8, f"w2s --help took {cpu_s:.2f} s of CPU"
     assert all(f"W2S_{name.upper()}" in result.stdout for name in Settings.model_fields)
     assert _w2s("--version", cwd=tmp_path).stdout.strip() == f"w2s {version('debate-w2s')}"
 
