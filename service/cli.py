@@ -311,11 +311,13 @@ def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0
     from service.run_cli import worker_env
     from trainers.pipeline import JOB_KINDS, pipeline_handlers
     from trainers.strong.launch import Launch
+    from trainers.tracking import make_tracker
     from trainers.worker import Worker
 
     handlers = pipeline_handlers(worker_env(settings, launch or Launch()), max_in_flight=max_in_flight)
     kinds = JOB_KINDS if "all" in kinds else kinds
-    return Worker(_sessions(settings), {kind: handlers[kind] for kind in kinds}, lease_s=lease_s, run_id=run_id)
+    return Worker(_sessions(settings), {kind: handlers[kind] for kind in kinds}, lease_s=lease_s, run_id=run_id,
+                  tracker=make_tracker(settings.tracking, settings.tracking_path()))
 
 
 def _sessions(settings: Settings):  # noqa: ANN202 - sessionmaker

@@ -87,7 +87,24 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
     if not workers or _all_done(sessions, run_id):  # a finished run: just its table, no vLLM start-up
         return follow(sessions, run_id, console), run_id
     with strong_model(settings) as ready, in_process_workers(ready, sessions, run_id):
-        return follow(sessions, run_id, console), run_id
+        code = follow(sessions, run_id, console)
+    track_run_metrics(settings, sessions, run_id)
+    return code, run_id
+
+
+def track_run_metrics(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> None:
+    """The run's metrics rows to the tracker (W2S_TRACKING), if one is on."""
+    from sqlalchemy import select
+
+    from service.store.models import Metric
+    from trainers.tracking import make_tracker
+
+    tracker = make_tracker(settings.tracking, settings.tracking_path())
+    with sessions() as session:
+        rows = session.execute(select(Metric.condition, Metric.name, Metric.value)
+                               .where(Metric.run_id == run_id, Metric.value.is_not(None))).all()
+    tracker.log_metrics(run_id, {f"{condition}/{name}": value for condition, name, value in rows})
+    tracker.close()
 
 
 def _all_done(sessions: sessionmaker[Session], run_id: int) -> bool:
@@ -103,16 +120,18 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
     from transformers.utils import logging as hf_logging
 
     from trainers.pipeline import pipeline_handlers
+    from trainers.tracking import make_tracker
     from trainers.worker import Worker
 
     # Model-loading reports and save progress bars would bury the stage progress.
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     handlers = pipeline_handlers(worker_env(settings))
+    tracker = make_tracker(settings.tracking, settings.tracking_path())
     stop = threading.Event()
     threads = [
         threading.Thread(target=Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=60.0,
-                                       run_id=run_id).run,
+                                       run_id=run_id, tracker=tracker).run,
                          kwargs={"stop": stop}, daemon=True, name=f"worker-{'+'.join(kinds)}")
         for kinds in WORKER_GROUPS
     ]
@@ -124,6 +143,7 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+        tracker.close()
 
 
 def worker_env(settings: Settings, launch: Launch = Launch()) -> WorkerEnv:

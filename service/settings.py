@@ -4,7 +4,7 @@ Built by entry points (CLI, app factory, workers) and passed down; never at impo
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -38,12 +38,19 @@ class Settings(BaseSettings):
         100 * 1024 * 1024, gt=0,
         description="Largest training file POST /v1/files accepts (bytes); files go to `artifacts_dir/files`.",
     )
+    tracking: Literal["none", "tensorboard"] = Field(
+        "none", description="Experiment tracking: none (default), or tensorboard: event files of every training job's "
+        "curves and each `w2s run`'s metrics under `tracking_dir`.",
+    )
+    tracking_dir: Path | None = Field(
+        None, description="Where tracking writes (TensorBoard --logdir). Empty: `artifacts_dir/tensorboard`.",
+    )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",
     )
 
-    @field_validator("strong_model_path", mode="before")
+    @field_validator("strong_model_path", "tracking_dir", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """`W2S_STRONG_MODEL_PATH=` means the default, not the current directory."""
@@ -55,6 +62,9 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
+
+    def tracking_path(self) -> Path:
+        return self.tracking_dir or self.artifacts_dir / "tensorboard"
 
     def strong_checkpoint(self) -> Path:
         """The checkpoint a local vLLM serves (explicit, or the testbed's strong model)."""

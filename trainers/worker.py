@@ -35,6 +35,7 @@ from service.store.jobs import (
     reap_expired,
     release_job,
 )
+from trainers.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,7 @@ class JobContext:
     lost_reason: str = ""
     cancelled: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
+    tracker: Tracker = field(default_factory=NullTracker)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -77,6 +79,7 @@ class JobContext:
         elapsed = time.monotonic() - self.started
         eta = elapsed / done * (total - done) if done else None
         self.progress = {"done": done, "total": total, "eta_s": eta, **extra}
+        self.tracker.log_progress(self.job, self.progress)
 
     def check(self) -> None:
         """Raise JobLeaseLost if the job was cancelled or re-queued under us."""
@@ -112,6 +115,7 @@ class Worker:
         poll_s: float = 0.2,
         retry_backoff_s: float = 5.0,
         run_id: int | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker needs at least one job kind to serve")
@@ -124,6 +128,7 @@ class Worker:
         self.poll_s = poll_s
         self.retry_backoff_s = retry_backoff_s
         self.run_id = run_id  # claim only this run's jobs (None: any job of our kinds)
+        self.tracker = tracker or NullTracker()  # training curves to TensorBoard, if tracking is on
         self._last_reap = 0.0
         self._stop = threading.Event()
 
@@ -149,7 +154,7 @@ class Worker:
         job = self._claim()
         if job is None:
             return False
-        ctx = JobContext(job, self.sessions, stopping=self._stop)
+        ctx = JobContext(job, self.sessions, stopping=self._stop, tracker=self.tracker)
         ctx.event(f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
                   attempt=job.attempt, max_attempts=job.max_attempts, worker=self.owner)
         beat_stop = threading.Event()
