@@ -177,7 +177,8 @@ def stage_note(stage: StageProgress) -> str:
     parts = [f"{n} {status}" for status, n in sorted(stage.jobs.items()) if status != "succeeded"]
     if stage.eta_s is not None:
         parts.append(f"ETA {timedelta(seconds=round(stage.eta_s))}")
-    parts += [f"step {job['done']}/{job['total']} loss {job['loss']:.4f}" for job in stage.running if "loss" in job]
+    parts += [f"step {job.get('done')}/{job.get('total')} loss {job['loss']:.4f}" for job in stage.running
+              if isinstance(job.get("loss"), int | float)]
     return ", ".join(parts)
 
 
