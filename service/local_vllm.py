@@ -24,12 +24,13 @@ import time
 from collections import deque
 from pathlib import Path
 from types import TracebackType
-from typing import Sequence
+from typing import Callable, Sequence
 
 import httpx
 
 LOG_TAIL_LINES = 40
 POLL_INTERVAL_S = 0.5
+WAIT_REPORT_S = 10.0  # how often a caller waiting for start-up hears what the server is doing
 STOP_GRACE_S = 20.0
 GROUP_EXIT_GRACE_S = 5.0
 
@@ -62,13 +63,15 @@ class LocalVLLM:
     def __repr__(self) -> str:
         return f"LocalVLLM(base_url={self.base_url!r}, served_name={self.served_name!r}, pid={self.process.pid})"
 
-    def wait_ready(self, timeout_s: float) -> None:
+    def wait_ready(self, timeout_s: float, on_wait: Callable[[float, str], None] | None = None) -> None:
         """Block until the server answers a real request; raise `VLLMStartError` otherwise.
 
+        `on_wait(elapsed_s, last log line)` is called about every `WAIT_REPORT_S` while waiting.
         On a timeout the server is stopped before raising; if it exits, the exit code
         and the last log lines are in the message.
         """
-        deadline = time.monotonic() + timeout_s
+        started = time.monotonic()
+        deadline, reported = started + timeout_s, started
         last_problem = "no answer yet"
         with httpx.Client(base_url=self.base_url, timeout=10.0) as client:
             while time.monotonic() < deadline:
@@ -76,6 +79,9 @@ class LocalVLLM:
                 last_problem = self._probe(client)
                 if not last_problem:
                     return
+                if on_wait is not None and time.monotonic() - reported >= WAIT_REPORT_S:
+                    reported = time.monotonic()
+                    on_wait(reported - started, self.log_tail(1).strip())
                 time.sleep(POLL_INTERVAL_S)
         self.stop()
         raise VLLMStartError(
@@ -143,12 +149,13 @@ def start_local_vllm(
     log_path: Path | None = None,
     timeout_s: float = 600.0,
     extra_args: Sequence[str] = (),
+    on_wait: Callable[[float, str], None] | None = None,
 ) -> LocalVLLM:
     """Launch a vLLM OpenAI server for the local model directory `model_path` and wait until ready.
 
     `port=None` picks a free port. The log goes to `log_path` (a new temp file if None).
     Raises `VLLMStartError` (with the log tail) if the server exits or is not ready in
-    `timeout_s`; the process is stopped before raising.
+    `timeout_s`; the process is stopped before raising. `on_wait`: see `LocalVLLM.wait_ready`.
     """
     model_path = Path(model_path)
     if not model_path.is_dir():
@@ -165,7 +172,7 @@ def start_local_vllm(
     process = _spawn(command, vllm_env(enable_lora), log_path)
     server = LocalVLLM(process, f"http://{host}:{port}", served_name, model_path, log_path)
     try:
-        server.wait_ready(timeout_s)
+        server.wait_ready(timeout_s, on_wait)
     except BaseException:
         server.stop()  # also on KeyboardInterrupt: never leave a server behind
         raise

@@ -16,6 +16,7 @@ import threading
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 from rich.console import Console
@@ -26,7 +27,7 @@ from service.settings import Settings
 from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
 from service.store.db import masked_url
-from service.store.runs import refresh_run, run_stages
+from service.store.runs import StageProgress, refresh_run, run_stages
 from trainers.jobs import WorkerEnv
 from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
 from trainers.strong.launch import Launch
@@ -37,41 +38,45 @@ WORKER_GROUPS = (("debate",), ("weak", "strong"), ("ingest", "ensemble", "report
 FINAL = ("succeeded", "failed", "cancelled")
 
 
-def add_commands(commands: argparse._SubParsersAction) -> None:
-    run = commands.add_parser("run", help="run an experiment from a YAML config")
-    run.add_argument("config", type=Path)
-    run.add_argument("--detach", action="store_true", help="submit and return; external workers run it")
-    run.add_argument("--no-workers", action="store_true", help="follow progress only; external workers run it")
-    run.set_defaults(func=run_command)
-
-    report = commands.add_parser("report", help="print a run's results table")
-    report.add_argument("run_id", type=int)
-    report.add_argument("--format", choices=("markdown", "json"), default="markdown")
-    report.set_defaults(func=report_command)
-
-    export = commands.add_parser("export", help="write a run's examples, debates, turns, labels, metrics to files")
-    export.add_argument("run_id", type=int)
-    export.add_argument("--format", choices=("jsonl", "parquet"), default="jsonl")
-    export.add_argument("--out", type=Path, help="directory (default: ARTIFACTS/runs/RUN/export)")
-    export.set_defaults(func=export_command)
-
-
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        config = load_run_config(args.config)
+        config = load_run_config(args.config, data_dir=args.data_dir)
     except RunConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return execute(config, settings, detach=args.detach, workers=not args.no_workers)[0]
 
 
+def preflight(config: RunConfig, settings: Settings) -> list[str]:
+    """What would make the run fail that can be seen before starting vLLM (a minute or more):
+    unreadable data, model checkpoints that are not there."""
+    from trainers.tasks import TaskDataError, load_examples
+
+    problems = []
+    if config.data_dir is not None:
+        try:
+            load_examples(config.task, data_dir=Path(config.data_dir), seed=config.seed, limit=20)
+        except TaskDataError as exc:
+            problems.append(f"data: {exc}")
+    if settings.strong_model_path is not None and not settings.strong_model_path.exists():
+        problems.append(f"W2S_STRONG_MODEL_PATH: no checkpoint at {settings.strong_model_path}")
+    weak = config.weak.model
+    if weak and weak.startswith((".", "/", "~")) and not Path(weak).expanduser().exists():
+        problems.append(f"weak.model: no checkpoint at {weak}")
+    return problems
+
+
 def execute(config: RunConfig, settings: Settings, *, detach: bool = False, workers: bool = True,
             console: Console | None = None) -> tuple[int, int]:
     """Submit (or resume) the run; unless detached, run it to the end and print its report.
 
-    Returns (exit code, run id).
+    Returns (exit code, run id); run id 0 when the checks before the start failed (nothing written).
     """
     console = console or Console()
+    problems = [] if detach or not workers else preflight(config, settings)
+    if problems:  # seconds now instead of after the vLLM start-up; nothing is written
+        print("error: the run cannot start:\n  " + "\n  ".join(problems), file=sys.stderr)
+        return 2, 0
     migrate.upgrade(settings.database_url)
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions.begin() as session:
@@ -84,8 +89,25 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
         return 0, run_id
     if not workers or _all_done(sessions, run_id):  # a finished run: just its table, no vLLM start-up
         return follow(sessions, run_id, console), run_id
-    with strong_model(settings) as ready, in_process_workers(ready, sessions):
-        return follow(sessions, run_id, console), run_id
+    with strong_model(settings) as ready, in_process_workers(ready, sessions, run_id):
+        code = follow(sessions, run_id, console)
+    track_run_metrics(settings, sessions, run_id)
+    return code, run_id
+
+
+def track_run_metrics(settings: Settings, sessions: sessionmaker[Session], run_id: int) -> None:
+    """The run's metrics rows to the tracker (W2S_TRACKING), if one is on."""
+    from sqlalchemy import select
+
+    from service.store.models import Metric
+    from trainers.tracking import make_tracker
+
+    tracker = make_tracker(settings.tracking, settings.tracking_path())
+    with sessions() as session:
+        rows = session.execute(select(Metric.condition, Metric.name, Metric.value)
+                               .where(Metric.run_id == run_id, Metric.value.is_not(None))).all()
+    tracker.log_metrics(run_id, {f"{condition}/{name}": value for condition, name, value in rows})
+    tracker.close()
 
 
 def _all_done(sessions: sessionmaker[Session], run_id: int) -> bool:
@@ -94,20 +116,25 @@ def _all_done(sessions: sessionmaker[Session], run_id: int) -> bool:
 
 
 @contextmanager
-def in_process_workers(settings: Settings, sessions: sessionmaker[Session]) -> Iterator[None]:
-    """Worker threads for every job kind; on exit (Ctrl-C included) they stop and hand back their jobs."""
+def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
+                       run_id: int | None = None) -> Iterator[None]:
+    """Worker threads for every job kind (of run `run_id` only, if given); on exit (Ctrl-C included)
+    they stop and hand back their jobs."""
     from transformers.utils import logging as hf_logging
 
     from trainers.jobs import pipeline_handlers
+    from trainers.tracking import make_tracker
     from trainers.worker import Worker
 
     # Model-loading reports and save progress bars would bury the stage progress.
     hf_logging.set_verbosity_error()
     hf_logging.disable_progress_bar()
     handlers = pipeline_handlers(worker_env(settings))
+    tracker = make_tracker(settings.tracking, settings.tracking_path())
     stop = threading.Event()
     threads = [
-        threading.Thread(target=Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=60.0).run,
+        threading.Thread(target=Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=60.0,
+                                       run_id=run_id, tracker=tracker).run,
                          kwargs={"stop": stop}, daemon=True, name=f"worker-{'+'.join(kinds)}")
         for kinds in WORKER_GROUPS
     ]
@@ -119,6 +146,7 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session]) -> I
         stop.set()
         for thread in threads:
             thread.join(timeout=30)
+        tracker.close()
 
 
 def worker_env(settings: Settings, launch: Launch = Launch()) -> WorkerEnv:
@@ -140,12 +168,21 @@ def follow(sessions: sessionmaker[Session], run_id: int, console: Console, poll_
             for stage in stages:
                 if stage.kind not in bars:
                     bars[stage.kind] = progress.add_task(stage.kind, total=stage.total, note="")
-                note = ", ".join(f"{n} {s}" for s, n in sorted(stage.jobs.items()) if s != "succeeded")
-                progress.update(bars[stage.kind], completed=stage.done, total=stage.total, note=note)
+                progress.update(bars[stage.kind], completed=stage.done, total=stage.total, note=stage_note(stage))
             if status in FINAL:
                 break
             time.sleep(poll_s)
     return print_report(sessions, run_id, console, status, stages)
+
+
+def stage_note(stage: StageProgress) -> str:
+    """Jobs not yet done, the stage's ETA, and the step and loss of its running training jobs."""
+    parts = [f"{n} {status}" for status, n in sorted(stage.jobs.items()) if status != "succeeded"]
+    if stage.eta_s is not None:
+        parts.append(f"ETA {timedelta(seconds=round(stage.eta_s))}")
+    parts += [f"step {job.get('done')}/{job.get('total')} loss {job['loss']:.4f}" for job in stage.running
+              if isinstance(job.get("loss"), int | float)]
+    return ", ".join(parts)
 
 
 def print_report(sessions: sessionmaker[Session], run_id: int, console: Console, status: str, stages: Sequence) -> int:
@@ -191,34 +228,42 @@ def export_command(args: argparse.Namespace, settings: Settings) -> int:
 DEMO_CONFIG = Path(__file__).resolve().parents[1] / "configs" / "demo.yaml"
 
 
-def add_demo_command(commands: argparse._SubParsersAction) -> None:
-    demo = commands.add_parser("demo", help="embedded default: the whole pipeline on SQLite + a local vLLM + tiny models")
-    demo.add_argument("--config", type=Path, default=DEMO_CONFIG, help="run config (default: configs/demo.yaml)")
-    demo.add_argument("--task", help="override the config's task (e.g. sciq)")
-    demo.add_argument("--data-dir", help="override the config's data_dir (e.g. ../shared/data/sciq)")
-    demo.set_defaults(func=demo_command)
-
-
 def demo_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        config = load_run_config(args.config)
-        overrides = {key: value for key, value in (("task", args.task), ("data_dir", args.data_dir)) if value}
-        if overrides:
-            config = parse_run_config({**config.model_dump(mode="json"), **overrides})
+        config = load_run_config(args.config or DEMO_CONFIG, data_dir=args.data_dir)
+        if args.task:
+            config = parse_run_config({**config.model_dump(mode="json"), "task": args.task})
     except RunConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     console = Console()
     started = time.monotonic()
     code, run_id = execute(config, settings, console=console)
+    if not run_id:
+        return code
     print(f"\ndemo finished in {time.monotonic() - started:.0f}s. Everything is in the database and on disk:")
-    database = masked_url(settings.database_url).removeprefix("sqlite:///")
-    print(f"  report:  {settings.artifacts_dir / 'runs' / str(run_id)}/report.md, pgr.png")
-    print(f"  SQL:     sqlite3 {database} \"SELECT condition, name, round(value, 3) FROM metrics "
-          f"WHERE run_id = {run_id} AND split = 'test' ORDER BY condition, name\"")
-    print(f"           sqlite3 {database} \"SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) FROM turns t "
-          f"JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6\"")
-    print(f"  API:     .venv/bin/w2s serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown")
-    print(f"  browser: .venv/bin/w2s serve   then open   http://localhost:8000/ui/runs/{run_id}")
-    print("  again:   .venv/bin/w2s demo   (same config: resumes/reuses the run instead of redoing it)")
+    for line in demo_hints(settings, run_id):
+        print(line)
     return code
+
+
+def demo_hints(settings: Settings, run_id: int) -> list[str]:
+    """Commands to look at the run that work from any directory: absolute paths, only files that exist."""
+    w2s = Path(sys.executable).parent / "w2s"
+    env = f"W2S_DATABASE_URL={masked_url(settings.database_url)}"
+    database = settings.database_url.removeprefix("sqlite:///")
+    if database != settings.database_url:
+        database = str(Path(database).resolve())
+        env = f"W2S_DATABASE_URL=sqlite:///{database}"
+    run_dir = (settings.artifacts_dir / "runs" / str(run_id)).resolve()
+    reports = [str(run_dir / name) for name in ("report.md", "report.json", "pgr.png") if (run_dir / name).is_file()]
+    lines = [f"  report:  {', '.join(reports)}"] if reports else [f"  report:  none yet ({env} {w2s} report {run_id})"]
+    if database != settings.database_url:
+        lines += [f"  SQL:     sqlite3 {database} \"SELECT condition, name, round(value, 3) FROM metrics "
+                  f"WHERE run_id = {run_id} AND split = 'test' ORDER BY condition, name\"",
+                  f"           sqlite3 {database} \"SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) "
+                  f"FROM turns t JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6\""]
+    lines += [f"  API:     {env} {w2s} serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown",
+              f"  browser: {env} {w2s} serve   then open   http://localhost:8000/ui/runs/{run_id}",
+              f"  again:   {w2s} demo   (in {Path.cwd()}: same config, resumes/reuses the run instead of redoing it)"]
+    return lines

@@ -4,7 +4,7 @@ Built by entry points (CLI, app factory, workers) and passed down; never at impo
 """
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -37,6 +37,13 @@ class Settings(BaseSettings):
     max_upload_bytes: int = Field(
         100 * 1024 * 1024, gt=0,
         description="Largest training file POST /v1/files accepts (bytes); files go to `artifacts_dir/files`.",
+    )
+    tracking: Literal["none", "tensorboard"] = Field(
+        "none", description="Experiment tracking: none (default), or tensorboard: event files of every training job's "
+        "curves and each `w2s run`'s metrics under `tracking_dir`.",
+    )
+    tracking_dir: Path | None = Field(
+        None, description="Where tracking writes (TensorBoard --logdir). Empty: `artifacts_dir/tensorboard`.",
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -73,7 +80,7 @@ class Settings(BaseSettings):
         10.0, ge=0, description="How long /healthz reuses its last strong-model check (no completion per call).",
     )
 
-    @field_validator("strong_model_path", mode="before")
+    @field_validator("strong_model_path", "tracking_dir", mode="before")
     @classmethod
     def _empty_path_is_unset(cls, value: object) -> object:
         """`W2S_STRONG_MODEL_PATH=` means the default, not the current directory."""
@@ -91,6 +98,8 @@ class Settings(BaseSettings):
 
     def allowed_model_roots(self) -> list[Path]:
         return [root.resolve() for root in self.model_roots or [self.artifacts_dir / "models"]]
+    def tracking_path(self) -> Path:
+        return self.tracking_dir or self.artifacts_dir / "tensorboard"
 
     def strong_checkpoint(self) -> Path:
         """The checkpoint a local vLLM serves (explicit, or the testbed's strong model)."""

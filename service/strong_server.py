@@ -31,10 +31,14 @@ def strong_model(settings: Settings) -> Iterator[Settings]:
     print(f"starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores; log: {log_path})", flush=True)
     with start_local_vllm(checkpoint, served_name=settings.strong_model, port=settings.vllm_port, log_path=log_path,
                           enable_lora=True, max_model_len=settings.vllm_max_model_len,
-                          timeout_s=settings.vllm_start_timeout_s) as server:
+                          timeout_s=settings.vllm_start_timeout_s, on_wait=_report_start_up) as server:
         print(f"vLLM ready at {server.base_url} serving {settings.strong_model!r}", flush=True)
         _republish_after_start(settings, server.base_url)
         yield settings.model_copy(update={"vllm_base_url": server.base_url})
+
+
+def _report_start_up(elapsed_s: float, last_log_line: str) -> None:
+    print(f"  vLLM starting ({elapsed_s:.0f}s): {last_log_line[-150:] or 'no log output yet'}", flush=True)
 
 
 def republish_versions(settings: Settings, base_url: str) -> list[str]:

@@ -37,6 +37,7 @@ from service.store.jobs import (
     reap_expired,
     release_job,
 )
+from trainers.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +70,7 @@ class JobContext:
     lost_reason: str = ""
     cancelled: bool = False
     stopping: threading.Event = field(default_factory=threading.Event)
+    tracker: Tracker = field(default_factory=NullTracker)
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -79,6 +81,7 @@ class JobContext:
         elapsed = time.monotonic() - self.started
         eta = elapsed / done * (total - done) if done else None
         self.progress = {"done": done, "total": total, "eta_s": eta, **extra}
+        self.tracker.log_progress(self.job, self.progress)
 
     def check(self) -> None:
         """Raise JobLeaseLost if the job was cancelled or re-queued under us."""
@@ -121,6 +124,8 @@ class Worker:
         heartbeat_s: float | None = None,
         poll_s: float = 0.2,
         retry_backoff_s: float = 5.0,
+        run_id: int | None = None,
+        tracker: Tracker | None = None,
     ) -> None:
         if not handlers:
             raise ValueError("a worker needs at least one job kind to serve")
@@ -132,6 +137,8 @@ class Worker:
         self.heartbeat_s = heartbeat_s or lease_s / 3
         self.poll_s = poll_s
         self.retry_backoff_s = retry_backoff_s
+        self.run_id = run_id  # claim only this run's jobs (None: any job of our kinds)
+        self.tracker = tracker or NullTracker()  # training curves to TensorBoard, if tracking is on
         self._last_reap = 0.0
         self._stop = threading.Event()
 
@@ -157,7 +164,7 @@ class Worker:
         job = self._claim()
         if job is None:
             return False
-        ctx = JobContext(job, self.sessions, stopping=self._stop)
+        ctx = JobContext(job, self.sessions, stopping=self._stop, tracker=self.tracker)
         ctx.event(f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
                   attempt=job.attempt, max_attempts=job.max_attempts, worker=self.owner)
         beat_stop = threading.Event()
@@ -179,7 +186,7 @@ class Worker:
             if time.monotonic() - self._last_reap > min(self.lease_s / 4, 5.0):
                 self._last_reap = time.monotonic()
                 reap_expired(session)
-            return claim_job(session, self.kinds, self.owner, self.lease_s)
+            return claim_job(session, self.kinds, self.owner, self.lease_s, self.run_id)
 
     def _execute(self, ctx: JobContext) -> None:
         job = ctx.job

@@ -29,6 +29,10 @@ def get_db(request: Request) -> Iterator[Session]:
 
 
 def get_client(request: Request) -> StrongModelClient:
+    """The strong model's client; 503 when this server runs without one (W2S_VLLM_BASE_URL empty)."""
+    if request.app.state.client is None:
+        raise HTTPException(503, "no strong model: this server answers read-only requests; set W2S_VLLM_BASE_URL "
+                                 "(or start it with `w2s serve --start-vllm`) to run debates")
     return request.app.state.client
 
 

@@ -25,12 +25,16 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
-        app.state.client = StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
-        app.state.readiness = health.StrongModelReadiness(app.state.client, settings.strong_model,
-                                                         settings.health_cache_s)
+        # No strong model configured: stored runs, reports and debates are still served (read-only).
+        app.state.client = (StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
+                            if settings.vllm_base_url else None)
+        app.state.readiness = (health.StrongModelReadiness(app.state.client, settings.strong_model,
+                                                           settings.health_cache_s) if app.state.client else None)
         app.state.metrics = metrics
+        metrics.watch(app.state.sessions)
         yield
-        await app.state.client.aclose()
+        if app.state.client is not None:
+            await app.state.client.aclose()
         engine.dispose()
 
     metrics = ApiMetrics()

@@ -98,8 +98,10 @@ def _job_by_key(session: Session, key: str) -> Job | None:
     return session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
 
 
-def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float) -> ClaimedJob | None:
-    """Take the next claimable job of one of `kinds`: queued, due, all dependencies succeeded."""
+def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float,
+              run_id: int | None = None) -> ClaimedJob | None:
+    """Take the next claimable job of one of `kinds` (of run `run_id` only, if given): queued, due,
+    all dependencies succeeded."""
     now = utcnow()
     parent = aliased(Job)
     pending_parent = (
@@ -115,6 +117,8 @@ def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float
         .order_by(Job.priority.desc(), Job.id)
         .limit(1)
     )
+    if run_id is not None:
+        query = query.where(Job.run_id == run_id)
     if is_postgres(session):
         query = query.with_for_update(skip_locked=True, of=Job)
     job_id = session.scalar(query)

@@ -2,7 +2,7 @@
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy import func, select
@@ -79,6 +79,7 @@ class StageProgress:
     total: int
     eta_s: float | None
     errors: list[str]
+    running: list[dict] = field(default_factory=list)  # the progress of each running job (step, loss, ...)
 
 
 def run_stages(session: Session, run_id: int, kinds: tuple[str, ...]) -> list[StageProgress]:
@@ -104,7 +105,8 @@ def run_stages(session: Session, run_id: int, kinds: tuple[str, ...]) -> list[St
             if job.status == "running" and progress.get("eta_s") is not None:
                 etas.append(float(progress["eta_s"]))
         errors = [job.error.splitlines()[0] for job in mine if job.status == "failed" and job.error]
-        stages.append(StageProgress(kind, counts, done, total, max(etas) if etas else None, errors))
+        running = [job.progress for job in mine if job.status == "running" and job.progress]
+        stages.append(StageProgress(kind, counts, done, total, max(etas) if etas else None, errors, running))
     return stages
 
 

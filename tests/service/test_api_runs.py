@@ -52,3 +52,14 @@ def test_create_resubmit_cancel_and_retry(api: str) -> None:
     assert httpx.get(f"{api}/v1/runs/{run['id']}/report.png").status_code == 404  # no report job yet
     report = httpx.get(f"{api}/v1/runs/{run['id']}/report", params={"format": "markdown"})
     assert report.status_code == 200 and "Run" in report.text
+
+
+def test_without_a_strong_model_reads_work_and_debates_answer_503(database_url: str, tmp_path: Path) -> None:
+    upgrade(database_url)
+    settings = Settings(database_url=database_url, vllm_base_url="", artifacts_dir=tmp_path)
+    with running_api(settings) as url:
+        assert httpx.post(f"{url}/v1/runs", json=CONFIG).status_code == 201
+        assert httpx.get(f"{url}/v1/runs").status_code == 200
+        assert httpx.get(f"{url}/v1/debates").status_code == 200
+        debate = httpx.post(f"{url}/v1/debates", json={"question": "Is ice cold?", "candidate_answer": "Yes"})
+        assert debate.status_code == 503 and "W2S_VLLM_BASE_URL" in debate.json()["error"]["message"]

@@ -1,9 +1,14 @@
 """The `w2s` console script, run as a user would: a subprocess with W2S_* in the environment."""
 
+import argparse
 import itertools
 import os
+import resource
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -11,6 +16,8 @@ import yaml
 from sqlalchemy import inspect
 from sqlalchemy.engine import make_url
 
+from service.cli import _parser
+from service.settings import Settings
 from service.store import make_engine
 from tests.service.test_migrations import DESIGN_TABLES
 from tests.support.postgres import create_database, drop_database
@@ -31,10 +38,61 @@ def test_db_upgrade_creates_every_table_and_downgrade_drops_them(database_url: s
     engine.dispose()
     current = _w2s("db", "current", cwd=tmp_path, W2S_DATABASE_URL=database_url)
     assert "(head)" in current.stdout
-    assert _w2s("db", "downgrade", cwd=tmp_path, W2S_DATABASE_URL=database_url).returncode == 0
+    refused = _w2s("db", "downgrade", cwd=tmp_path, W2S_DATABASE_URL=database_url)
+    assert refused.returncode == 2 and "--yes" in refused.stderr and "Traceback" not in refused.stderr
+    engine = make_engine(database_url)
+    assert "runs" in inspect(engine).get_table_names()
+    engine.dispose()
+    assert _w2s("db", "downgrade", "--yes", cwd=tmp_path, W2S_DATABASE_URL=database_url).returncode == 0
     engine = make_engine(database_url)
     assert set(inspect(engine).get_table_names()) == {"alembic_version"}
     engine.dispose()
+
+
+def test_help_is_fast_lists_the_environment_and_the_version(tmp_path: Path) -> None:
+    """Under 1 s on an idle machine (about 0.2 s of CPU); measured as the child's CPU time, which
+    other work on a shared machine does not inflate (loading torch alone costs seconds)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    result = _w2s("--help", cwd=tmp_path)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu_s = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
+    assert result.returncode == 0
+    assert cpu_s < 0.8, f"w2s --help took {cpu_s:.2f} s of CPU"
+    assert all(f"W2S_{name.upper()}" in result.stdout for name in Settings.model_fields)
+    assert _w2s("--version", cwd=tmp_path).stdout.strip() == f"w2s {version('debate-w2s')}"
+
+
+def test_importing_the_cli_loads_no_torch_sqlalchemy_or_pipeline() -> None:
+    code = ("import sys, service.cli; heavy = {'torch', 'transformers', 'sqlalchemy', 'alembic', 'trainers.pipeline'}; "
+            "print(sorted(heavy & set(sys.modules)))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
+    assert loaded.stdout.strip() == "[]"
+
+
+def _every_action(parser: argparse.ArgumentParser, path: str = "w2s") -> Iterator[tuple[str, argparse.Action]]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for name, sub in action.choices.items():
+                yield from _every_action(sub, f"{path} {name}")
+        else:
+            yield path, action
+
+
+def test_every_option_and_argument_has_help() -> None:
+    missing = [f"{path} {action.dest}" for path, action in _every_action(_parser()) if not action.help]
+    assert missing == []
+
+
+@pytest.mark.parametrize(("args", "env", "message"), [
+    (("db", "current"), {"W2S_DATABASE_URL": "nope"}, "W2S_DATABASE_URL: Could not parse"),
+    (("db", "upgrade", "--revision", "nope"), {}, "Can't locate revision identified by 'nope'"),
+    (("db", "current"), {"W2S_VLLM_MAX_MODEL_LEN": "many"}, "W2S_VLLM_MAX_MODEL_LEN: Input should be a valid integer"),
+], ids=["bad_url", "bad_revision", "bad_setting"])
+def test_user_errors_are_one_line_without_traceback(tmp_path: Path, args: tuple[str, ...], env: dict,
+                                                     message: str) -> None:
+    result = _w2s(*args, cwd=tmp_path, **{"W2S_DATABASE_URL": f"sqlite:///{tmp_path / 'w2s.db'}", **env})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr, result.stderr
 
 
 def test_default_database_is_a_sqlite_file_in_the_working_directory(tmp_path: Path) -> None:
@@ -130,7 +188,7 @@ def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tin
         turns = conn.exec_driver_sql("SELECT count(*) FROM turns JOIN debates ON debates.id = turns.debate_id").scalar()
     assert {f"s0/weak:{c}" for c in config["conditions"]} | {"s0/ceiling"} <= conditions
     assert turns > 0
-    assert "sqlite3 w2s.db" in result.stdout
+    assert f"sqlite3 {tmp_path / 'w2s.db'}" in result.stdout
 
 
 @pytest.mark.vllm
@@ -166,3 +224,47 @@ def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path
         server.send_signal(signal.SIGTERM)
         output, _ = server.communicate(timeout=60)
     assert server.returncode == 0, output
+
+
+def test_run_checks_its_data_before_starting_vllm(tmp_path: Path) -> None:
+    config = {"task": "sciq", "data_dir": "../data/sciq", "splits": {"weak_train": 4, "strong_train": 4, "test": 4},
+              "conditions": ["no_debate"]}
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "sciq.yaml").write_text(yaml.safe_dump(config))
+    started = time.monotonic()
+    result = _w2s("run", "configs/sciq.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL="",
+                  W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}", W2S_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert f"no *.jsonl files in {tmp_path / 'data' / 'sciq'}" in result.stderr  # resolved from the config's dir
+    assert "vLLM" not in result.stdout + result.stderr and "Traceback" not in result.stderr
+    assert not (tmp_path / "w2s.db").exists()  # nothing written either
+    assert time.monotonic() - started < 30
+
+
+def test_serve_without_a_strong_model_answers_reads_at_once(tmp_path: Path) -> None:
+    import signal
+
+    import httpx
+
+    from service.local_vllm import find_free_port
+
+    port = find_free_port()
+    env = {**os.environ, "W2S_VLLM_BASE_URL": "", "W2S_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
+    server = subprocess.Popen([W2S, "serve", "--port", str(port)], cwd=tmp_path, env=env,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                runs = httpx.get(f"http://127.0.0.1:{port}/v1/runs", timeout=5)
+                break
+            except httpx.TransportError:
+                assert server.poll() is None and time.monotonic() < deadline, "w2s serve did not come up"
+                time.sleep(0.2)
+        assert runs.status_code == 200
+        debate = httpx.post(f"http://127.0.0.1:{port}/v1/debates", json={"question": "q?", "candidate_answer": "a"})
+        assert debate.status_code == 503
+    finally:
+        server.send_signal(signal.SIGTERM)
+        output, _ = server.communicate(timeout=60)
+    assert "read-only" in output and "starting a local vLLM" not in output

@@ -3,7 +3,7 @@ import time
 import pytest
 from sqlalchemy import select, update
 
-from service.store import Job
+from service.store import Job, Run
 from service.store.jobs import (
     JobCancelled,
     JobError,
@@ -190,3 +190,17 @@ def test_worker_exit_when_idle_waits_while_a_job_runs_elsewhere(sessions) -> Non
     worker = Worker(sessions, {"noop": lambda ctx: ran.append(ctx.job.id)}, lease_s=5, poll_s=0.1)
     assert worker.run(exit_when_idle=True) == 1  # waited for the lease to expire, then took it
     assert ran == [job_id] and _job(sessions, job_id).status == "succeeded"
+
+
+def test_a_worker_of_one_run_claims_only_that_runs_jobs(sessions) -> None:
+    with sessions.begin() as session:
+        runs = [Run(config={}, config_hash=str(n) * 64) for n in (1, 2)]
+        session.add_all(runs)
+        session.flush()
+        mine, theirs = (run.id for run in runs)
+    other = _enqueue(sessions, "noop", run_id=theirs, priority=10)
+    own = _enqueue(sessions, "noop", run_id=mine)
+    with sessions.begin() as session:
+        assert claim_job(session, ("noop",), "w1", 60.0, run_id=mine).id == own
+        assert claim_job(session, ("noop",), "w1", 60.0, run_id=mine) is None
+    assert _claim(sessions).id == other  # without a run: any job

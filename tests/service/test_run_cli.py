@@ -3,12 +3,14 @@
 import argparse
 import io
 import json
+from pathlib import Path
 
 import pytest
 from rich.console import Console
 
-from service.run_cli import print_report, report_command
+from service.run_cli import demo_hints, print_report, report_command, stage_note
 from service.settings import Settings
+from service.store.runs import StageProgress
 from tests.trainers.test_report import seed_run
 
 
@@ -35,3 +37,21 @@ def test_report_command_prints_markdown_and_json(migrated_url: str, sessions, ca
     assert rows["consultancy:xent"]["pgr"] is None
     pgr = rows["no_debate:xent"]["pgr"]
     assert pgr["low"] < pgr["value"] < pgr["high"] and pgr["value"] == pytest.approx(0.5)
+
+
+def test_stage_note_shows_eta_and_the_step_and_loss_of_running_training_jobs() -> None:
+    stage = StageProgress("strong", {"running": 1, "queued": 2, "succeeded": 3}, 10, 40, 75.4, [],
+                          [{"done": 12, "total": 40, "eta_s": 75.4, "loss": 0.31234}, {"done": 0, "total": 1}])
+    assert stage_note(stage) == "2 queued, 1 running, ETA 0:01:15, step 12/40 loss 0.3123"
+
+
+def test_demo_hints_use_absolute_paths_and_name_only_reports_that_exist(tmp_path: Path,
+                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    settings = Settings(database_url="sqlite:///w2s.db", artifacts_dir=Path("artifacts"))
+    (tmp_path / "artifacts" / "runs" / "3").mkdir(parents=True)
+    (tmp_path / "artifacts" / "runs" / "3" / "report.md").write_text("| table |")
+    text = "\n".join(demo_hints(settings, 3))
+    assert str(tmp_path / "artifacts" / "runs" / "3" / "report.md") in text
+    assert "pgr.png" not in text and "report.json" not in text
+    assert f"sqlite3 {tmp_path / 'w2s.db'} " in text and f"W2S_DATABASE_URL=sqlite:///{tmp_path / 'w2s.db'} " in text

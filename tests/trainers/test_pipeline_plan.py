@@ -209,3 +209,13 @@ def test_seeds_are_part_of_the_hash_and_the_same_seeds_reuse_the_run(sessions: s
         again, created = submit_run(session, parse_run_config({**SMALL, "seeds": [0, 1, 2]}), strong_model="strong")
         assert not created and again.id == first.id
         assert {key: job.id for key, job in _jobs(session, again.id).items()} == before
+
+
+def test_data_dir_is_relative_to_the_config_file_or_given(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "configs").mkdir()
+    (tmp_path / "configs" / "run.yaml").write_text("task: sciq\ndata_dir: ../data/sciq\n")
+    monkeypatch.chdir(tmp_path / "configs")  # anywhere but the clone's root
+    assert load_run_config(Path("run.yaml")).data_dir == str(tmp_path / "data" / "sciq")
+    monkeypatch.chdir(tmp_path)
+    given = load_run_config(Path("configs/run.yaml"), data_dir="elsewhere")
+    assert given.data_dir == str(tmp_path / "elsewhere")

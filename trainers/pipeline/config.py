@@ -254,8 +254,13 @@ def format_validation_error(exc: ValidationError) -> str:
     return "invalid run config:\n  " + "\n  ".join(lines)
 
 
-def load_run_config(path: Path) -> RunConfig:
-    """Read and validate a YAML (or JSON) run config file."""
+def load_run_config(path: Path, *, data_dir: str | None = None) -> RunConfig:
+    """Read and validate a YAML (or JSON) run config file.
+
+    A relative `data_dir` in the file is relative to the file's directory (so a config works from
+    any working directory); `data_dir`, given, replaces the file's (e.g. `--data-dir`, relative to
+    the working directory).
+    """
     try:
         data = yaml.safe_load(Path(path).read_text())
     except OSError as exc:
@@ -264,4 +269,8 @@ def load_run_config(path: Path) -> RunConfig:
         raise RunConfigError(f"{path} is not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise RunConfigError(f"{path} must hold a mapping of config fields, got {type(data).__name__}")
+    if data_dir is not None:
+        data["data_dir"] = str(Path(data_dir).resolve())
+    elif isinstance(data.get("data_dir"), str):
+        data["data_dir"] = str((Path(path).parent / data["data_dir"]).resolve())
     return parse_run_config(data)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.losses import make_loss
+from trainers.strong.launch import SHARDINGS
 from trainers.training import (
     ClassifierInput,
     LoraSettings,
@@ -31,9 +32,6 @@ from trainers.training import (
     train_classifier,
     weight_dtype,
 )
-
-
-SHARDINGS = ("ddp", "fsdp")
 
 
 @dataclass(frozen=True)

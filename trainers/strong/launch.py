@@ -32,11 +32,15 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from trainers.atomic_files import write_text_atomic
-from trainers.strong.fit import SHARDINGS, FitOutcome, FitSpec, fit
-from trainers.training import StepInfo
 
+if TYPE_CHECKING:  # torch-heavy; imported where used, so `w2s --help` and the API's planning stay light
+    from trainers.strong.fit import FitOutcome, FitSpec
+    from trainers.training import StepInfo
+
+SHARDINGS = ("ddp", "fsdp")
 SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jsonl", "outcome.json", "torchrun.log"
 
 
@@ -92,6 +96,8 @@ def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: C
     and the error propagates. A rank failure raises `LaunchFailed`. `tag` (job and attempt) goes
     into `launch.json`, which tells the other nodes' followers which launch this is.
     """
+    from trainers.strong.fit import FitOutcome
+
     work_dir.mkdir(parents=True, exist_ok=True)
     for name in (PROGRESS, OUTCOME):
         (work_dir / name).unlink(missing_ok=True)
@@ -190,6 +196,8 @@ class _ProgressLines:
         self.path, self.offset = path, 0
 
     def new(self) -> list[StepInfo]:
+        from trainers.training import StepInfo
+
         try:
             with self.path.open("rb") as stream:
                 stream.seek(self.offset)
@@ -205,6 +213,7 @@ def _rank_main(work_dir: Path) -> None:
     """One rank: train; rank 0 logs every step to progress.jsonl and writes outcome.json."""
     import torch
 
+    from trainers.strong.fit import FitSpec, fit
     from trainers.training import init_distributed
 
     ranks = init_distributed()

@@ -1,7 +1,7 @@
 """Binary-classification tasks (Burns et al. 2023): load, split and format examples.
 
     from trainers.tasks import load_examples, split_examples, format_example
-    examples = load_examples("sciq", data_dir=Path("/work/shared/data/sciq"), seed=0)
+    examples = load_examples("sciq", data_dir=Path("data/sciq"), seed=0)
     sizes = {"weak_train": 500, "strong_train": 500, "test": 200}
     splits = split_examples(examples, sizes=sizes, seed=0)
 

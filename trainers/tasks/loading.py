@@ -57,7 +57,7 @@ def local_rows(data_dir: Path, task: str) -> Iterator[SourceRow]:
     if not files:
         raise TaskDataError(
             f"{task}: no *.jsonl files in {data_dir}; --data-dir must be a directory of JSONL "
-            "files in the dataset's original fields (e.g. /work/shared/data/sciq)"
+            "files in the dataset's original fields (see docs/DATA.md)"
         )
     return _jsonl_rows(files)
 

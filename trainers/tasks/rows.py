@@ -178,7 +178,7 @@ def convert_rows(task: str, rows: Iterable[SourceRow], seed: int) -> Iterator[Ta
         except KeyError as exc:
             raise TaskDataError(
                 f"{task} row {source_id} has no field {exc}; the data must keep the dataset's "
-                f"original fields (see /work/shared/data/SOURCES.md)"
+                f"original fields (see docs/DATA.md)"
             ) from exc
         except (TypeError, ValueError, AttributeError) as exc:
             raise TaskDataError(f"{task} row {source_id} is malformed: {exc}") from exc
