@@ -167,6 +167,7 @@ def test_strong_up_listens_on_the_port_asked_for(tiny_model_dir: Path, tmp_path:
 
 @pytest.mark.vllm
 @pytest.mark.slow
+@pytest.mark.usefixtures("testbed_artifacts")  # the demo's default weak model, pretrained once per session
 def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tiny_model_dir: Path,  # noqa: ANN001
                                                                  tmp_path: Path) -> None:
     """`w2s demo` (with the shipped demo config cut to toy sizes) as the README's main command runs it."""
