@@ -19,13 +19,11 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-
-from service.settings import Settings
-from service.store import make_engine
 from service import run_cli
+from service.settings import Settings
+from service.store import make_engine, migrate
 from service.strong_server import republish_versions, strong_model
-from service.store import migrate
-from trainers.pipeline.plan import JOB_KINDS
+from trainers.jobs.payloads import JOB_KINDS
 from trainers.strong.launch import Launch
 
 
@@ -134,14 +132,14 @@ def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
-    from trainers.strong.publish import PublishError
+    from trainers.strong.publish import PUBLISH_FAILURES
 
     if not settings.vllm_base_url:
         print("error: set W2S_VLLM_BASE_URL to the vLLM to reload the adapters into", file=sys.stderr)
         return 2
     try:
         loaded = republish_versions(settings, settings.vllm_base_url)
-    except PublishError as exc:
+    except PUBLISH_FAILURES as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"republished {len(loaded)} version(s){': ' + ', '.join(loaded) if loaded else ' (vLLM had them all)'}")

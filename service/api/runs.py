@@ -11,10 +11,12 @@ from pydantic import BaseModel
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, SettingsDep, require_api_key
-from service.store.jobs import JobError, retry_job
+from service.store.errors import JobError
+from service.store.jobs import retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
-from trainers.pipeline import JOB_KINDS, RunConfig, submit_run
+from trainers.jobs.payloads import JOB_KINDS
+from trainers.pipeline import RunConfig, submit_run
 from trainers.pipeline.budgets import ingest_notes
 from trainers.report import build_report, report_json, report_markdown
 

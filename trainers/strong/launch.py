@@ -34,14 +34,11 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 
 from trainers.atomic_files import write_text_atomic
+from trainers.errors import LaunchFailed
 from trainers.strong.fit import SHARDINGS, FitOutcome, FitSpec, fit
 from trainers.training import StepInfo
 
 SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jsonl", "outcome.json", "torchrun.log"
-
-
-class LaunchFailed(RuntimeError):
-    """The torchrun ranks exited with an error; the message ends with their log's last lines."""
 
 
 @dataclass(frozen=True)
