@@ -26,7 +26,9 @@ class ProtocolParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field("generic", description="Task framing, e.g. science_question, passage_question, dialogue_comparison, review, safety, legal_clause, generic (or a task name such as sciq).")
+    task: str = Field("generic", description="Task framing, e.g. science_question, passage_question, "
+                                             "dialogue_comparison, review, safety, legal_clause, generic "
+                                             "(or a task name such as sciq).")
     protocol: Literal["debate", "consultancy", "market_making"] = "debate"
     order: Literal["sequential", "simultaneous"] = "sequential"
     turns: int = Field(3, ge=1, le=20)
