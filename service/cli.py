@@ -270,13 +270,13 @@ def _strong_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
     from service.strong_server import republish_versions
-    from trainers.strong.publish import PublishError
+    from trainers.strong.publish import PUBLISH_FAILURES
 
     if not settings.vllm_base_url:
         raise UserError("set W2S_VLLM_BASE_URL to the vLLM to reload the adapters into")
     try:
         loaded = republish_versions(settings, settings.vllm_base_url)
-    except PublishError as exc:
+    except PUBLISH_FAILURES as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print(f"republished {len(loaded)} version(s){': ' + ', '.join(loaded) if loaded else ' (vLLM had them all)'}")
@@ -314,7 +314,7 @@ def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0
                  max_in_flight: int = 64, launch: Launch | None = None, run_id: int | None = None):
     from service.run_cli import worker_env
     from trainers.jobs import pipeline_handlers
-    from trainers.pipeline import JOB_KINDS
+    from trainers.jobs.payloads import JOB_KINDS
     from trainers.strong.launch import Launch
     from trainers.tracking import make_tracker
     from trainers.worker import Worker

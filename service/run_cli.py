@@ -24,12 +24,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.settings import Settings
-from service.strong_server import strong_model
 from service.store import Run, make_engine, make_session_factory, migrate
 from service.store.db import masked_url
 from service.store.runs import StageProgress, refresh_run, run_stages
-from trainers.jobs import WorkerEnv
-from trainers.pipeline import JOB_KINDS, RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
+from service.strong_server import strong_model
+from trainers.jobs.env import WorkerEnv
+from trainers.jobs.payloads import JOB_KINDS
+from trainers.pipeline import RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
 from trainers.strong.launch import Launch
 
 # In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps

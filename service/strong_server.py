@@ -64,11 +64,11 @@ def republish_versions(settings: Settings, base_url: str) -> list[str]:
 
 def _republish_after_start(settings: Settings, base_url: str) -> None:
     """A fresh local vLLM: put back the adapters published before; a failure is a warning, not fatal."""
-    from trainers.strong.publish import PublishError
+    from trainers.strong.publish import PUBLISH_FAILURES
 
     try:
         loaded = republish_versions(settings, base_url)
-    except PublishError as exc:
+    except PUBLISH_FAILURES as exc:
         print(f"warning: could not republish every finetuned version: {exc}", file=sys.stderr, flush=True)
         return
     if loaded:

@@ -2,8 +2,11 @@
 
 * `debate` imports neither `service` nor `trainers`.
 * `trainers` may import `debate` and `service.store`, nothing else of `service`.
-* `service.store` must not import FastAPI (directly or through another project module).
+* `service.store` imports nothing of `trainers`, must not import FastAPI (directly or through another
+  project module), and knows no job kind: it never compares `kind` with, or enqueues, a literal kind
+  (every kind's payload and handler live in `trainers.jobs`).
 * nothing outside `service.api` imports `service.api`.
+* what the API needs of `trainers` to enqueue and describe jobs loads neither torch nor transformers.
 """
 
 import ast
@@ -69,6 +72,8 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
                 found.append(f"{module} imports {name}: trainers may use only service.store of service")
             if _within(name, "service.api") and not _within(module, "service.api"):
                 found.append(f"{module} imports {name}: nothing outside service.api imports it")
+            if _within(module, "service.store") and _within(name, "trainers"):
+                found.append(f"{module} imports {name}: service.store must not import trainers")
         if _within(module, "service.store"):
             for name in sorted(_reachable(graph, module)):
                 if _within(name, "fastapi") or _within(name, "starlette"):
@@ -76,8 +81,28 @@ def violations(graph: dict[str, set[str]]) -> list[str]:
     return found
 
 
+def job_kind_literals(path: Path) -> list[str]:
+    """`x.kind == "debate"` comparisons and `enqueue_job(session, "debate", ...)` calls in one module."""
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "kind":
+            found += [f"{path.name}:{node.lineno}" for other in node.comparators
+                      if isinstance(other, ast.Constant) and isinstance(other.value, str)]
+        if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "enqueue_job"
+                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+            found.append(f"{path.name}:{node.lineno}")
+    return found
+
+
 def test_project_follows_the_import_rules() -> None:
     assert violations(import_graph(REPO)) == []
+
+
+def test_the_store_knows_no_job_kind(tmp_path: Path) -> None:
+    assert [hit for path in sorted((REPO / "service" / "store").rglob("*.py")) for hit in job_kind_literals(path)] == []
+    planted = tmp_path / "jobs.py"
+    planted.write_text("def f(s, Job):\n    enqueue_job(s, 'strong', {})\n    return Job.kind == 'debate'\n")
+    assert job_kind_literals(planted) == ["jobs.py:2", "jobs.py:3"]
 
 
 def test_checker_catches_each_forbidden_import() -> None:
@@ -86,6 +111,7 @@ def test_checker_catches_each_forbidden_import() -> None:
         "trainers.y": {"service.settings", "service.store.jobs", "debate.z"},
         "service.cli": {"service.api.app"},
         "service.store.a": {"service.helpers"},
+        "service.store.b": {"trainers.jobs.payloads"},
         "service.helpers": {"fastapi"},
     }
     found = "\n".join(violations(graph))
@@ -93,6 +119,7 @@ def test_checker_catches_each_forbidden_import() -> None:
     assert "trainers.y imports service.settings" in found and "service.store.jobs" not in found
     assert "service.cli imports service.api.app" in found
     assert "service.store.a reaches fastapi" in found
+    assert "service.store.b imports trainers.jobs.payloads" in found
 
 
 def test_relative_imports_are_resolved(tmp_path: Path) -> None:
@@ -103,6 +130,16 @@ def test_relative_imports_are_resolved(tmp_path: Path) -> None:
 
 
 def test_importing_the_store_loads_no_web_framework() -> None:
-    code = "import sys, service.store, service.store.jobs; print(sorted(m for m in sys.modules if m.split('.')[0] in ('fastapi', 'starlette')))"
+    assert _loaded_after("service.store, service.store.jobs", ("fastapi", "starlette")) == "[]"
+
+
+def test_enqueueing_and_describing_jobs_loads_no_torch() -> None:
+    assert _loaded_after("trainers.jobs.payloads, trainers.pipeline, trainers.hyperparameters",
+                         ("torch", "transformers")) == "[]"
+
+
+def _loaded_after(modules: str, roots: tuple[str, ...]) -> str:
+    """The modules under `roots` a fresh interpreter has loaded after importing `modules`."""
+    code = f"import sys, {modules}; print(sorted(m for m in sys.modules if m.split('.')[0] in {roots!r}))"
     out = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
+    return out.stdout.strip()

@@ -23,13 +23,13 @@ towards them, never the targets towards the student.
 
 from __future__ import annotations
 
-import dataclasses
 import math
-from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
 import torch.nn.functional as F
+
+from trainers.hyperparameters import LogconfSettings, ProductSettings
 
 LOSS_NAMES = ("xent", "logconf", "product")
 # Floor on probabilities before taking logs: a 0/1 ground-truth label would give log(0).
@@ -72,26 +72,15 @@ def harden_like(strong_dist: torch.Tensor, weak_targets: torch.Tensor) -> torch.
     return (negative < threshold).to(strong_dist.dtype)
 
 
-@dataclass(frozen=True)
-class LogConf:
+class LogConf(LogconfSettings):
     """Burns et al.'s auxiliary confidence loss, with a continuous warm-up of its weight α.
 
     target = (1 − α)·weak + α·hardened strong prediction (see `harden_like`), where the
     strong prediction is softmax(logits) detached; α rises linearly from 0 at step 0
     to `alpha_max` at step `warmup_frac`·total_steps and stays there. (The reference code
     jumps from ~0.1·α_max to α_max at the end of its warm-up; this curve has no jump.)
+    Its settings (and their help) are `trainers.hyperparameters.LogconfSettings`.
     """
-
-    alpha_max: float = dataclasses.field(default=0.5, metadata={
-        "help": "final weight of the hardened strong prediction (Burns et al.: 0.5; 0.75 for the largest students)"})
-    warmup_frac: float = dataclasses.field(default=0.2, metadata={
-        "help": "fraction of total_steps over which alpha rises linearly from 0 to alpha_max"})
-
-    def __post_init__(self) -> None:
-        if not 0.0 <= self.alpha_max <= 1.0:
-            raise ValueError(f"alpha_max={self.alpha_max}: pass a weight in [0, 1].")
-        if not 0.0 <= self.warmup_frac <= 1.0:
-            raise ValueError(f"warmup_frac={self.warmup_frac}: pass a fraction of the run in [0, 1].")
 
     def alpha(self, step: int, total_steps: int) -> float:
         """Weight of the hardened strong prediction at optimizer step `step` (0-based)."""
@@ -111,20 +100,13 @@ class LogConf:
         return xent(logits, self.target(logits, targets, step, total_steps))
 
 
-@dataclass(frozen=True)
-class Product:
+class Product(ProductSettings):
     """Burns et al.'s product loss: target ∝ p_strong^β · p_weak^α over the two classes.
 
     Both distributions are detached; probabilities are floored at `PROB_FLOOR` and the
     product is normalised in log space, so 0/1 labels and saturated logits stay finite.
+    Its settings are `trainers.hyperparameters.ProductSettings`.
     """
-
-    alpha: float = dataclasses.field(default=1.0, metadata={"help": "exponent of the weak label distribution"})
-    beta: float = dataclasses.field(default=1.0, metadata={"help": "exponent of the strong model's own distribution"})
-
-    def __post_init__(self) -> None:
-        if self.alpha < 0 or self.beta < 0:
-            raise ValueError(f"alpha={self.alpha}, beta={self.beta}: pass non-negative exponents.")
 
     def target(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
         """[batch, 2] normalised target distribution; carries no gradient."""
@@ -153,8 +135,8 @@ def make_loss(name: str, **params: Any) -> Loss:
     raise ValueError(f"unknown loss {name!r}; choose one of: {', '.join(LOSS_NAMES)}")
 
 
-def _field_names(cls: type) -> tuple[str, ...]:
-    return tuple(f.name for f in dataclasses.fields(cls))
+def _field_names(cls: type[LogConf | Product]) -> tuple[str, ...]:
+    return tuple(cls.model_fields)
 
 
 def _check_params(name: str, params: dict[str, Any], accepted: tuple[str, ...]) -> None:

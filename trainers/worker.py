@@ -37,17 +37,10 @@ from service.store.jobs import (
     reap_expired,
     release_job,
 )
+from trainers.errors import PermanentJobError, WorkerStopping
 from trainers.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
-
-
-class PermanentJobError(Exception):
-    """A failure that retrying cannot fix (bad payload, missing data): fail the job at once."""
-
-
-class WorkerStopping(Exception):
-    """Raised by `ctx.check()` once the worker is asked to stop: the job goes back to the queue."""
 
 
 def record_event(sessions: sessionmaker[Session], job_id: int, message: str, *, level: str = "info",

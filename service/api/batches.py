@@ -7,10 +7,11 @@ from debate import sample_specs
 from service.api.deps import MetricsDep, SessionDep, SettingsDep, require_api_key
 from service.api.limits import IdPath
 from service.api.schemas import BatchProgress, DebateBatchCreate, DebateBatchPublic, spec_for
-from service.store.debate_rows import add_example, content_id, enqueue_debate_shards
-from service.store.models import Job, Run
 from service.store.db import utcnow
+from service.store.debate_rows import add_example, content_id
+from service.store.models import Job, Run
 from service.store.runs import config_hash, debate_counts, refresh_run
+from trainers.jobs.debate_shards import enqueue_debate_items
 
 router = APIRouter(prefix="/v1/debate-batches", tags=["debate batches"], dependencies=[Depends(require_api_key)])
 
@@ -32,7 +33,7 @@ def create_batch(body: DebateBatchCreate, session: SessionDep, settings: Setting
             source_id=example.source_id or f"{position}:{content_id(example.question, example.context)}",
         )
         items.extend((row.id, spec) for spec in samples)
-    enqueue_debate_shards(session, run.id, items, shard_size=body.shard_size, key_prefix=f"debate-batch:{run.id}")
+    enqueue_debate_items(session, run.id, items, shard_size=body.shard_size, key_prefix=f"debate-batch:{run.id}")
     metrics.batch_debates.inc(len(items))
     return _public(session, run)
 

@@ -1,9 +1,10 @@
 """One error shape for every failure: {"error": {"message", "type", "code", "param"}}.
 
-Lower-level errors (debate client, queue, validation) are mapped to HTTP here, once; a browser page
-asked for without a key is redirected to its login form instead. An unexpected exception becomes a
-500 here too, inside the app: its traceback goes to the server log, never to the client, and the
-connection stays usable (an exception that reaches uvicorn closes it).
+Each package's documented exception tree (`debate.errors`, `service.store.errors`,
+`trainers.errors`) is mapped to HTTP here, once, by `_STATUS`; a browser page asked for without a
+key is redirected to its login form instead. An unexpected exception becomes a 500 here too, inside
+the app: its traceback goes to the server log, never to the client, and the connection stays usable
+(an exception that reaches uvicorn closes it).
 """
 
 import logging
@@ -16,25 +17,55 @@ from fastapi.responses import JSONResponse, RedirectResponse
 from pydantic import BaseModel
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from debate import (
+from debate.errors import (
     ContextTooLong,
+    DebateError,
     InvalidProtocol,
     ModelNotFound,
     StrongModelBadResponse,
     StrongModelError,
     StrongModelUnavailable,
 )
+from service.store.errors import (
+    FileError,
+    FileInUse,
+    FileNotFound,
+    FileTooLarge,
+    InvalidFile,
+    InvalidServedName,
+    JobError,
+    JobNotFound,
+    StoreError,
+    VersionError,
+    VersionNotFound,
+)
 from service.api.deps import LoginRequired
-from service.store.uploaded_files import FileError, FileInUse, FileNotFound, FileTooLarge, InvalidFile
-from service.store.jobs import JobError, JobNotFound
+from trainers.errors import RunConfigError, TaskDataError, TrainersError
 
 log = logging.getLogger(__name__)
 
-_STRONG_MODEL_STATUS: list[tuple[type[StrongModelError], int, str]] = [
-    (StrongModelUnavailable, 503, "strong_model_unavailable"),
-    (ContextTooLong, 422, "context_too_long"),
-    (ModelNotFound, 404, "model_not_found"),
-    (StrongModelBadResponse, 502, "strong_model_bad_response"),
+ROOTS: tuple[type[Exception], ...] = (DebateError, StoreError, TrainersError)
+# (error class, HTTP status, error type, param at fault): the first row the error is an instance of
+# wins, so a subclass comes before its base, and the store's rows before debate's (NoAdapter is both).
+_STATUS: list[tuple[type[Exception], int, str, str | None]] = [
+    (InvalidFile, 422, "invalid_file", "body.file"),
+    (FileTooLarge, 413, "file_too_large", "body.file"),
+    (FileNotFound, 404, "not_found", None),
+    (FileInUse, 409, "conflict", None),
+    (FileError, 400, "invalid_file", None),
+    (JobNotFound, 404, "not_found", None),
+    (JobError, 409, "conflict", None),
+    (VersionNotFound, 404, "not_found", None),
+    (InvalidServedName, 422, "invalid_request", None),
+    (VersionError, 409, "conflict", None),
+    (InvalidProtocol, 422, "invalid_request", "body"),
+    (StrongModelUnavailable, 503, "strong_model_unavailable", None),
+    (ContextTooLong, 422, "context_too_long", None),
+    (ModelNotFound, 404, "model_not_found", None),
+    (StrongModelBadResponse, 502, "strong_model_bad_response", None),
+    (StrongModelError, 502, "strong_model_error", None),
+    (RunConfigError, 422, "invalid_request", "body"),
+    (TaskDataError, 422, "invalid_request", None),
 ]
 
 
@@ -62,14 +93,6 @@ class ApiError(Exception):
         self.status, self.type, self.param = status, type_, param
 
 
-_FILE_STATUS: list[tuple[type[FileError], int, str, str | None]] = [
-    (InvalidFile, 422, "invalid_file", "body.file"),
-    (FileTooLarge, 413, "file_too_large", "body.file"),
-    (FileNotFound, 404, "not_found", None),
-    (FileInUse, 409, "conflict", None),
-]
-
-
 def error_response(status: int, message: str, type_: str, param: str | None = None,
                    headers: dict[str, str] | None = None) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "code": status, "param": param}}
@@ -94,31 +117,15 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
     return error_response(exc.status_code, str(exc.detail), type_, headers=exc.headers)
 
 
-async def _invalid_protocol(_request: Request, exc: InvalidProtocol) -> JSONResponse:
-    return error_response(422, str(exc), "invalid_request", "body")
-
-
-async def _strong_model(_request: Request, exc: StrongModelError) -> JSONResponse:
-    for error_type, status, type_ in _STRONG_MODEL_STATUS:
-        if isinstance(exc, error_type):
-            return error_response(status, str(exc), type_)
-    return error_response(502, str(exc), "strong_model_error")
-
-
-async def _job_error(_request: Request, exc: JobError) -> JSONResponse:
-    status = 404 if isinstance(exc, JobNotFound) else 409
-    return error_response(status, str(exc), "not_found" if status == 404 else "conflict")
-
-
 async def _api_error(_request: Request, exc: ApiError) -> JSONResponse:
     return error_response(exc.status, str(exc), exc.type, exc.param)
 
 
-async def _file_error(_request: Request, exc: FileError) -> JSONResponse:
-    for error_type, status, type_, param in _FILE_STATUS:
+async def _package_error(_request: Request, exc: Exception) -> JSONResponse:
+    for error_type, status, type_, param in _STATUS:
         if isinstance(exc, error_type):
             return error_response(status, str(exc), type_, param)
-    return error_response(400, str(exc), "invalid_file")
+    return error_response(500, str(exc), "internal_error")
 
 
 async def _login_required(_request: Request, exc: LoginRequired) -> RedirectResponse:
@@ -140,10 +147,8 @@ async def _answer_unexpected(request: Request, call_next: Callable[[Request], Aw
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(RequestValidationError, _validation)
     app.add_exception_handler(StarletteHTTPException, _http)
-    app.add_exception_handler(InvalidProtocol, _invalid_protocol)
-    app.add_exception_handler(StrongModelError, _strong_model)
-    app.add_exception_handler(JobError, _job_error)
     app.add_exception_handler(ApiError, _api_error)
-    app.add_exception_handler(FileError, _file_error)
+    for root in ROOTS:
+        app.add_exception_handler(root, _package_error)
     app.add_exception_handler(LoginRequired, _login_required)
     app.middleware("http")(_answer_unexpected)

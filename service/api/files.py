@@ -10,7 +10,9 @@ from service.api.deps import SessionDep, SettingsDep, require_api_key
 from service.api.errors import ApiError
 from service.api.fine_tuning_schemas import FileDeleted, FilePublic, ListPage
 from service.api.fine_tuning_serving import parse_id, public_file
-from service.store.uploaded_files import FileNotFound, FileTooLarge, delete_file, get_file, list_files, save_file
+from service.store.errors import FileNotFound, FileTooLarge
+from service.store.uploaded_files import delete_file, get_file, list_files, save_file
+from trainers.jobs.payloads import jobs_using_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(require_api_key)])
 
@@ -60,7 +62,7 @@ def file_content(file_id: str, session: SessionDep) -> FileResponse:
 @router.delete("/{file_id}", response_model=FileDeleted)
 def remove_file(file_id: str, request: Request) -> FileDeleted:
     """Delete a file unless a queued or running fine-tuning job uses it (409)."""
-    delete_file(request.app.state.sessions, _file_id(file_id))
+    delete_file(request.app.state.sessions, _file_id(file_id), jobs_using_file)
     return FileDeleted(id=file_id)
 
 

@@ -1,14 +1,17 @@
 """Bodies of the OpenAI-compatible files, fine-tuning and models endpoints (the `openai` package's shapes).
 
 Ids are OpenAI-style strings: `file-<n>`, `ftjob-<n>`, `ftevent-<n>`, `ftckpt-<n>` over our integer keys.
-Our extensions to a job (`loss`, `head`, `lora`, `publish`, `eval_every`) come in the same JSON body; with the
-`openai` client pass them as `extra_body`.
+Our extensions to a job (`loss`, `head`, `lora`, `publish`, `eval_every`, and every other training option:
+`train`, `logconf`, `product`) come in the same JSON body; with the `openai` client pass them as `extra_body`.
+The training options are `trainers.hyperparameters`' models, defined once for the run config and this API.
 """
 
 from collections.abc import Callable
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, PlainValidator, model_validator
+
+from trainers.hyperparameters import LogconfSettings, LoraSettings, ProductSettings, TrainSettings
 
 MAX_SEED = 2**31 - 1
 
@@ -63,14 +66,6 @@ class Method(BaseModel):
     supervised: SupervisedMethod | None = None
 
 
-class LoraParams(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    r: int = Field(8, ge=1, le=1024, strict=True)
-    alpha: float = Field(16.0, gt=0, le=4096)
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-
 MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
 Metadata = Annotated[dict[MetadataKey, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
 Suffix = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
@@ -97,11 +92,17 @@ class FineTuningJobCreate(BaseModel):
         "xent", description="W2S loss: soft-label cross-entropy, auxiliary confidence, or product.")
     head: Literal["lm", "linear"] = Field(
         "lm", description="Classifier head: the LM's answer-token logits, or a zero-initialised linear head.")
-    lora: LoraParams | None = Field(default_factory=LoraParams, description="LoRA adapter; null = full finetune.")
+    lora: LoraSettings | None = Field(default_factory=LoraSettings, description="LoRA adapter; null = full finetune.")
     publish: bool = Field(True, description="Load the trained adapter into vLLM as `fine_tuned_model`.")
     eval_every: int = Field(0, ge=0, le=1_000_000, strict=True,
                             description="Steps between evaluations on validation_file during training (metrics "
                                         "events); 0 = only once at the end.")
+    train: TrainSettings | None = Field(
+        None, description="Any other training option (weight_decay, warmup_ratio, max_length, micro_batch_size, ...); "
+                          "the fields given override the job's defaults. Epochs, batch size and learning rate are "
+                          "the hyperparameters above, eval_every is its own field.")
+    logconf: LogconfSettings = Field(LogconfSettings(), description="Settings of loss 'logconf'.")
+    product: ProductSettings = Field(ProductSettings(), description="Settings of loss 'product'.")
 
     @model_validator(mode="after")
     def _one_place_for_hyperparameters(self) -> "FineTuningJobCreate":
@@ -110,7 +111,15 @@ class FineTuningJobCreate(BaseModel):
                              "method.supervised.hyperparameters, not both")
         if self.eval_every and self.validation_file is None:
             raise ValueError("eval_every evaluates on validation_file: upload one and pass it, or leave eval_every 0")
+        named_elsewhere = sorted(set(self.train_options()) & {"epochs", "batch_size", "lr", "eval_every"})
+        if named_elsewhere:
+            raise ValueError(f"train.{named_elsewhere[0]}: set it as n_epochs, batch_size, learning_rate_multiplier "
+                             "(hyperparameters) or eval_every instead")
         return self
+
+    def train_options(self) -> dict[str, Any]:
+        """The training options the body sets in `train` (the others keep the job's defaults)."""
+        return self.train.model_dump(exclude_unset=True) if self.train else {}
 
     def method_hyperparameters(self) -> Hyperparameters | None:
         return self.method.supervised.hyperparameters if self.method and self.method.supervised else None

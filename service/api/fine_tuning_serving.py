@@ -1,12 +1,9 @@
 """The logic behind /v1/files and /v1/fine_tuning/jobs: requests → rows, rows → OpenAI objects.
 
-A fine-tuning job is a row of `jobs` with kind "strong" whose payload the strong trainer reads:
-
-    {"run_id": int | None, "condition": "fine_tune", "base_model": str, "parent_version_id": int | None,
-     "train": {"file_id": n} | {"labels_model_id": n}, "validation": {"file_id": n} | None,
-     "hyperparameters": {"n_epochs", "batch_size", "learning_rate_multiplier" (int/float or "auto"),
-                         "loss", "head", "lora": {"r", "alpha", "dropout"} | None, "seed": int, "eval_every": int},
-     "publish": bool, "suffix": str | None}
+A fine-tuning job is a row of `jobs` with kind "strong" whose payload is a
+`trainers.jobs.payloads.FineTunePayload`, the shape the strong trainer reads. Every strong job is
+listed, a run's steps too (their payload is a `RunStrongPayload`; their training_file names the
+weak model's labels or the ground truth).
 
 Its result may carry "fine_tuned_model", "trained_tokens" and "hyperparameters" (the values
 "auto" resolved to); its log is `job_events`. The job is deliberately not attached to the run
@@ -21,6 +18,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -38,13 +36,25 @@ from service.api.fine_tuning_schemas import (
 )
 from service.api.limits import MAX_ID
 from service.store.db import utcnow
+from service.store.errors import FileNotFound
 from service.store.events import add_event, first_events, list_events
-from service.store.uploaded_files import FileNotFound, get_file
-from service.store.jobs import TERMINAL, cancel_job, enqueue_job
+from service.store.jobs import TERMINAL, cancel_job
 from service.store.models import Example, File, Job, JobEvent, Label, Model, ModelVersion
+from service.store.uploaded_files import get_file
+from trainers.errors import InvalidPayload
+from trainers.jobs.payloads import (
+    FINE_TUNE,
+    FileSource,
+    FineTuneHyperparameters,
+    FineTunePayload,
+    LabelsModelSource,
+    RunStrongPayload,
+    enqueue,
+    parse_payload,
+)
 
 JOB_KIND = "strong"
-CONDITION = "fine_tune"  # what tells a fine-tuning API job from a run's strong job of the same kind
+CONDITION = FINE_TUNE  # what tells a fine-tuning API job from a run's strong job of the same kind
 CREATED_MESSAGE = "Created fine-tuning job"
 HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
@@ -70,17 +80,18 @@ def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_m
     parent = _parent_version(session, body, strong_model)
     train, run_id = _training_source(session, body.training_file)
     validation = body.validation_file and _file_source(session, body.validation_file, "validation_file")
-    payload = {
-        "run_id": run_id, "condition": CONDITION, "base_model": body.model, "train": train, "validation": validation,
-        "parent_version_id": parent,
-        "hyperparameters": {
-            **body.resolved_hyperparameters().model_dump(), "loss": body.loss, "head": body.head,
-            "lora": None if body.lora is None else body.lora.model_dump(),
-            "seed": secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed, "eval_every": body.eval_every,
-        },
-        "publish": body.publish, "suffix": body.suffix,
-    }
-    job = enqueue_job(session, JOB_KIND, payload)
+    hyperparameters = FineTuneHyperparameters(
+        **body.resolved_hyperparameters().model_dump(), loss=body.loss, head=body.head, lora=body.lora,
+        seed=secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed, eval_every=body.eval_every,
+        train=body.train_options(), logconf=body.logconf, product=body.product)
+    try:
+        payload = FineTunePayload(run_id=run_id, base_model=body.model, train=train, validation=validation,
+                                  parent_version_id=parent, hyperparameters=hyperparameters, publish=body.publish,
+                                  suffix=body.suffix)
+    except ValidationError as exc:  # settings that are valid one by one but not together (publish a linear head)
+        raise ApiError(422, f"these settings cannot train a strong model: {exc.errors()[0]['msg']}",
+                       "invalid_request", "body") from exc
+    job = enqueue(session, payload)
     add_event(session, job.id, CREATED_MESSAGE, data={"metadata": body.metadata} if body.metadata else None)
     return job
 
@@ -108,8 +119,8 @@ def _parent_version(session: Session, body: FineTuningJobCreate, strong_model: s
     return version.id
 
 
-def _training_source(session: Session, training_file: str) -> tuple[dict[str, int], int | None]:
-    """({"file_id": n}, None) or ({"labels_model_id": n}, the weak model's run id)."""
+def _training_source(session: Session, training_file: str) -> tuple[FileSource | LabelsModelSource, int | None]:
+    """(the uploaded file, None) or (the weak model's labels, the weak model's run id)."""
     if training_file.startswith("file-"):
         return _file_source(session, training_file, "training_file"), None
     model_id = parse_id(training_file, "labels-")
@@ -121,7 +132,7 @@ def _training_source(session: Session, training_file: str) -> tuple[dict[str, in
         raise ApiError(422, f"training_file {training_file!r}: weak model {model_id} has no labels on its run's "
                             "strong_train examples yet (its weak_train job must finish first)",
                        "invalid_request", "body.training_file")
-    return {"labels_model_id": model.id}, model.run_id
+    return LabelsModelSource(labels_model_id=model.id), model.run_id
 
 
 def _strong_train_label_count(session: Session, model: Model) -> int:
@@ -131,14 +142,14 @@ def _strong_train_label_count(session: Session, model: Model) -> int:
     ) or 0
 
 
-def _file_source(session: Session, public_id: str, field: str) -> dict[str, int]:
+def _file_source(session: Session, public_id: str, field: str) -> FileSource:
     file_id = parse_id(public_id, "file-")
     try:
         get_file(session, file_id, share=True)  # held until commit: a concurrent delete waits, then sees us
     except FileNotFound:
         raise ApiError(404, f"{field} {public_id!r} not found: upload it first with POST /v1/files "
                             "(purpose 'fine-tune')", "not_found", f"body.{field}") from None
-    return {"file_id": file_id}
+    return FileSource(file_id=file_id)
 
 
 def get_fine_tuning_job(session: Session, public_id: str, *, lock: bool = False) -> Job:
@@ -185,28 +196,39 @@ def public_jobs(session: Session, jobs: Sequence[Job]) -> list[FineTuningJobPubl
 
 
 def public_job(job: Job, created: JobEvent | None) -> FineTuningJobPublic:
-    payload, result = job.payload, job.result or {}
-    hyperparameters = {**payload.get("hyperparameters", {}), **result.get("hyperparameters", {})}
+    payload, result = _payload(job), job.result or {}
+    hyperparameters = {**_hyperparameters(payload), **result.get("hyperparameters", {})}
     echoed = HyperparametersPublic(**{name: hyperparameters.get(name, "auto") for name in HYPERPARAMETER_NAMES})
+    fine_tune = payload if isinstance(payload, FineTunePayload) else None
     return FineTuningJobPublic(
         id=f"ftjob-{job.id}", created_at=unix(job.created_at), error=_error(job),
         fine_tuned_model=result.get("fine_tuned_model"), finished_at=unix(job.finished_at),
-        hyperparameters=echoed, model=payload.get("base_model", ""), seed=hyperparameters.get("seed"),
+        hyperparameters=echoed, model=payload.base_model if payload else "", seed=hyperparameters.get("seed"),
         status=job.status, trained_tokens=result.get("trained_tokens"),
-        training_file=_source_name(payload.get("train")) or "", validation_file=_source_name(payload.get("validation")),
+        training_file=payload.train.public_name() if payload else "",
+        validation_file=payload.validation.public_name() if payload and payload.validation else None,
         estimated_finish=_estimated_finish(job), metadata=(created.data or {}).get("metadata") if created else None,
-        method=MethodPublic(supervised={"hyperparameters": echoed}), suffix=payload.get("suffix"),
+        method=MethodPublic(supervised={"hyperparameters": echoed}), suffix=fine_tune and fine_tune.suffix,
         loss=hyperparameters.get("loss"), head=hyperparameters.get("head"), lora=hyperparameters.get("lora"),
-        publish=payload.get("publish"), progress=job.progress,
+        publish=fine_tune and fine_tune.publish, progress=job.progress,
     )
 
 
-def _source_name(source: dict[str, Any] | None) -> str | None:
-    if not source:
+def _payload(job: Job) -> FineTunePayload | RunStrongPayload | None:
+    """The job's typed payload; None for a row whose payload does not parse (its job fails when claimed)."""
+    try:
+        return parse_payload(JOB_KIND, job.payload)
+    except InvalidPayload:
         return None
-    if "file_id" in source:
-        return f"file-{source['file_id']}"
-    return f"labels-{source['labels_model_id']}"
+
+
+def _hyperparameters(payload: FineTunePayload | RunStrongPayload | None) -> dict[str, Any]:
+    """What the job echoes: a fine-tune's resolved hyperparameters; a run step's seed and loss."""
+    if isinstance(payload, FineTunePayload):
+        return payload.hyperparameters.model_dump(mode="json")
+    if isinstance(payload, RunStrongPayload):
+        return {"seed": payload.seed, "loss": payload.loss}
+    return {}
 
 
 def _error(job: Job) -> FineTuningErrorPublic | None:

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session, selectinload
 from service.api.limits import MAX_ID
 from service.store.models import DEBATE_STATUSES, Debate, Example, Label, Model, Run
 from service.store.runs import StageProgress, refresh_run, run_stages
-from trainers.pipeline import JOB_KINDS
+from trainers.jobs.payloads import JOB_KINDS
 from trainers.pipeline.budgets import ingest_notes
 from trainers.report import accuracy_table, build_report
 

@@ -15,10 +15,12 @@ from service.api.limits import IdPath, IdQuery
 from service.api.schemas import UtcDatetime
 from service.api.server_paths import check_run_paths
 from service.settings import Settings
-from service.store.jobs import JobError, retry_job
+from service.store.errors import JobError
+from service.store.jobs import retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
-from trainers.pipeline import JOB_KINDS, RunConfig, submit_run
+from trainers.jobs.payloads import JOB_KINDS
+from trainers.pipeline import RunConfig, submit_run
 from trainers.pipeline.budgets import ingest_notes
 from trainers.report import build_report, report_json, report_markdown
 

@@ -13,7 +13,6 @@ from sqlalchemy.orm import Session
 
 from debate import DebateFailure, DebateOutcome, DebateSpec
 from service.store.db import utcnow
-from service.store.jobs import enqueue_job
 from service.store.models import Debate, Example, ModelVersion, Turn
 
 
@@ -118,33 +117,3 @@ def spec_of(debate: Debate, example: Example) -> DebateSpec:
         "model": debate.model,
         "sampling": debate.sampling,
     })
-
-
-DEBATE_JOB_KIND = "debate"
-
-
-def enqueue_debate_shards(
-    session: Session,
-    run_id: int,
-    items: list[tuple[int, DebateSpec]],
-    *,
-    shard_size: int,
-    key_prefix: str,
-    depends_on: tuple[int, ...] = (),
-) -> list[int]:
-    """One `debate` job per `shard_size` (example_id, spec) pairs; returns the job ids."""
-    job_ids = []
-    for shard, start in enumerate(range(0, len(items), shard_size)):
-        payload = {
-            "run_id": run_id,
-            "items": [{"example_id": example_id, "spec": spec.to_dict()} for example_id, spec in items[start:start + shard_size]],
-        }
-        job = enqueue_job(session, DEBATE_JOB_KIND, payload, idempotency_key=f"{key_prefix}:shard{shard}",
-                          depends_on=depends_on, run_id=run_id, max_attempts=5)
-        job_ids.append(job.id)
-    return job_ids
-
-
-def debate_job_items(payload: dict[str, Any]) -> list[tuple[int, DebateSpec]]:
-    """Inverse of the payload `enqueue_debate_shards` writes."""
-    return [(item["example_id"], DebateSpec.from_dict(item["spec"])) for item in payload["items"]]

@@ -16,25 +16,11 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, aliased
 
 from service.store.db import is_postgres, utcnow
+from service.store.errors import JobCancelled, JobError, JobLeaseLost, JobNotFound
 from service.store.models import Job, JobDependency
 
 TERMINAL = ("succeeded", "failed", "cancelled")
-
-
-class JobError(Exception):
-    """Base class of queue errors."""
-
-
-class JobNotFound(JobError):
-    pass
-
-
-class JobLeaseLost(JobError):
-    """The job is no longer this worker's: its lease expired and it was re-queued, or it ended."""
-
-
-class JobCancelled(JobLeaseLost):
-    """Someone cancelled the job while it ran; the worker should stop working on it."""
+ACTIVE_STATUSES = ("queued", "running")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,7 @@ import json
 import math
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -24,33 +24,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store.chat_examples import chat_problem, chat_to_example
-from service.store.models import File, Job
+from service.store.errors import FileInUse, FileNotFound, FileTooLarge, InvalidFile
+from service.store.models import File
 
-ACTIVE_STATUSES = ("queued", "running")
-
-
-class FileError(Exception):
-    """Base class of file-store errors."""
-
-
-class InvalidFile(FileError):
-    """The upload is not a training file; `line` is the 1-based number of the first bad line."""
-
-    def __init__(self, message: str, line: int | None = None) -> None:
-        super().__init__(message)
-        self.line = line
-
-
-class FileTooLarge(FileError):
-    pass
-
-
-class FileNotFound(FileError):
-    pass
-
-
-class FileInUse(FileError):
-    """A queued or running job trains or validates on the file."""
+# (session, file id) -> ids of the queued or running jobs that read the file
+FileUsers = Callable[[Session, int], list[int]]
 
 
 def check_example(raw: bytes, line: int) -> bool:
@@ -164,24 +142,16 @@ def list_files(
     return session.scalars(query).all()
 
 
-def jobs_using_file(session: Session, file_id: int) -> list[int]:
-    """Queued or running strong jobs whose payload trains or validates on file `file_id`."""
-    jobs = session.execute(select(Job.id, Job.payload).where(Job.kind == "strong", Job.status.in_(ACTIVE_STATUSES)))
-    return [job_id for job_id, payload in jobs if file_id in _file_ids(payload)]
+def delete_file(sessions: sessionmaker[Session], file_id: int, users: FileUsers) -> None:
+    """Delete the row, then the bytes; refuses (FileInUse) while `users` names a queued/running job using it.
 
-
-def _file_ids(payload: dict[str, Any]) -> set[int]:
-    refs = [payload.get("train"), payload.get("validation")]
-    return {ref["file_id"] for ref in refs if isinstance(ref, dict) and "file_id" in ref}
-
-
-def delete_file(sessions: sessionmaker[Session], file_id: int) -> None:
-    """Delete the row, then the bytes; refuses (FileInUse) while a queued/running job uses it."""
+    What uses a file is the job kinds' business (`trainers.jobs.payloads.jobs_using_file`), not the store's.
+    """
     with sessions.begin() as session:
         row = get_file(session, file_id, lock=True)
-        users = jobs_using_file(session, file_id)
-        if users:
-            names = ", ".join(f"ftjob-{job_id}" for job_id in users)
+        job_ids = users(session, file_id)
+        if job_ids:
+            names = ", ".join(f"ftjob-{job_id}" for job_id in job_ids)
             raise FileInUse(f"file-{file_id} is used by queued or running fine-tuning job(s) {names}; "
                             "cancel them or wait until they finish")
         path = Path(row.path)

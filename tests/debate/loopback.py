@@ -68,6 +68,8 @@ def loopback_server(script: list[Reply] | Callable[[dict[str, Any]], Reply]) -> 
             self.end_headers()
             self.wfile.write(data)
 
+        do_GET = do_POST  # a GET has no body: its payload is {}
+
         def log_message(self, format: str, *args: object) -> None:
             pass
 

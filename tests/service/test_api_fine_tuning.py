@@ -18,10 +18,12 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.settings import Settings
 from service.store import Example, Job, Label, Model, ModelVersion, Run, make_engine, make_session_factory
 from service.store.db import utcnow
-from service.store.uploaded_files import read_examples, read_file_rows
 from service.store.jobs import enqueue_job
+from service.store.uploaded_files import read_examples, read_file_rows
+from tests.support import training_options as options
 from tests.support.api_server import running_api
 from tests.support.checks import sql_rows
+from trainers.jobs.payloads import parse_payload
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import JobContext, Worker
 
@@ -410,3 +412,25 @@ def test_checkpoints_list_the_published_adapter_of_a_succeeded_job(api: Api) -> 
     assert api.client.fine_tuning.jobs.checkpoints.list(unpublished).data == []
     with pytest.raises(openai.NotFoundError):
         api.client.fine_tuning.jobs.checkpoints.list("ftjob-999")
+def test_unreadable_rows_are_listed_not_a_500(api: Api) -> None:
+    with api.sessions.begin() as session:
+        unreadable = enqueue_job(session, "strong", {"condition": "fine_tune", "train": {"file_id": "x"}}).id
+    assert [job.id for job in api.client.fine_tuning.jobs.list()] == [f"ftjob-{unreadable}"]
+    shown = api.client.fine_tuning.jobs.retrieve(f"ftjob-{unreadable}")
+    assert (shown.model, shown.training_file, shown.status) == ("", "", "queued")
+
+
+def test_every_training_option_reaches_the_job(api: Api) -> None:
+    named = {"epochs", "batch_size", "lr", "eval_every"}
+    job = api.client.fine_tuning.jobs.create(
+        model="strong", training_file=_upload(api), validation_file=_upload(api, name="valid.jsonl"),
+        hyperparameters={"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.2},
+        extra_body={"eval_every": 3, "lora": {**options.LORA, "target_modules": list(options.LORA["target_modules"])},
+                    "logconf": options.LOGCONF, "product": options.PRODUCT,
+                    "train": {name: value for name, value in options.TRAIN.items() if name not in named}})
+    settings = parse_payload("strong", _payload(api.database_url, job.id)).settings()
+    assert (settings.train.model_dump(), settings.lora.model_dump(), settings.logconf.model_dump(),
+            settings.product.model_dump()) == (options.TRAIN, options.LORA, options.LOGCONF, options.PRODUCT)
+    with pytest.raises(openai.UnprocessableEntityError, match="train.lr: set it as n_epochs") as twice:
+        api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api), extra_body={"train": {"lr": 1}})
+    assert twice.value.param == "body"

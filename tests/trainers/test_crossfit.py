@@ -12,11 +12,12 @@ from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Example, Job
 from trainers.jobs import pipeline_handlers, weak_job
+from trainers.jobs.debate_shards import shard_items
+from trainers.jobs.payloads import DebateShardPayload
+from trainers.jobs.run_rows import model_by_name, model_labels
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.pipeline.crossfit import cross_fit, crossfit_model_name, fold_assignment
-from trainers.jobs.debate_shards import shard_items
 from trainers.pipeline.plan import Member, weak_model_name
-from trainers.jobs.run_rows import model_by_name, model_labels
 from trainers.worker import Worker
 
 
@@ -89,7 +90,7 @@ def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_r
         out_of_sample = model_labels(session, model_by_name(session, crossfit_model_name(run_id, member)).id)
         shard = session.scalars(select(Job).where(Job.kind == "debate", Job.payload["protocol"].as_string()
                                                   == "market_making")).first()
-        sides = {example_id: spec.weak_prediction for example_id, spec in shard_items(session, shard.payload)}
+        sides = {example_id: spec.weak_prediction for example_id, spec in shard_items(session, DebateShardPayload.model_validate(shard.payload))}
     text_of = {e.id: f"Passage: {e.context}\nQuestion: {e.question}\nProposed answer: yes" for e in examples}
     weak_train = {text_of[e.id] for e in examples if e.split == "weak_train"}
 

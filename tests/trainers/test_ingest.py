@@ -73,10 +73,11 @@ def test_boolq_with_default_settings_keeps_the_files_yes_rate(settings: Settings
 @pytest.mark.slow
 def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: Settings, tmp_path: Path,
                                                                       tiny_model_dir: Path) -> None:
-    # Sizes in the tiny (BPE) tokenizer, BOS included; both models are the tiny one here. 200 short rows (46 tokens) fit both models. 30 "no"
-    # rows of 7 sentences (120 tokens) fit the weak model's text limit (256 - 64 for the transcript)
-    # and the strong model's 128, but not with its 12-token prompt suffix. 10 "yes" rows of 15
-    # sentences (232 tokens) fit neither: 256 only without the transcript's room.
+    # Sizes in the tiny (BPE) tokenizer, BOS included; both models are the tiny one here. 200 short
+    # rows (46 tokens) fit both models. 30 "no" rows of 7 sentences (120 tokens) fit the weak model's
+    # text limit (256 - 64 for the transcript) and the strong model's 128, but not with its 12-token
+    # prompt suffix. 10 "yes" rows of 15 sentences (232 tokens) fit neither: 256 only without the
+    # transcript's room.
     rows = ([boolq_row(i, yes=i % 8 < 5) for i in range(200)]
             + [boolq_row(200 + i, yes=False, sentences=7) for i in range(30)]
             + [boolq_row(230 + i, yes=True, sentences=15) for i in range(10)])

@@ -69,7 +69,7 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
     try:
         train_classifier(fresh(), inputs, targets, config, on_step=cancel, checkpoint_dir=checkpoints)
         stopped_with = "nothing"
-    except BaseException as exc:  # what each rank saw is the result under test
+    except BaseException as exc:  # noqa: BLE001 - what each rank saw is the result under test
         stopped_with = type(exc).__name__
     if ranks.is_main:  # the checkpoint as the cancelled run left it, for a single process to resume
         shutil.copytree(checkpoints, out_dir / "cancelled")

@@ -16,15 +16,19 @@
 
 from __future__ import annotations
 
-from trainers.jobs.env import WorkerEnv
+from typing import TYPE_CHECKING
+
 from trainers.worker import Handler
+
+if TYPE_CHECKING:  # importing env loads torch; the API imports this package for the payloads only
+    from trainers.jobs.env import WorkerEnv
 
 
 def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, Handler]:
     """A handler for every job kind of a run (the debate one talks to `env.vllm_base_url`).
 
-    Imported here, not at the top: the API imports this package to validate payloads and
-    should not load torch and transformers for that.
+    Imported here, not at the top: the API imports this package to enqueue and describe jobs
+    and should not load torch and transformers for that.
     """
     from trainers.jobs.debate_job import debate_handler
     from trainers.jobs.ensemble_job import ensemble_handler
@@ -43,4 +47,4 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
     }
 
 
-__all__ = ["WorkerEnv", "pipeline_handlers"]
+__all__ = ["pipeline_handlers"]

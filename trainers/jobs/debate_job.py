@@ -20,9 +20,11 @@ from debate import (
     StrongModelUnavailable,
     stream_debates,
 )
-from service.store.debate_rows import debate_job_items, find_debate, save_debate
-from trainers.jobs.debate_shards import shard_items
-from trainers.worker import Handler, JobContext, PermanentJobError
+from service.store.debate_rows import find_debate, save_debate
+from trainers.errors import PermanentJobError
+from trainers.jobs.debate_shards import debate_items
+from trainers.jobs.payloads import job_payload
+from trainers.worker import Handler, JobContext
 
 log = logging.getLogger(__name__)
 
@@ -39,8 +41,10 @@ def debate_handler(base_url: str, *, api_key: str | None = None, max_in_flight: 
 
 async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_flight: int,
                wait_s: float) -> dict[str, Any]:
-    items = _items(ctx)
-    run_id = ctx.payload.get("run_id")
+    payload = job_payload(ctx)
+    with ctx.sessions() as session:
+        items = debate_items(session, payload)
+    run_id = payload.run_id
     statuses = _stored_statuses(ctx, items)
     counts = {"succeeded": statuses.count("succeeded"), "failed": statuses.count("failed")}
     pending = _unstored(items, statuses)
@@ -58,14 +62,6 @@ async def _run(ctx: JobContext, base_url: str, api_key: str | None, max_in_fligh
                 raise PermanentJobError(str(exc)) from exc
             pending = _unstored(items, _stored_statuses(ctx, items))
     return counts
-
-
-def _items(ctx: JobContext) -> list[tuple[int, DebateSpec]]:
-    """Explicit items (debate batches) or a run's shard, resolved from its rows (experiments)."""
-    if "items" in ctx.payload:
-        return debate_job_items(ctx.payload)
-    with ctx.sessions() as session:
-        return shard_items(session, ctx.payload)
 
 
 def _stored_statuses(ctx: JobContext, items: list[tuple[int, DebateSpec]]) -> list[str | None]:

@@ -12,7 +12,7 @@ from typing import Any
 
 from trainers.classification_metrics import binary_metrics
 from trainers.jobs.env import WorkerEnv
-from trainers.pipeline.plan import Member, condition_model_name, seed_condition, weak_model_name
+from trainers.jobs.payloads import job_payload
 from trainers.jobs.run_rows import (
     get_or_create_model,
     labelled,
@@ -24,6 +24,7 @@ from trainers.jobs.run_rows import (
     write_labels,
     write_metrics,
 )
+from trainers.pipeline.plan import condition_model_name, seed_condition, weak_model_name
 from trainers.worker import JobContext, PermanentJobError
 
 
@@ -39,8 +40,8 @@ def average_labels(members: list[dict[int, float]]) -> dict[int, float]:
 
 def ensemble_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        run_id, condition, seed = ctx.payload["run_id"], ctx.payload["condition"], ctx.payload["seed"]
-        members = [Member(**fields) for fields in ctx.payload["members"]]
+        payload = job_payload(ctx)
+        run_id, condition, seed, members = payload.run_id, payload.condition, payload.seed, payload.members
         with ctx.sessions.begin() as session:
             load_run(session, run_id)  # fails clearly if the run was deleted
             rows = [model_by_name(session, weak_model_name(run_id, member)) for member in members]

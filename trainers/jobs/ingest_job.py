@@ -13,10 +13,11 @@ from typing import Any
 from transformers import AutoTokenizer, PreTrainedTokenizerBase
 
 from service.store.debate_rows import add_example
+from trainers.jobs.env import WorkerEnv
+from trainers.jobs.payloads import job_payload
+from trainers.jobs.run_rows import load_run
 from trainers.pipeline.budgets import TRANSCRIPT_RESERVE, Budget, apply_budgets, dropped_note, prompt_suffix
 from trainers.pipeline.config import RunConfig
-from trainers.jobs.env import WorkerEnv
-from trainers.jobs.run_rows import load_run
 from trainers.tasks import TaskDataError, class_balance, load_examples, split_examples
 from trainers.training.inputs import special_prefix
 from trainers.worker import JobContext, PermanentJobError
@@ -24,7 +25,7 @@ from trainers.worker import JobContext, PermanentJobError
 
 def ingest_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        run_id = ctx.payload["run_id"]
+        run_id = job_payload(ctx).run_id
         with ctx.sessions() as session:
             _, config = load_run(session, run_id)
         splits, dropped = _examples(config, env)

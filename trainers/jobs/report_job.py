@@ -5,13 +5,14 @@ from __future__ import annotations
 from typing import Any
 
 from trainers.jobs.env import WorkerEnv
+from trainers.jobs.payloads import job_payload
 from trainers.report import build_report, compute_pgr, report_json, write_report_files
 from trainers.worker import JobContext
 
 
 def report_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        run_id = ctx.payload["run_id"]
+        run_id = job_payload(ctx).run_id
         with ctx.sessions.begin() as session:
             compute_pgr(session, run_id)
         with ctx.sessions() as session:

@@ -17,21 +17,34 @@ import functools
 import logging
 import secrets
 import threading
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from debate.errors import VLLMUnreachable
 from service.store.db import utcnow
-from service.store.uploaded_files import read_file_rows
+from service.store.model_versions import default_served_name, register_version
 from service.store.models import Example, Job, Model, ModelVersion
+from service.store.uploaded_files import read_file_rows
 from trainers.classification_metrics import binary_metrics
-from trainers.pipeline.budgets import prompt_suffix
-from trainers.pipeline.config import StrongSettings, TrainSettings
+from trainers.hyperparameters import StrongSettings
 from trainers.jobs.env import WorkerEnv
-from trainers.pipeline.plan import strong_model_name
+from trainers.jobs.payloads import (
+    BASE_LR,
+    FINE_TUNE,
+    FileSource,
+    FineTunePayload,
+    GroundTruthSource,
+    LabelsModelNameSource,
+    RunStrongPayload,
+    SplitSource,
+    TrainSource,
+    job_payload,
+)
+from trainers.jobs.progress import progress_reporter
 from trainers.jobs.run_rows import (
     get_or_create_model,
     load_run,
@@ -44,18 +57,17 @@ from trainers.jobs.run_rows import (
     write_metrics,
 )
 from trainers.jobs.debate_job import MAX_UNAVAILABLE_WAIT_S
-from trainers.jobs.weak_job import progress_reporter, train_config
-from trainers.strong.publish import VLLMUnreachable, default_served_name, publish_version, register_version
-from trainers.tasks import format_example, get_task
+from trainers.pipeline.budgets import prompt_suffix
+from trainers.pipeline.plan import strong_model_name
 from trainers.strong.fit import FitSpec, fit
 from trainers.strong.launch import join, launch_tag, run_distributed
+from trainers.strong.publish import publish_version
+from trainers.tasks import format_example, get_task
 from trainers.training import ClassifierInput
 from trainers.training.classifier import SPEC_FILE, ClassifierSpec
 from trainers.worker import JobContext, PermanentJobError
 
 DEFAULT_ANSWER_WORDS = (" No", " Yes")
-BASE_LR = 1e-3  # OpenAI's learning_rate_multiplier scales this
-FINE_TUNE = "fine_tune"  # the condition of jobs made by the fine-tuning API
 
 log = logging.getLogger(__name__)
 
@@ -79,31 +91,30 @@ class StrongJob:
 
 def strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
+        payload = job_payload(ctx)
         with ctx.sessions() as session:
-            job = resolve_job(session, ctx.payload)
+            job = resolve_job(session, payload)
         return train_and_publish(ctx, env, job)
 
     return handle
 
 
-def resolve_job(session: Session, payload: dict[str, Any]) -> StrongJob:
+def resolve_job(session: Session, payload: FineTunePayload | RunStrongPayload) -> StrongJob:
     """A run step takes its settings from the run config; an API fine-tune from its hyperparameters."""
-    if payload["condition"] == FINE_TUNE:
-        hyper = payload["hyperparameters"]
-        parent = _parent(session, payload.get("parent_version_id"))
-        return StrongJob(condition=FINE_TUNE, settings=_api_settings(hyper, payload), loss=hyper.get("loss", "xent"),
-                         seed=int(hyper.get("seed") or 0),
+    if isinstance(payload, FineTunePayload):
+        parent = _parent(session, payload.parent_version_id)
+        return StrongJob(condition=FINE_TUNE, settings=payload.settings(), loss=payload.hyperparameters.loss,
+                         seed=payload.hyperparameters.seed,
                          answer_words=parent.answer_words if parent else DEFAULT_ANSWER_WORDS,
-                         train=_train_rows(session, payload["train"], None),
-                         evaluate=_eval_rows(session, payload.get("validation"), None), run_id=None,
-                         parent_version_id=payload.get("parent_version_id"),
+                         train=_train_rows(session, payload.train, None),
+                         evaluate=_eval_rows(session, payload.validation, None), run_id=None,
+                         parent_version_id=payload.parent_version_id,
                          parent_adapter=parent and parent.adapter, parent_base=parent and parent.base)
-    run_id = payload["run_id"]
-    config = load_run(session, run_id)[1]
-    return StrongJob(condition=payload["condition"], settings=config.strong, loss=payload["loss"], seed=payload["seed"],
+    config = load_run(session, payload.run_id)[1]
+    return StrongJob(condition=payload.condition, settings=config.strong, loss=payload.loss, seed=payload.seed,
                      answer_words=get_task(config.task).answer_words,
-                     train=_train_rows(session, payload["train"], run_id),
-                     evaluate=_eval_rows(session, payload.get("validation"), run_id), run_id=run_id)
+                     train=_train_rows(session, payload.train, payload.run_id),
+                     evaluate=_eval_rows(session, payload.validation, payload.run_id), run_id=payload.run_id)
 
 
 @dataclass(frozen=True)
@@ -131,45 +142,32 @@ def _parent(session: Session, version_id: int | None) -> _Parent | None:
     return _Parent(version.adapter_path, spec.base_model, spec.answer_words)
 
 
-def _api_settings(hyper: dict[str, Any], payload: dict[str, Any]) -> StrongSettings:
-    """The fine-tuning API's hyperparameters ("auto" = our default) as strong settings."""
-    train: dict[str, Any] = {}
-    if hyper.get("n_epochs", "auto") != "auto":
-        train["epochs"] = float(hyper["n_epochs"])
-    if hyper.get("batch_size", "auto") != "auto":
-        train["batch_size"] = int(hyper["batch_size"])
-    multiplier = hyper.get("learning_rate_multiplier", "auto")
-    train["lr"] = BASE_LR * (1.0 if multiplier == "auto" else float(multiplier))
-    train["eval_every"] = int(hyper.get("eval_every", 0))
-    return StrongSettings(head=hyper.get("head", "lm"), lora=hyper.get("lora"), publish=bool(payload.get("publish", True)),
-                          losses=(hyper.get("loss", "xent"),), train=TrainSettings(**train))
-
-
-def _train_rows(session: Session, source: dict[str, Any], run_id: int | None) -> list[tuple[ClassifierInput, float]]:
-    if "file_id" in source:
-        return [(ClassifierInput(text=row["prompt"]), float(row["label"])) for row in read_file_rows(session, source["file_id"])]
-    if "labels_model_name" in source or "labels_model_id" in source:
-        model = (model_by_name(session, source["labels_model_name"]) if "labels_model_name" in source
-                 else _model(session, source["labels_model_id"]))
+def _train_rows(session: Session, source: TrainSource, run_id: int | None) -> list[tuple[ClassifierInput, float]]:
+    if isinstance(source, FileSource):
+        return [(ClassifierInput(text=row["prompt"]), float(row["label"]))
+                for row in read_file_rows(session, source.file_id)]
+    if isinstance(source, GroundTruthSource):
+        rows = [(_input(example), float(example.label)) for example in run_examples(session, run_id, "strong_train")]
+    else:
+        model = (model_by_name(session, source.labels_model_name) if isinstance(source, LabelsModelNameSource)
+                 else _model(session, source.labels_model_id))
         labels = model_labels(session, model.id)
         examples = run_examples(session, model.run_id, "strong_train") if model.run_id else []
         rows = [(_input(example), labels[example.id]) for example in examples if example.id in labels]
-    elif source.get("ground_truth"):
-        rows = [(_input(example), float(example.label)) for example in run_examples(session, run_id, "strong_train")]
-    else:
-        raise PermanentJobError(f"unknown training source {source!r}")
     if not rows:
-        raise PermanentJobError(f"no training examples for {source!r} (no labelled strong_train examples)")
+        raise PermanentJobError(f"no training examples for {source.public_name()} (no labelled strong_train examples)")
     return rows
 
 
-def _eval_rows(session: Session, source: dict[str, Any] | None, run_id: int | None) -> list[tuple[ClassifierInput, int, int | None]]:
-    if not source:
+def _eval_rows(session: Session, source: FileSource | SplitSource | None,
+               run_id: int | None) -> list[tuple[ClassifierInput, int, int | None]]:
+    if source is None:
         return []
-    if "file_id" in source:
+    if isinstance(source, FileSource):
         return [(ClassifierInput(text=row["prompt"]), int(float(row["label"]) >= 0.5), None)
-                for row in read_file_rows(session, source["file_id"])]
-    return [(_input(example), int(example.label), example.id) for example in run_examples(session, run_id, source["split"])]
+                for row in read_file_rows(session, source.file_id)]
+    return [(_input(example), int(example.label), example.id)
+            for example in run_examples(session, run_id, source.split)]
 
 
 def _input(example: Example) -> ClassifierInput:
@@ -219,8 +217,8 @@ def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path
     return FitSpec(
         base=job.parent_base or env.strong_model_path(settings.checkpoint), head=settings.head,
         answer_words=job.answer_words, lora=settings.lora.model_dump() if settings.lora else None,
-        train=asdict(train_config(settings.train, job.seed)), loss=job.loss,
-        loss_params={"alpha_max": settings.alpha_max} if job.loss == "logconf" else {},
+        train=settings.train.with_seed(job.seed).model_dump(), loss=job.loss,
+        loss_params=settings.loss_params(job.loss),
         prompt_suffix=prompt_suffix(settings.head),
         train_inputs=[row[0] for row in job.train], train_targets=[row[1] for row in job.train],
         eval_inputs=[row[0] for row in job.evaluate], eval_gold=[row[1] for row in job.evaluate],

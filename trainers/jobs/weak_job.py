@@ -13,10 +13,9 @@ from typing import Any
 
 from service.store.models import Example
 from trainers.classification_metrics import binary_metrics
-from trainers.pipeline.config import RunConfig, TrainSettings
 from trainers.jobs.env import WorkerEnv
-from trainers.pipeline.crossfit import CROSSFIT_FOLDS, cross_fit, crossfit_model_name
-from trainers.pipeline.plan import Member, weak_model_name
+from trainers.jobs.payloads import Member, job_payload
+from trainers.jobs.progress import progress_reporter
 from trainers.jobs.run_rows import (
     get_or_create_model,
     labelled,
@@ -28,46 +27,25 @@ from trainers.jobs.run_rows import (
     write_labels,
     write_metrics,
 )
+from trainers.jobs.weak_inputs import weak_input
+from trainers.pipeline.config import RunConfig
+from trainers.pipeline.crossfit import CROSSFIT_FOLDS, cross_fit, crossfit_model_name
+from trainers.pipeline.plan import weak_model_name
 from trainers.tasks import format_example
 from trainers.training import (
     ClassifierInput,
-    StepInfo,
-    TrainConfig,
     held_out_evaluator,
     load_classifier,
     predict_proba,
     train_classifier,
 )
-from trainers.jobs.weak_inputs import weak_input
 from trainers.worker import JobContext
-
-
-def train_config(settings: TrainSettings, seed: int) -> TrainConfig:
-    return TrainConfig(**settings.model_dump(), seed=seed)
-
-
-def progress_reporter(ctx: JobContext, stage: str):  # noqa: ANN201 - Callable[[StepInfo], None]
-    """on_step callback: progress (step, loss, ETA, last evaluation) on the job row; each evaluation
-    also as a metrics event of the job; stops if the job was cancelled."""
-    last: dict[str, Any] = {}
-
-    def on_step(info: StepInfo) -> None:
-        if info.evaluation is not None:
-            last.update(step=info.step, **info.evaluation)
-            shown = ", ".join(f"{name}={value:.4f}" for name, value in info.evaluation.items()
-                              if isinstance(value, float))
-            ctx.event(f"Step {info.step}/{info.total_steps}: training loss={info.loss:.4f}, held-out {shown}",
-                      step=info.step, train_loss=info.loss, **{f"valid_{k}": v for k, v in info.evaluation.items()})
-        ctx.report(info.step, info.total_steps, stage=stage, epoch=round(info.epoch, 3), loss=round(info.loss, 5),
-                   lr=info.lr, **({"evaluation": dict(last)} if last else {}))
-        ctx.check()
-
-    return on_step
 
 
 def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        run_id, member = ctx.payload["run_id"], Member(**ctx.payload["member"])
+        payload = job_payload(ctx)
+        run_id, member = payload.run_id, payload.member
         with ctx.sessions() as session:
             _, config = load_run(session, run_id)
             examples = run_examples(session, run_id)
@@ -82,7 +60,7 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
         test = [example for example in examples if example.split == "test"]
         ids, gold = labelled(test)
         result = train_classifier(model, [inputs[e.id] for e in train], [float(e.label) for e in train],
-                                  train_config(settings, member.train_seed), on_step=progress_reporter(ctx, "train"),
+                                  settings.with_seed(member.train_seed), on_step=progress_reporter(ctx, "train"),
                                   checkpoint_dir=env.job_dir(ctx.job.id) / "checkpoint",
                                   evaluate=held_out_evaluator([inputs[i] for i in ids], gold,
                                                               max_length=settings.max_length))
@@ -98,13 +76,13 @@ def weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
             write_labels(session, row.id, soft)
             write_metrics(session, run_id, row.id, f"member:{member.key}", scores(metrics))
         if member.context == "none" and "market_making" in config.conditions:  # the naive member it reads
-            _store_out_of_sample_predictions(ctx, env, config, member, train, inputs, soft)
+            _store_out_of_sample_predictions(ctx, env, run_id, config, member, train, inputs, soft)
         return {"model_id": row.id, "missing_transcripts": missing, "train": _train_summary(result), "test": metrics}
 
     return handle
 
 
-def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, config: RunConfig, member: Member,
+def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, run_id: int, config: RunConfig, member: Member,
                                      train: list[Example], inputs: dict[int, ClassifierInput],
                                      soft: dict[int, float]) -> None:
     """What market-making reads to pick its side: the naive predictions, cross-fitted on weak_train.
@@ -117,7 +95,7 @@ def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, config: Ru
     def fit_predict(train_ids: list[int], held_out: list[int], fold: int) -> dict[int, float]:
         model = load_classifier(env.weak_model_path(config.weak.model), head="linear")
         train_classifier(model, [inputs[i] for i in train_ids], [labels[i] for i in train_ids],
-                         train_config(settings, member.train_seed),
+                         settings.with_seed(member.train_seed),
                          on_step=progress_reporter(ctx, f"cross-fit {fold + 1}/{CROSSFIT_FOLDS}"),
                          checkpoint_dir=env.job_dir(ctx.job.id) / f"crossfit-{fold}")
         probs = predict_proba(model, [inputs[i] for i in held_out], max_length=settings.max_length)
@@ -125,8 +103,8 @@ def _store_out_of_sample_predictions(ctx: JobContext, env: WorkerEnv, config: Ru
 
     crossfit = cross_fit([example.id for example in train], CROSSFIT_FOLDS, member.train_seed, fit_predict)
     with ctx.sessions.begin() as session:
-        row = get_or_create_model(session, crossfit_model_name(ctx.payload["run_id"], member), role="weak",
-                                  base=env.weak_model_path(config.weak.model), run_id=ctx.payload["run_id"],
+        row = get_or_create_model(session, crossfit_model_name(run_id, member), role="weak",
+                                  base=env.weak_model_path(config.weak.model), run_id=run_id,
                                   condition=f"crossfit:{member.key}", member=member.debate_seed,
                                   seed=member.train_seed, checkpoint_path=None)
         write_labels(session, row.id, {**soft, **crossfit})

@@ -5,6 +5,6 @@
 from __future__ import annotations
 
 from trainers.pipeline.config import RunConfig, RunConfigError, load_run_config, parse_run_config
-from trainers.pipeline.plan import JOB_KINDS, submit_run
+from trainers.pipeline.plan import submit_run
 
-__all__ = ["JOB_KINDS", "RunConfig", "RunConfigError", "load_run_config", "parse_run_config", "submit_run"]
+__all__ = ["RunConfig", "RunConfigError", "load_run_config", "parse_run_config", "submit_run"]

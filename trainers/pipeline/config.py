@@ -17,6 +17,8 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from debate import DebateSpec, InvalidProtocol, SamplingParams
+from trainers.errors import RunConfigError
+from trainers.hyperparameters import PATH_MAX, StrongSettings, WeakSettings
 from trainers.pipeline.budgets import budget_problems
 from trainers.tasks import SPLIT_NAMES, TaskDataError, get_task
 
@@ -24,81 +26,14 @@ WeakCondition = Literal[
     "no_debate", "single_debate", "debate_ensemble", "finetune_ensemble", "consultancy", "market_making"
 ]
 WEAK_CONDITIONS: tuple[str, ...] = WeakCondition.__args__  # type: ignore[attr-defined]
-LossName = Literal["xent", "logconf", "product"]
-PATH_MAX = 1000
 MAX_SEED = 2**31 - 1  # seeds are 32-bit columns (debates.seed, models.seed)
 MAX_SEEDS = 100
 
 
-class RunConfigError(ValueError):
-    """The config is invalid; the message names every bad field as a dotted path."""
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class TrainSettings(_Strict):
-    """Optimisation settings (the fields of `trainers.training.TrainConfig` a config may set)."""
-
-    epochs: float = Field(2.0, gt=0)
-    lr: float = Field(5e-4, gt=0)
-    batch_size: int = Field(16, ge=1)
-    micro_batch_size: int | None = Field(None, ge=1)
-    weight_decay: float = Field(0.0, ge=0)
-    warmup_ratio: float = Field(0.0, ge=0, lt=1)
-    max_length: int = Field(512, ge=16)
-    group_by_length: bool = True
-    gradient_checkpointing: bool = False
-    checkpoint_every: int = Field(50, ge=0)
-    eval_every: int = Field(0, ge=0, description="Steps between evaluations on held-out data (a run's test split) "
-                                                  "during training, as job events + progress; 0 = only at the end")
-
-    @model_validator(mode="after")
-    def _micro_divides(self) -> TrainSettings:
-        if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
-            raise ValueError(f"batch_size {self.batch_size} must be a multiple of micro_batch_size {self.micro_batch_size}")
-        return self
-
-
-class LoraSettingsModel(_Strict):
-    r: int = Field(8, ge=1)
-    alpha: float = Field(16.0, gt=0)
-    dropout: float = Field(0.0, ge=0, lt=1)
-
-
-HeadName = Literal["linear", "lm", "likelihood"]
-HEAD_HELP = ("Classifier head: 'linear' (last token, Burns et al.), 'lm' (the answer words' next-token logits; "
-             "servable by vLLM), 'likelihood' (the model's own log-probabilities of the candidate answer, calibrated)")
-
-
-class WeakSettings(_Strict):
-    model: str | None = Field(None, max_length=PATH_MAX,
-                              description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
-    head: HeadName = Field("linear", description=HEAD_HELP)
-    train: TrainSettings = TrainSettings()
-
-
-class StrongSettings(_Strict):
-    model: str | None = Field(None, max_length=200,
-                              description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
-    checkpoint: str | None = Field(None, max_length=PATH_MAX,
-                                   description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
-    head: HeadName = Field("lm", description=HEAD_HELP)
-    losses: tuple[LossName, ...] = ("xent",)
-    lora: LoraSettingsModel | None = LoraSettingsModel()
-    alpha_max: float = Field(0.5, ge=0, le=1, description="logconf: final weight of the strong model's own predictions")
-    publish: bool = Field(True, description="Load each finetuned LoRA adapter into vLLM under a new served name")
-    train: TrainSettings = TrainSettings(lr=1e-3)
-
-    @model_validator(mode="after")
-    def _publishable(self) -> StrongSettings:
-        if not self.losses:
-            raise ValueError("losses must name at least one of xent, logconf, product")
-        if self.publish and (self.head != "lm" or self.lora is None):
-            raise ValueError("publish needs head 'lm' with lora set: vLLM serves LoRA adapters of the causal LM; "
-                             "set publish: false for linear heads or full finetuning")
-        return self
 
 
 class DebateSettings(_Strict):

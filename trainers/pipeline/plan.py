@@ -17,33 +17,30 @@ from __future__ import annotations
 
 import math
 import re
-from dataclasses import asdict, dataclass
+from collections.abc import Callable
+from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from service.store.jobs import enqueue_job, retry_job
+from service.store.jobs import retry_job
 from service.store.models import Job, Run
 from service.store.runs import config_hash
+from trainers.jobs.payloads import (
+    DebateShardPayload,
+    EnsemblePayload,
+    GroundTruthSource,
+    IngestPayload,
+    JobPayload,
+    LabelsModelNameSource,
+    Member,
+    ReportPayload,
+    RunStrongPayload,
+    SplitSource,
+    WeakPayload,
+    enqueue,
+)
 from trainers.pipeline.config import RunConfig
-
-JOB_KINDS = ("ingest", "debate", "weak", "ensemble", "strong", "report")
-
-
-@dataclass(frozen=True, order=True)
-class Member:
-    """One weak model to train: the run seed it belongs to, its transcript source and its finetuning seed."""
-
-    seed: int  # the training seed of the run (`RunConfig.seeds`) whose ensembles it is part of
-    context: str  # "none" (no transcript) or a debate protocol: "debate" | "consultancy" | "market_making"
-    debate_seed: int  # `debates.seed` of the transcripts it reads
-    train_seed: int  # the seed its training gets (data order, init)
-
-    @property
-    def key(self) -> str:
-        if self.context == "none":
-            return f"s{self.seed}-none-t{self.train_seed}"
-        return f"s{self.seed}-{self.context}-d{self.debate_seed}-t{self.train_seed}"
 
 
 @dataclass(frozen=True)
@@ -144,25 +141,30 @@ def submit_run(session: Session, config: RunConfig, *, strong_model: str, code_v
     return run, created
 
 
+# plan_jobs' `add(step, payload, depends_on, priority=0) -> job id`
+AddJob = Callable[..., int]
+
+
 def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
     """Enqueue (or find) every job of the run; returns step key -> job id."""
     jobs: dict[str, int] = {}
 
-    def add(step: str, kind: str, payload: dict, depends_on: list[int], priority: int = 0) -> int:
-        job = enqueue_job(session, kind, {"run_id": run_id, **payload}, idempotency_key=f"run{run_id}:{step}",
-                          depends_on=depends_on, run_id=run_id, priority=priority, max_attempts=3)
+    def add(step: str, payload: JobPayload, depends_on: list[int], priority: int = 0) -> int:
+        job = enqueue(session, payload, idempotency_key=f"run{run_id}:{step}", depends_on=depends_on, run_id=run_id,
+                      priority=priority, max_attempts=3)
         jobs[step] = job.id
         return job.id
 
-    ingest = add("ingest", "ingest", {}, [], priority=10)
+    ingest = add("ingest", IngestPayload(run_id=run_id), [], priority=10)
     weak_jobs: dict[Member, int] = {}
 
     def weak(member: Member, naive: Member) -> int:
         """The member's job, planned once; market-making debates first need `naive`'s job."""
         if member not in weak_jobs:
             naive_job = weak(naive, naive) if member.context == "market_making" else None
-            debates = _debate_shards(add, config, member, ingest, naive, naive_job, strong_model)
-            weak_jobs[member] = add(f"weak:{member.key}", "weak", {"member": asdict(member)}, [ingest, *debates])
+            debates = _debate_shards(add, run_id, config, member, ingest, naive, naive_job, strong_model)
+            weak_jobs[member] = add(f"weak:{member.key}", WeakPayload(run_id=run_id, member=member),
+                                    [ingest, *debates])
         return weak_jobs[member]
 
     seeds = run_seeds(config)
@@ -173,42 +175,41 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         naive = (seed if config.debate.resample_per_seed else seeds[0]).naive
         for condition in config.conditions:
             chosen = condition_members(condition, seed)
-            ensemble = add(seed_condition(seed.value, f"ensemble:{condition}"), "ensemble",
-                           {"condition": condition, "seed": seed.value, "members": [asdict(m) for m in chosen]},
+            ensemble = add(seed_condition(seed.value, f"ensemble:{condition}"),
+                           EnsemblePayload(run_id=run_id, condition=condition, seed=seed.value, members=chosen),
                            [weak(m, naive) for m in chosen])
             finals.append(ensemble)
-            labels = {"labels_model_name": condition_model_name(run_id, seed.value, condition)}
+            labels = LabelsModelNameSource(labels_model_name=condition_model_name(run_id, seed.value, condition))
             for loss in config.strong.losses:
                 w2s = seed_condition(seed.value, f"w2s:{condition}:{loss}")
-                finals.append(add(seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"), "strong",
-                                  _strong_payload(w2s, seed.value, loss, strong_model, labels), [ensemble]))
-        finals.append(add(seed_condition(seed.value, "strong:ceiling"), "strong",
-                          _strong_payload(seed_condition(seed.value, "ceiling"), seed.value, "xent", strong_model,
-                                          {"ground_truth": True}), [ingest]))
-    add("report", "report", {}, finals, priority=-10)
+                finals.append(add(seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"),
+                                  _strong_payload(run_id, w2s, seed.value, loss, strong_model, labels), [ensemble]))
+        ceiling = _strong_payload(run_id, seed_condition(seed.value, "ceiling"), seed.value, "xent", strong_model,
+                                  GroundTruthSource(ground_truth=True))
+        finals.append(add(seed_condition(seed.value, "strong:ceiling"), ceiling, [ingest]))
+    add("report", ReportPayload(run_id=run_id), finals, priority=-10)
     return jobs
 
 
-def _debate_shards(add, config: RunConfig, member: Member, ingest: int, naive: Member,  # noqa: ANN001
+def _debate_shards(add: AddJob, run_id: int, config: RunConfig, member: Member, ingest: int, naive: Member,
                    naive_job: int | None, strong_model: str) -> list[int]:
     """The debate jobs whose transcripts `member` reads (shared by members with the same debates)."""
     if member.context == "none":
         return []
     total = sum(config.splits.values())
     size = config.debate.shard_size
-    depends = [ingest]
-    extra: dict = {}
-    if member.context == "market_making":
-        depends.append(naive_job)
-        extra = {"weak_model_member": asdict(naive)}
+    market_making = member.context == "market_making"
+    depends = [ingest, naive_job] if market_making else [ingest]
     return [
-        add(f"debate:{member.context}:d{member.debate_seed}:shard{i}", "debate",
-            {"protocol": member.context, "seed": member.debate_seed, "offset": i * size, "limit": size,
-             "model": strong_model, **extra}, depends, priority=5)
+        add(f"debate:{member.context}:d{member.debate_seed}:shard{i}",
+            DebateShardPayload(run_id=run_id, protocol=member.context, seed=member.debate_seed, offset=i * size,
+                               limit=size, model=strong_model, weak_model_member=naive if market_making else None),
+            depends, priority=5)
         for i in range(math.ceil(total / size))
     ]
 
 
-def _strong_payload(condition: str, seed: int, loss: str, base_model: str, train: dict) -> dict:
-    return {"condition": condition, "seed": seed, "loss": loss, "base_model": base_model, "train": train,
-            "validation": {"split": "test"}}
+def _strong_payload(run_id: int, condition: str, seed: int, loss: str, base_model: str,
+                    train: LabelsModelNameSource | GroundTruthSource) -> RunStrongPayload:
+    return RunStrongPayload(run_id=run_id, condition=condition, seed=seed, loss=loss, base_model=base_model,
+                            train=train, validation=SplitSource(split="test"))

@@ -35,6 +35,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from trainers.atomic_files import write_text_atomic
+from trainers.errors import LaunchFailed
 
 if TYPE_CHECKING:  # torch-heavy; imported where used, so `w2s --help` and the API's planning stay light
     from trainers.strong.fit import FitOutcome, FitSpec
@@ -42,10 +43,6 @@ if TYPE_CHECKING:  # torch-heavy; imported where used, so `w2s --help` and the A
 
 SHARDINGS = ("ddp", "fsdp")
 SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jsonl", "outcome.json", "torchrun.log"
-
-
-class LaunchFailed(RuntimeError):
-    """The torchrun ranks exited with an error; the message ends with their log's last lines."""
 
 
 @dataclass(frozen=True)

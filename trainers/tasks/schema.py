@@ -11,17 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from trainers.errors import TaskDataError
+
 # Database column widths (examples.source_id / examples.candidate_id); checked here so a
 # bad id fails at ingest with its task and row, not as an opaque SQL error later.
 MAX_SOURCE_ID_CHARS = 128
 MAX_CANDIDATE_ID_CHARS = 64
-
-
-class TaskDataError(Exception):
-    """The task's data is missing, unreadable or not in the expected fields.
-
-    The message names the task, the row when there is one, and what to do about it.
-    """
 
 
 @dataclass(frozen=True)

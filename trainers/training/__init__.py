@@ -6,6 +6,7 @@
     model.save(out_dir)           # a PEFT adapter vLLM can load, for LoRA + lm head
 """
 
+from trainers.hyperparameters import LoraSettings, TrainConfig
 from trainers.training.checkpoint import CheckpointMismatch
 from trainers.training.classifier import (
     Classifier,
@@ -14,7 +15,6 @@ from trainers.training.classifier import (
     resolve_device,
     weight_dtype,
 )
-from trainers.training.config import LoraSettings, TrainConfig
 from trainers.training.distributed import Ranks, current_ranks, init_distributed
 from trainers.training.inputs import ClassifierInput, InputTooLong, TrimStats, encode_inputs
 from trainers.training.loop import StepInfo, TrainingStopped, TrainResult, train_classifier

@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file, save_file
 
+from trainers.errors import CheckpointMismatch
 from trainers.training.distributed import current_ranks, gather_full, scatter_like
 
 FORMAT = 1
@@ -37,10 +38,6 @@ class Progress:
     total_steps: int
     losses: list[float]
     fingerprint: str
-
-
-class CheckpointMismatch(ValueError):
-    """The checkpoint dir holds a checkpoint of a different run (other config, data or model)."""
 
 
 def save_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,

@@ -32,7 +32,7 @@ from peft import LoraConfig, PeftModel, get_peft_model
 from safetensors.torch import load_file, save_file
 from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer, PreTrainedModel, PreTrainedTokenizerBase
 
-from trainers.training.config import LoraSettings
+from trainers.hyperparameters import LoraSettings
 from trainers.training.distributed import current_ranks, gather_full, is_sharded
 
 HEADS = ("linear", "lm", "likelihood")
@@ -54,7 +54,8 @@ class ClassifierSpec:
     lora: LoraSettings | None
 
     def to_json(self) -> str:
-        data = {"format": SPEC_FORMAT, **asdict(self)}
+        lora = self.lora.model_dump(mode="json") if self.lora else None
+        data = {"format": SPEC_FORMAT, **asdict(self), "lora": lora}
         return json.dumps(data, indent=2) + "\n"
 
     @classmethod

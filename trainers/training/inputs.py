@@ -23,6 +23,8 @@ from dataclasses import dataclass
 
 from transformers import PreTrainedTokenizerBase
 
+from trainers.errors import InputTooLong
+
 SEPARATOR = "\n\n"
 ELLIPSIS = " ..."
 
@@ -42,10 +44,6 @@ class ClassifierInput:
     def __post_init__(self) -> None:
         if not self.text.endswith(self.answer):
             raise ValueError(f"the text must end with its answer {self.answer!r}; got ...{self.text[-40:]!r}")
-
-
-class InputTooLong(ValueError):
-    """An input's text plus prompt suffix alone exceed `max_length`; only the context may be trimmed."""
 
 
 @dataclass(frozen=True)

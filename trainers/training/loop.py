@@ -21,13 +21,15 @@ import math
 import time
 from array import array
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from itertools import chain
 from pathlib import Path
 
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
+from trainers.errors import TrainingStopped
+from trainers.hyperparameters import TrainConfig
 from trainers.losses import Loss, xent
 from trainers.training.batching import (
     BatchPlan,
@@ -39,7 +41,6 @@ from trainers.training.batching import (
 )
 from trainers.training.checkpoint import Progress, clear_staging, load_checkpoint, save_checkpoint
 from trainers.training.classifier import Classifier, trainable_parameters
-from trainers.training.config import TrainConfig
 from trainers.training.distributed import Ranks, current_ranks, is_sharded, sum_across_ranks
 from trainers.training.inputs import ClassifierInput, TrimStats, encode_inputs
 
@@ -76,10 +77,6 @@ class TrainResult:
     resumed_from_step: int
     trim: TrimStats
     evaluations: list[tuple[int, dict[str, float]]] = field(default_factory=list)  # (step, metrics), this call
-
-
-class TrainingStopped(RuntimeError):
-    """Raised on the other ranks when rank 0's `on_step` raised (e.g. the job was cancelled)."""
 
 
 def train_classifier(
@@ -239,7 +236,7 @@ def _report(on_step: Callable[[StepInfo], None] | None, info: StepInfo, ranks: R
     if ranks.is_main and on_step is not None:
         try:
             on_step(info)
-        except BaseException as exc:  # re-raised below, after the other ranks have been told
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the other ranks have been told
             error = exc
     if ranks.distributed:
         (stopped,) = sum_across_ranks([1.0 if error is not None else 0.0], ranks, device)
@@ -282,7 +279,7 @@ def _fingerprint(config: TrainConfig, encoded: list[list[int]], targets: Sequenc
     resume on a smaller or larger machine.
     """
     memory_only = ("checkpoint_every", "eval_batch_size", "eval_every", "gradient_checkpointing", "micro_batch_size")
-    settings = {key: value for key, value in asdict(config).items() if key not in memory_only}
+    settings = config.model_dump(exclude=set(memory_only))
     digest = hashlib.sha256(json.dumps(settings, sort_keys=True).encode())
     digest.update(array("q", map(len, encoded)).tobytes())
     digest.update(array("q", chain.from_iterable(encoded)).tobytes())
