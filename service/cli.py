@@ -95,7 +95,7 @@ class _JobKinds(Sequence[str]):
     @staticmethod
     @cache
     def _kinds() -> tuple[str, ...]:
-        from trainers.pipeline.plan import JOB_KINDS
+        from trainers.jobs.payloads import JOB_KINDS
 
         return (*JOB_KINDS, "all")
 
