@@ -37,9 +37,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from service.store import Example, Label, Metric, Run
-from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
 from trainers.atomic_files import replacing, write_text_atomic
 from trainers.classification_metrics import binary_metrics
+from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
 from trainers.pipeline.budgets import ingest_notes
 from trainers.pipeline.plan import split_seed_condition
 

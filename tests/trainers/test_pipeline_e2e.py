@@ -17,10 +17,10 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Example, Label, Model, ModelVersion
+from tests.support.api_server import running_api
 from trainers.jobs import pipeline_handlers
 from trainers.pipeline.plan import condition_model_name, strong_model_name
 from trainers.worker import Worker
-from tests.support.api_server import running_api
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 

@@ -12,8 +12,8 @@ import json
 import threading
 import time
 from collections.abc import Iterator
-from datetime import timedelta
 from contextlib import contextmanager
+from datetime import timedelta
 from pathlib import Path
 
 import httpx

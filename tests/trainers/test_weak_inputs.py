@@ -7,9 +7,9 @@ from pathlib import Path
 from transformers import AutoTokenizer
 
 from debate import Turn, render_for_weak
+from trainers.jobs.weak_inputs import transcript_context, weak_input
 from trainers.training import ClassifierInput, encode_inputs
 from trainers.training.inputs import SEPARATOR
-from trainers.jobs.weak_inputs import transcript_context, weak_input
 
 TURNS = (
     Turn(index=1, speaker="B", stance="incorrect", content="  It is not water, the passage says fire. "),

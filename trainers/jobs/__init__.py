@@ -11,7 +11,9 @@
 | strong | `strong_job` | finetune the strong model on weak labels, evaluate, publish |
 | report | `report_job` | PGR and the report files |
 
-`env.WorkerEnv` is what a handler needs from its machine; `run_rows` reads and writes a run's rows.
+Every handler starts with `payloads.job_payload(ctx)`: the claimed row's typed payload.
+`env.WorkerEnv` is what a handler needs from its machine; `run_rows` reads and writes a run's rows;
+`progress` puts a training run's progress on the job row.
 """
 
 from __future__ import annotations
