@@ -20,6 +20,13 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
     """
     from trainers.debate_job import debate_handler
     from trainers.pipeline.ensemble_job import ensemble_handler
+    from trainers.pipeline.generative_jobs import (
+        gen_ingest_handler,
+        gen_refine_handler,
+        gen_report_handler,
+        gen_strong_handler,
+        gen_weak_handler,
+    )
     from trainers.pipeline.ingest import ingest_handler
     from trainers.pipeline.report_job import report_handler
     from trainers.pipeline.strong_job import strong_handler
@@ -32,6 +39,11 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),
         "report": report_handler(env),
+        "gen_ingest": gen_ingest_handler(env),
+        "gen_weak": gen_weak_handler(env),
+        "gen_refine": gen_refine_handler(env),
+        "gen_strong": gen_strong_handler(env),
+        "gen_report": gen_report_handler(env),
     }
 
 

@@ -19,6 +19,7 @@ import math
 import re
 from dataclasses import asdict, dataclass
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -126,22 +127,34 @@ def submit_run(session: Session, config: RunConfig, *, strong_model: str, code_v
     An existing run with the same hash is resumed: its failed or cancelled jobs go back
     in the queue; succeeded ones stay done.
     """
-    digest = run_hash(config, strong_model)
-    run = session.scalars(select(Run).where(Run.kind == "experiment", Run.config_hash == digest)
-                          .order_by(Run.id.desc())).first()
-    created = run is None
-    if run is None:
-        stored = {**config.model_dump(mode="json"), "resolved": {"strong_model": strong_model}}
-        run = Run(kind="experiment", name=config.name, config=stored, config_hash=digest, code_version=code_version)
-        session.add(run)
-        session.flush()
+    run, created = open_run(session, config, run_hash(config, strong_model), strong_model=strong_model,
+                            code_version=code_version)
     plan_jobs(session, run.id, config, strong_model)
     if not created:
-        for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.status.in_(("failed", "cancelled")))):
-            retry_job(session, job.id)
-        run.status, run.finished_at, run.error = "queued", None, None
-    session.flush()
+        requeue_run(session, run)
     return run, created
+
+
+def open_run(session: Session, config: BaseModel, digest: str, *, strong_model: str,
+             code_version: str) -> tuple[Run, bool]:
+    """The newest experiment run with this config hash, or a new one storing `config`; (run, created)."""
+    run = session.scalars(select(Run).where(Run.kind == "experiment", Run.config_hash == digest)
+                          .order_by(Run.id.desc())).first()
+    if run is not None:
+        return run, False
+    stored = {**config.model_dump(mode="json"), "resolved": {"strong_model": strong_model}}
+    run = Run(kind="experiment", name=config.name, config=stored, config_hash=digest, code_version=code_version)
+    session.add(run)
+    session.flush()
+    return run, True
+
+
+def requeue_run(session: Session, run: Run) -> None:
+    """Resume a run: its failed or cancelled jobs go back in the queue; succeeded ones stay done."""
+    for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.status.in_(("failed", "cancelled")))):
+        retry_job(session, job.id)
+    run.status, run.finished_at, run.error = "queued", None, None
+    session.flush()
 
 
 def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
