@@ -14,18 +14,14 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, ValidationError, field_validator
 
 from trainers.generative.tasks import get_generative_task
-from trainers.pipeline.config import LoraSettingsModel, RunConfigError, format_validation_error
+from trainers.pipeline.config import LoraSettingsModel, RunConfigError, _Strict, format_validation_error, three_splits
 from trainers.scorers import ScorerSpec
-from trainers.tasks import SPLIT_NAMES, TaskDataError
+from trainers.tasks import TaskDataError
 
 RefineMethod = Literal["icl", "intent"]
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 class SftSettings(_Strict):
@@ -85,9 +81,7 @@ class GenerativeRunConfig(_Strict):
     @field_validator("splits")
     @classmethod
     def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
-        if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
-            raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
-        return splits
+        return three_splits(splits)
 
     @property
     def scorer_spec(self) -> ScorerSpec:

@@ -13,11 +13,10 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from service.store.jobs import enqueue_job
 from service.store.models import Run
 from service.store.runs import config_hash
 from trainers.generative.config import GenerativeRunConfig
-from trainers.pipeline.plan import open_run, requeue_run
+from trainers.pipeline.plan import job_adder, open_run, requeue_run
 
 GENERATIVE_JOB_KINDS = ("gen_ingest", "gen_weak", "gen_refine", "gen_strong", "gen_report")
 REFERENCE = "reference"  # the source of ceiling targets: the examples' own reference outputs
@@ -44,13 +43,7 @@ def submit_generative_run(session: Session, config: GenerativeRunConfig, *, stro
 
 def plan_generative_jobs(session: Session, run_id: int, config: GenerativeRunConfig) -> dict[str, int]:
     jobs: dict[str, int] = {}
-
-    def add(step: str, kind: str, payload: dict, depends_on: list[int], priority: int = 0) -> int:
-        job = enqueue_job(session, kind, {"run_id": run_id, **payload}, idempotency_key=f"run{run_id}:{step}",
-                          depends_on=depends_on, run_id=run_id, priority=priority, max_attempts=3)
-        jobs[step] = job.id
-        return job.id
-
+    add = job_adder(session, run_id, jobs)
     ingest = add("gen_ingest", "gen_ingest", {}, [], priority=10)
     weak = add("gen_weak", "gen_weak", {}, [ingest], priority=5)
     weak_name = generative_model_name(run_id, "weak")

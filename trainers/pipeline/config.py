@@ -27,6 +27,13 @@ WEAK_CONDITIONS: tuple[str, ...] = WeakCondition.__args__  # type: ignore[attr-d
 LossName = Literal["xent", "logconf", "product"]
 
 
+def three_splits(splits: dict[str, int]) -> dict[str, int]:
+    """`splits` if it sizes weak_train, strong_train and test, each with >= 2 examples (a pydantic validator)."""
+    if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
+        raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
+    return splits
+
+
 class RunConfigError(ValueError):
     """The config is invalid; the message names every bad field as a dotted path."""
 
@@ -162,9 +169,7 @@ class RunConfig(_Strict):
     @field_validator("splits")
     @classmethod
     def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
-        if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
-            raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
-        return splits
+        return three_splits(splits)
 
     @field_validator("conditions")
     @classmethod

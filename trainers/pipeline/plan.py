@@ -157,9 +157,9 @@ def requeue_run(session: Session, run: Run) -> None:
     session.flush()
 
 
-def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
-    """Enqueue (or find) every job of the run; returns step key -> job id."""
-    jobs: dict[str, int] = {}
+def job_adder(session: Session, run_id: int, jobs: dict[str, int]):  # noqa: ANN201 - Callable[..., int]
+    """`add(step, kind, payload, depends_on, priority=0) -> job id`: enqueue (or find) the run's job for `step`,
+    keyed `run<id>:<step>`, and record it in `jobs`."""
 
     def add(step: str, kind: str, payload: dict, depends_on: list[int], priority: int = 0) -> int:
         job = enqueue_job(session, kind, {"run_id": run_id, **payload}, idempotency_key=f"run{run_id}:{step}",
@@ -167,6 +167,13 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         jobs[step] = job.id
         return job.id
 
+    return add
+
+
+def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
+    """Enqueue (or find) every job of the run; returns step key -> job id."""
+    jobs: dict[str, int] = {}
+    add = job_adder(session, run_id, jobs)
     ingest = add("ingest", "ingest", {}, [], priority=10)
     weak_jobs: dict[Member, int] = {}
 
