@@ -284,3 +284,38 @@ class JobEvent(Base):
     level: Mapped[str] = mapped_column(String(16), default="info")
     message: Mapped[str] = mapped_column(Text)
     data: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Generation(Base):
+    """A text one model wrote for one example: a weak target, a refined target, or a test output.
+
+    One row per (model, example), so a retried generation job overwrites instead of adding rows.
+    `score` is what the run's scorer gave the text (NULL until scored); `intent_id` names the inferred
+    intent the text was refined under (intent-and-refine only).
+    """
+
+    __tablename__ = "generations"
+    __table_args__ = (UniqueConstraint("model_id", "example_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    example_id: Mapped[int] = mapped_column(ForeignKey("examples.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    score: Mapped[float | None] = mapped_column(Float)
+    intent_id: Mapped[int | None] = mapped_column(ForeignKey("intents.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
+class Intent(Base):
+    """What the strong model inferred the weak supervisor intends, from one batch of its (prompt, output) pairs."""
+
+    __tablename__ = "intents"
+    __table_args__ = (UniqueConstraint("model_id", "batch"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("runs.id", ondelete="CASCADE"), index=True)
+    model_id: Mapped[int] = mapped_column(ForeignKey("models.id", ondelete="CASCADE"))
+    batch: Mapped[int] = mapped_column(Integer)
+    text: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)

@@ -6,7 +6,8 @@ from service.store import Base, make_engine
 from service.store.migrate import downgrade, upgrade
 
 DESIGN_TABLES = {"runs", "examples", "debates", "turns", "jobs", "job_dependencies",
-                 "models", "model_versions", "labels", "metrics", "files", "job_events"}
+                 "models", "model_versions", "labels", "metrics", "files", "job_events",
+                 "generations", "intents"}
 
 
 def _tables(url: str) -> set[str]:

@@ -10,6 +10,7 @@
 | ensemble | `ensemble_job` | average the members' labels into a condition's weak model |
 | strong | `strong_job` | finetune the strong model on weak labels, evaluate, publish |
 | report | `report_job` | PGR and the report files |
+| gen_ingest, gen_weak, gen_refine, gen_strong, gen_report | `generative_jobs` | a generative run's steps |
 
 Every handler starts with `payloads.job_payload(ctx)`: the claimed row's typed payload.
 `env.WorkerEnv` is what a handler needs from its machine; `run_rows` reads and writes a run's rows;
@@ -34,6 +35,13 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
     """
     from trainers.jobs.debate_job import debate_handler
     from trainers.jobs.ensemble_job import ensemble_handler
+    from trainers.jobs.generative_jobs import (
+        gen_ingest_handler,
+        gen_refine_handler,
+        gen_report_handler,
+        gen_strong_handler,
+        gen_weak_handler,
+    )
     from trainers.jobs.ingest_job import ingest_handler
     from trainers.jobs.report_job import report_handler
     from trainers.jobs.strong_job import strong_handler
@@ -46,6 +54,11 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),
         "report": report_handler(env),
+        "gen_ingest": gen_ingest_handler(env),
+        "gen_weak": gen_weak_handler(env),
+        "gen_refine": gen_refine_handler(env),
+        "gen_strong": gen_strong_handler(env),
+        "gen_report": gen_report_handler(env),
     }
 
 

@@ -245,11 +245,47 @@ class ReportPayload(_Payload):
     run_id: int
 
 
+class GenIngestPayload(_Payload):
+    """Generative runs (`trainers.generative.plan`): the handlers read the rest from the run's stored config."""
+
+    KIND = "gen_ingest"
+
+    run_id: int
+
+
+class GenWeakPayload(_Payload):
+    KIND = "gen_weak"
+
+    run_id: int
+
+
+class GenRefinePayload(_Payload):
+    KIND = "gen_refine"
+
+    run_id: int
+    method: Literal["icl", "intent"]
+
+
+class GenStrongPayload(_Payload):
+    KIND = "gen_strong"
+
+    run_id: int
+    condition: str  # w2s | w2s_refined:<method> | ceiling
+    source: str  # the model whose generations are the targets, or "reference"
+
+
+class GenReportPayload(_Payload):
+    KIND = "gen_report"
+
+    run_id: int
+
+
 TrainSource = FileSource | LabelsModelSource | LabelsModelNameSource | GroundTruthSource
 DebatePayload = DebateShardPayload | DebateItemsPayload
 StrongPayload = Annotated[FineTunePayload | RunStrongPayload, Field(union_mode="left_to_right")]
 JobPayload = (IngestPayload | DebateShardPayload | DebateItemsPayload | WeakPayload | EnsemblePayload
-              | RunStrongPayload | FineTunePayload | ReportPayload)
+              | RunStrongPayload | FineTunePayload | ReportPayload | GenIngestPayload | GenWeakPayload
+              | GenRefinePayload | GenStrongPayload | GenReportPayload)
 
 _PAYLOADS: dict[str, TypeAdapter] = {
     "ingest": TypeAdapter(IngestPayload),
@@ -258,6 +294,8 @@ _PAYLOADS: dict[str, TypeAdapter] = {
     "ensemble": TypeAdapter(EnsemblePayload),
     "strong": TypeAdapter(StrongPayload),
     "report": TypeAdapter(ReportPayload),
+    **{payload.KIND: TypeAdapter(payload)
+       for payload in (GenIngestPayload, GenWeakPayload, GenRefinePayload, GenStrongPayload, GenReportPayload)},
 }
 JOB_KINDS = tuple(_PAYLOADS)
 

@@ -30,6 +30,11 @@ MAX_SEED = 2**31 - 1  # seeds are 32-bit columns (debates.seed, models.seed)
 MAX_SEEDS = 100
 
 
+def three_splits(splits: dict[str, int]) -> dict[str, int]:
+    """`splits` if it sizes weak_train, strong_train and test, each with >= 2 examples (a pydantic validator)."""
+    if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
+        raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
+    return splits
 
 
 class _Strict(BaseModel):
@@ -106,9 +111,7 @@ class RunConfig(_Strict):
     @field_validator("splits")
     @classmethod
     def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
-        if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
-            raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
-        return splits
+        return three_splits(splits)
 
     @field_validator("conditions")
     @classmethod

@@ -20,6 +20,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
@@ -123,31 +124,43 @@ def submit_run(session: Session, config: RunConfig, *, strong_model: str, code_v
     An existing run with the same hash is resumed: its failed or cancelled jobs go back
     in the queue; succeeded ones stay done.
     """
-    digest = run_hash(config, strong_model)
-    run = session.scalars(select(Run).where(Run.kind == "experiment", Run.config_hash == digest)
-                          .order_by(Run.id.desc())).first()
-    created = run is None
-    if run is None:
-        stored = {**config.model_dump(mode="json"), "resolved": {"strong_model": strong_model}}
-        run = Run(kind="experiment", name=config.name, config=stored, config_hash=digest, code_version=code_version)
-        session.add(run)
-        session.flush()
+    run, created = open_run(session, config, run_hash(config, strong_model), strong_model=strong_model,
+                            code_version=code_version)
     plan_jobs(session, run.id, config, strong_model)
     if not created:
-        for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.status.in_(("failed", "cancelled")))):
-            retry_job(session, job.id)
-        run.status, run.finished_at, run.error = "queued", None, None
-    session.flush()
+        requeue_run(session, run)
     return run, created
 
 
-# plan_jobs' `add(step, payload, depends_on, priority=0) -> job id`
+def open_run(session: Session, config: BaseModel, digest: str, *, strong_model: str,
+             code_version: str) -> tuple[Run, bool]:
+    """The newest experiment run with this config hash, or a new one storing `config`; (run, created)."""
+    run = session.scalars(select(Run).where(Run.kind == "experiment", Run.config_hash == digest)
+                          .order_by(Run.id.desc())).first()
+    if run is not None:
+        return run, False
+    stored = {**config.model_dump(mode="json"), "resolved": {"strong_model": strong_model}}
+    run = Run(kind="experiment", name=config.name, config=stored, config_hash=digest, code_version=code_version)
+    session.add(run)
+    session.flush()
+    return run, True
+
+
+def requeue_run(session: Session, run: Run) -> None:
+    """Resume a run: its failed or cancelled jobs go back in the queue; succeeded ones stay done."""
+    for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.status.in_(("failed", "cancelled")))):
+        retry_job(session, job.id)
+    run.status, run.finished_at, run.error = "queued", None, None
+    session.flush()
+
+
+# job_adder's `add(step, payload, depends_on, priority=0) -> job id`
 AddJob = Callable[..., int]
 
 
-def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
-    """Enqueue (or find) every job of the run; returns step key -> job id."""
-    jobs: dict[str, int] = {}
+def job_adder(session: Session, run_id: int, jobs: dict[str, int]) -> AddJob:
+    """`add(step, payload, depends_on, priority=0) -> job id`: enqueue (or find) the run's job for `step`,
+    keyed `run<id>:<step>`, and record it in `jobs`."""
 
     def add(step: str, payload: JobPayload, depends_on: list[int], priority: int = 0) -> int:
         job = enqueue(session, payload, idempotency_key=f"run{run_id}:{step}", depends_on=depends_on, run_id=run_id,
@@ -155,6 +168,13 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         jobs[step] = job.id
         return job.id
 
+    return add
+
+
+def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: str) -> dict[str, int]:
+    """Enqueue (or find) every job of the run; returns step key -> job id."""
+    jobs: dict[str, int] = {}
+    add = job_adder(session, run_id, jobs)
     ingest = add("ingest", IngestPayload(run_id=run_id), [], priority=10)
     weak_jobs: dict[Member, int] = {}
 

@@ -1,0 +1,96 @@
+"""Generative W2S at small sizes on a CPU: one toxicity run and one refinement run, end to end.
+
+    .venv/bin/python bench/generative.py --data-dir /path/to/real_toxicity_prompts [--keep DIR]
+
+Pretrains the testbed's models, starts vLLM (the strong testbed model, LoRA on), and runs
+`configs/toxicity.yaml` and `configs/refinement_testbed.yaml` through the job queue with in-process
+workers on a fresh SQLite file. Every number is read back from the runs' `metrics` rows. The last line
+is one JSON object:
+
+    {"toxicity": {"weak", "w2s", "w2s_refined", "ceiling", "pgr"},
+     "refinement": {"weak", "w2s", "w2s_refined", "ceiling", "pgr", "pgr_refined"},
+     "scorer_auroc", "seconds"}
+
+`w2s_refined` is the intent-and-refine condition (the ICL one is in the report). Targets:
+scorer_auroc >= 0.8, seconds <= 900 on 2 cores. Whether refinement beats plain W2S is measured, not targeted.
+"""
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+from sqlalchemy import select
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from service.local_vllm import start_local_vllm  # noqa: E402
+from service.store import Job, Metric, make_engine, make_session_factory, migrate  # noqa: E402
+from trainers.generative.config import parse_generative_config  # noqa: E402
+from trainers.generative.plan import GENERATIVE_JOB_KINDS, submit_generative_run  # noqa: E402
+from trainers.pipeline import WorkerEnv, pipeline_handlers  # noqa: E402
+from trainers.testbed import STRONG, ensure_testbed_model  # noqa: E402
+from trainers.worker import Worker  # noqa: E402
+
+REFINED = "w2s_refined:intent"
+
+
+def run_config(path: Path, env: WorkerEnv, sessions, **overrides) -> int:  # noqa: ANN001
+    config = parse_generative_config({**yaml.safe_load(path.read_text()), **overrides})
+    with sessions.begin() as session:
+        run, _ = submit_generative_run(session, config, strong_model="strong")
+        run_id = run.id
+    handlers = pipeline_handlers(env)
+    Worker(sessions, {kind: handlers[kind] for kind in GENERATIVE_JOB_KINDS}).run(exit_when_idle=True)
+    with sessions() as session:
+        failed = session.scalars(select(Job).where(Job.run_id == run_id, Job.status != "succeeded")).all()
+        if failed:
+            raise SystemExit("\n".join(f"job {job.id} {job.kind} {job.status}: {job.error}" for job in failed))
+    return run_id
+
+
+def metrics(sessions, run_id: int) -> dict[tuple[str, str], float | None]:  # noqa: ANN001
+    with sessions() as session:
+        rows = session.scalars(select(Metric).where(Metric.run_id == run_id))
+        return {(row.condition, row.name): row.value for row in rows}
+
+
+def summary(values: dict, *, refined_pgr: bool) -> dict:
+    out = {name: values[(f"gen/{condition}", "mean_score")]
+           for name, condition in (("weak", "weak"), ("w2s", "w2s"), ("w2s_refined", REFINED), ("ceiling", "ceiling"))}
+    out["pgr"] = values[("gen/w2s", "pgr")]
+    if refined_pgr:
+        out["pgr_refined"] = values[(f"gen/{REFINED}", "pgr")]
+    return out
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, required=True, help="the real_toxicity_prompts directory")
+    parser.add_argument("--keep", type=Path, help="work here (kept) instead of a temporary directory")
+    args = parser.parse_args()
+    started = time.monotonic()
+    work = args.keep or Path(tempfile.mkdtemp(prefix="bench-generative-"))
+    strong = ensure_testbed_model(work / "models" / "testbed-strong", STRONG)
+    url = f"sqlite:///{work / 'w2s.db'}"
+    migrate.upgrade(url)
+    sessions = make_session_factory(make_engine(url))
+    with start_local_vllm(strong, served_name="strong", enable_lora=True, log_path=work / "vllm.log") as server:
+        env = WorkerEnv(artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True,
+                        vllm_base_url=server.base_url)
+        toxicity = run_config(ROOT / "configs" / "toxicity.yaml", env, sessions, data_dir=str(args.data_dir.resolve()))
+        refinement = run_config(ROOT / "configs" / "refinement_testbed.yaml", env, sessions)
+    tox, ref = metrics(sessions, toxicity), metrics(sessions, refinement)
+    for run_id in (toxicity, refinement):
+        print((work / "runs" / str(run_id) / "report.md").read_text())
+    print(json.dumps({"toxicity": summary(tox, refined_pgr=False), "refinement": summary(ref, refined_pgr=True),
+                      "scorer_auroc": tox[("scorer", "heldout_auroc")],
+                      "seconds": round(time.monotonic() - started, 1)}))
+
+
+if __name__ == "__main__":
+    main()
