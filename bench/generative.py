@@ -32,7 +32,8 @@ from service.local_vllm import start_local_vllm  # noqa: E402
 from service.store import Job, Metric, make_engine, make_session_factory, migrate  # noqa: E402
 from trainers.generative.config import parse_generative_config  # noqa: E402
 from trainers.generative.plan import GENERATIVE_JOB_KINDS, submit_generative_run  # noqa: E402
-from trainers.pipeline import WorkerEnv, pipeline_handlers  # noqa: E402
+from trainers.jobs import pipeline_handlers  # noqa: E402
+from trainers.jobs.env import WorkerEnv  # noqa: E402
 from trainers.testbed import STRONG, ensure_testbed_model  # noqa: E402
 from trainers.worker import Worker  # noqa: E402
 

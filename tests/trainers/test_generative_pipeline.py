@@ -16,7 +16,8 @@ from service.store import Generation, Intent, Job, Model, make_engine, make_sess
 from tests.support.shared_data import shared_data_dir
 from trainers.generative.config import parse_generative_config
 from trainers.generative.plan import GENERATIVE_JOB_KINDS, submit_generative_run
-from trainers.pipeline import WorkerEnv, pipeline_handlers
+from trainers.jobs import pipeline_handlers
+from trainers.jobs.env import WorkerEnv
 from trainers.worker import JobContext, Worker
 
 SMALL_TRAIN = {"epochs": 2, "lr": 0.001, "batch_size": 8, "max_length": 32}
