@@ -25,16 +25,20 @@ from trainers.jobs.payloads import (
     jobs_using_file,
     parse_payload,
 )
+from trainers.generative.config import parse_generative_config
+from trainers.generative.plan import submit_generative_run
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import Worker
 
 SMALL = {"task": "synthetic", "splits": {"weak_train": 10, "strong_train": 10, "test": 10}, "ensemble_size": 2,
          "conditions": ["no_debate", "single_debate", "market_making"], "debate": {"shard_size": 12}}
+GENERATIVE = {"kind": "generative", "task": "testbed_qa"}
 
 
 def test_every_job_a_run_plans_parses_as_its_kind(sessions: sessionmaker[Session]) -> None:
     with sessions.begin() as session:
         submit_run(session, parse_run_config(SMALL), strong_model="strong")
+        submit_generative_run(session, parse_generative_config(GENERATIVE), strong_model="strong")
         jobs = session.scalars(select(Job)).all()
         parsed = [parse_payload(job.kind, job.payload) for job in jobs]
     assert {job.kind for job in jobs} == set(JOB_KINDS)
