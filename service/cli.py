@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 
+from debate.pool import resolve_targets
 from service.settings import Settings
 from service.store import make_engine
 from service import run_cli
@@ -136,11 +137,13 @@ def _strong_up(_args: argparse.Namespace, settings: Settings) -> int:
 def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
     from trainers.strong.publish import PublishError
 
-    if not settings.vllm_base_url:
-        print("error: set W2S_VLLM_BASE_URL to the vLLM to reload the adapters into", file=sys.stderr)
+    if not settings.vllm_targets():
+        print("error: set W2S_VLLM_BASE_URL (or W2S_VLLM_BASE_URLS) to the vLLM to reload the adapters into",
+              file=sys.stderr)
         return 2
     try:
-        loaded = republish_versions(settings, settings.vllm_base_url)
+        replicas = resolve_targets(settings.vllm_targets())
+        loaded = [name for url in replicas for name in republish_versions(settings, url)]
     except PublishError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -199,8 +202,8 @@ def _launch(args: argparse.Namespace) -> Launch:
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.vllm_base_url and {"debate", "strong", "all"} & set(args.kind):
-        print("error: debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL "
+    if not settings.vllm_targets() and {"debate", "strong", "all"} & set(args.kind):
+        print("error: debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or _URLS) "
               "(e.g. from `w2s strong up`)", file=sys.stderr)
         return 2
     try:

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the DB session, the strong-model client, settings and API-key auth."""
+"""FastAPI dependencies: the DB session, the strong model's replica pool, settings and API-key auth."""
 
 import secrets
 from collections.abc import Iterator
@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from debate import StrongModelClient
+from debate import ReplicaPool
 from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 
@@ -25,7 +25,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_client(request: Request) -> StrongModelClient:
+def get_client(request: Request) -> ReplicaPool:
     return request.app.state.client
 
 
@@ -56,7 +56,7 @@ def require_api_key(
     """The key from `Authorization: Bearer`, or else from the cookie the pages' login sets."""
     if not settings.api_keys:
         return
-    key = credentials.credentials if credentials else request.cookies.get(API_KEY_COOKIE)
+    key = request_key(request, credentials)
     if key is None:
         raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' (in a browser: log in at "
                                  "/ui/login)", headers={"WWW-Authenticate": "Bearer"})
@@ -64,7 +64,23 @@ def require_api_key(
         raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
 
 
+def request_key(request: Request, credentials: HTTPAuthorizationCredentials | None) -> str | None:
+    """The key from `Authorization: Bearer`, or else from the cookie the pages' login sets."""
+    return credentials.credentials if credentials else request.cookies.get(API_KEY_COOKIE)
+
+
+def key_holder(
+    request: Request,
+    settings: Annotated[Settings, Depends(get_settings)],
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> bool:
+    """Whether the caller may see operational details: the API is open, or it sent an accepted key."""
+    key = request_key(request, credentials)
+    return not settings.api_keys or (key is not None and key_accepted(settings, key))
+
+
 SessionDep = Annotated[Session, Depends(get_db)]
-ClientDep = Annotated[StrongModelClient, Depends(get_client)]
+ClientDep = Annotated[ReplicaPool, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]
+KeyHolderDep = Annotated[bool, Depends(key_holder)]

@@ -1,5 +1,7 @@
 """/healthz (service + database + strong model readiness) and /metrics (Prometheus)."""
 
+import dataclasses
+
 from fastapi import APIRouter, Request, Response
 from fastapi.concurrency import run_in_threadpool
 from fastapi.responses import JSONResponse
@@ -7,20 +9,27 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from debate import StrongModelError
-from service.api.deps import ClientDep, MetricsDep, SettingsDep
+from service.api.deps import ClientDep, KeyHolderDep, MetricsDep, SettingsDep
 
 router = APIRouter(tags=["operations"])
 
 
 @router.get("/healthz")
-async def healthz(request: Request, client: ClientDep, settings: SettingsDep) -> JSONResponse:
-    """200 when the database answers and the strong model generates a token; 503 otherwise."""
+async def healthz(request: Request, client: ClientDep, settings: SettingsDep, key_holder: KeyHolderDep) -> JSONResponse:
+    """200 when the database answers and a replica of the strong model generates a token; 503 otherwise.
+
+    For callers with an API key (or when the API is open), `replicas` lists each replica's health,
+    requests in flight, pinned debates and served models (base and adapters).
+    """
     checks = {"service": {"ok": True}, "database": await run_in_threadpool(_database, request),
               "strong_model": {"ok": True, "url": client.base_url, "model": settings.strong_model}}
+    await client.refresh()
     try:
         await client.check_ready(settings.strong_model)
     except StrongModelError as exc:
         checks["strong_model"] |= {"ok": False, "error": str(exc)}
+    if key_holder:
+        checks["strong_model"]["replicas"] = [dataclasses.asdict(state) for state in client.states()]
     healthy = all(check["ok"] for check in checks.values())
     return JSONResponse({"status": "ok" if healthy else "unavailable", "checks": checks},
                         status_code=200 if healthy else 503)

@@ -5,7 +5,7 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from debate import StrongModelClient
+from debate import ReplicaPool
 from service.api import batches, debates, files, fine_tuning, health, models, pages, runs
 from service.api.errors import install_error_handlers
 from service.api.prometheus import ApiMetrics
@@ -24,10 +24,13 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
-        app.state.client = StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
         app.state.metrics = metrics
-        yield
-        await app.state.client.aclose()
+        async with ReplicaPool(settings.vllm_targets(), api_key=settings.vllm_api_key or None,
+                               affinity=settings.vllm_pool_affinity,
+                               check_interval_s=settings.vllm_health_interval_s) as pool:
+            app.state.client = pool
+            metrics.watch(pool)
+            yield
         engine.dispose()
 
     metrics = ApiMetrics()

@@ -13,6 +13,7 @@ from service.store.models import (
     Metric,
     Model,
     ModelVersion,
+    ReplicaAdapter,
     Run,
     Turn,
 )
@@ -29,6 +30,7 @@ __all__ = [
     "Metric",
     "Model",
     "ModelVersion",
+    "ReplicaAdapter",
     "Run",
     "Turn",
     "make_engine",

@@ -6,7 +6,7 @@ from service.store import Base, make_engine
 from service.store.migrate import downgrade, upgrade
 
 DESIGN_TABLES = {"runs", "examples", "debates", "turns", "jobs", "job_dependencies",
-                 "models", "model_versions", "labels", "metrics", "files", "job_events"}
+                 "models", "model_versions", "labels", "metrics", "files", "job_events", "replica_adapters"}
 
 
 def _tables(url: str) -> set[str]:

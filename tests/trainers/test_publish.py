@@ -18,7 +18,6 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -125,24 +124,6 @@ def test_failed_publish_leaves_published_at_unset(sessions: sessionmaker[Session
 
 
 # --- the vLLM side: a real server on loopback, SQLite only ----------------------------------
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rank-8 LoRA adapter for the tiny model whose B matrices are random, so it changes outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:  # peft initialises B to zero: the adapter would be a no-op
-                param.copy_(torch.randn(param.shape, generator=generator))
-    out = tmp_path_factory.mktemp("lora") / "adapter"
-    model.save_pretrained(out)
-    return out
 
 
 @pytest.fixture

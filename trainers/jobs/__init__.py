@@ -21,7 +21,7 @@ from trainers.worker import Handler
 
 
 def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, Handler]:
-    """A handler for every job kind of a run (the debate one talks to `env.vllm_base_url`).
+    """A handler for every job kind of a run (the debate one talks to the replicas `env.vllm_base_urls`).
 
     Imported here, not at the top: the API imports this package to validate payloads and
     should not load torch and transformers for that.
@@ -35,7 +35,8 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
 
     return {
         "ingest": ingest_handler(env),
-        "debate": debate_handler(env.vllm_base_url, api_key=env.vllm_api_key, max_in_flight=max_in_flight),
+        "debate": debate_handler(env.vllm_base_urls, api_key=env.vllm_api_key, max_in_flight=max_in_flight,
+                                 affinity=env.vllm_pool_affinity, check_interval_s=env.vllm_health_interval_s),
         "weak": weak_handler(env),
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),

@@ -44,7 +44,8 @@ from trainers.jobs.run_rows import (
     write_metrics,
 )
 from trainers.jobs.weak_job import progress_reporter, train_config
-from trainers.strong.publish import default_served_name, publish_version, register_version
+from trainers.strong.publish import default_served_name, register_version
+from trainers.strong.replicas import publish_everywhere
 from trainers.tasks import format_example, get_task
 from trainers.strong.fit import FitSpec, fit
 from trainers.strong.launch import join, launch_tag, run_distributed
@@ -230,7 +231,7 @@ def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path
 def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv,
               parent_id: int | None) -> int | None:
     """A model_versions row for a servable adapter (LM head + LoRA) when publishing is on."""
-    if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_url):
+    if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_urls):
         return None
     # A retried job re-uses the version its earlier attempt registered for the same adapter dir.
     earlier = session.scalars(select(ModelVersion).where(
@@ -246,7 +247,7 @@ def _register(session: Session, row: Model, out_dir: Path, settings: StrongSetti
 
 def _publish(ctx: JobContext, env: WorkerEnv, version_id: int) -> str:
     ctx.report(1, 1, stage="publish")
-    version = publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key)
+    version = publish_everywhere(ctx.sessions, version_id, env.vllm_base_urls, api_key=env.vllm_api_key)
     return version.served_name
 
 
