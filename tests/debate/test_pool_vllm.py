@@ -25,9 +25,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from debate import (DebateResult, DebateSpec, ReplicaPool, RetryPolicy, SamplingParams, request_seed, run_debates,
                     stream_debates)
 from service.local_vllm import LocalVLLM, find_free_port
+from service.settings import Settings
 from service.store import Model, make_engine, make_session_factory
 from service.store.replica_adapters import loaded_by_replica
 from service.store.migrate import upgrade
+from tests.support.api_server import running_api
 from tests.support.vllm_fixtures import start_test_vllm
 from trainers.strong import register_version
 from trainers.strong.replicas import publish_everywhere, sync_replica
@@ -118,6 +120,23 @@ def test_published_version_is_listed_by_both_and_recorded_per_replica(
     published = publish_everywhere(sessions, version_id, _urls(servers))
     assert all(published.served_name in _listed(server) for server in servers)
     assert _recorded(sessions) == {(url, published.served_name) for url in _urls(servers)}
+
+
+def test_healthz_and_metrics_show_each_replica(servers: list[LocalVLLM], tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'api.db'}"
+    upgrade(url)
+    settings = Settings(_env_file=None, database_url=url, vllm_base_urls=_urls(servers), api_keys=["key"])
+    with running_api(settings) as api_url, httpx.Client(base_url=api_url, timeout=60) as api:
+        health = api.get("/healthz", headers={"Authorization": "Bearer key"}).json()["checks"]["strong_model"]
+        anonymous = api.get("/healthz").json()["checks"]["strong_model"]
+        metrics = api.get("/metrics").text
+    assert [(r["url"], r["healthy"], r["in_flight"]) for r in health["replicas"]] == [
+        (server.base_url, True, 0) for server in servers]
+    assert all("pool-strong-v1" in replica["models"] for replica in health["replicas"])  # published above
+    assert health["ok"] is True and "replicas" not in anonymous
+    for server in servers:
+        assert f'w2s_vllm_replica_healthy{{replica="{server.base_url}"}} 1.0' in metrics
+        assert f'w2s_vllm_replica_model_loaded{{model="pool-strong-v1",replica="{server.base_url}"}} 1.0' in metrics
 
 
 def test_killed_server_debates_finish_on_the_other_and_its_restart_gets_the_adapters_first(
