@@ -26,8 +26,8 @@ from debate import (
     StrongModelUnavailable,
     stream_debates,
 )
-from service.store.debate_rows import debate_job_items, find_debate, save_debate
 from debate.pool import DEFAULT_CHECK_INTERVAL_S
+from service.store.debate_rows import debate_job_items, find_debate, save_debate
 from trainers.jobs.debate_shards import shard_items
 from trainers.strong.replicas import sync_replica
 from trainers.worker import Handler, JobContext, PermanentJobError
