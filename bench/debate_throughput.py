@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/debate_throughput.py [--examples 256 --max-tokens 64 --hf-prompts 48
                                                  --max-in-flight 64 --workers 2 --repeats 2]
+    .venv/bin/python bench/debate_throughput.py --pool   # one server vs a pool of two (bench/pool_comparison.py)
 
 One run, one tiny model (built here by the factory: 2 layers, hidden 128, 2 heads, vocab 2048),
 one vLLM server (started here, max_model_len 1024), the same debates: `--examples` SciQ
@@ -72,6 +73,7 @@ from service.store.debate_rows import spec_of  # noqa: E402
 from service.store.migrate import upgrade  # noqa: E402
 from tests.support.api_server import running_api  # noqa: E402
 from trainers.tiny_model import ensure_tiny_model  # noqa: E402
+from bench import pool_comparison  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCIQ = REPO.parent / "shared" / "data" / "sciq" / "validation.jsonl"
@@ -183,6 +185,12 @@ def prefix_cache_counters(base_url: str) -> tuple[float, float]:
     return totals["queries"], totals["hits"]
 
 
+def pool_cache_counters(base_urls: list[str]) -> tuple[float, float]:
+    """(queried, hit) prompt tokens so far, summed over the servers."""
+    counters = [prefix_cache_counters(url) for url in base_urls]
+    return sum(queried for queried, _ in counters), sum(hit for _, hit in counters)
+
+
 def reset_prefix_cache(base_url: str) -> None:
     """Drop vLLM's cached KV blocks so the next run starts cold."""
     answer = httpx.post(f"{base_url}/reset_prefix_cache", timeout=60)
@@ -214,9 +222,14 @@ def warm_up(base_url: str, examples: list[dict], max_tokens: int, max_in_flight:
 # --- (a) the service path -------------------------------------------------------------------
 
 
-def start_worker(database_url: str, vllm_url: str, max_in_flight: int, log_path: Path) -> subprocess.Popen:
-    """A `w2s worker --kind debate` process; returns once it is polling the queue."""
-    env = {**os.environ, "W2S_DATABASE_URL": database_url, "W2S_VLLM_BASE_URL": vllm_url, "PYTHONUNBUFFERED": "1"}
+def start_worker(database_url: str, vllm_url: str, max_in_flight: int, log_path: Path,
+                 pool_env: dict[str, str] | None = None) -> subprocess.Popen:
+    """A `w2s worker --kind debate` process; returns once it is polling the queue.
+
+    `pool_env` (W2S_VLLM_BASE_URLS, W2S_VLLM_POOL_AFFINITY) makes it a worker of a replica pool.
+    """
+    env = {**os.environ, "W2S_DATABASE_URL": database_url, "W2S_VLLM_BASE_URL": vllm_url, "PYTHONUNBUFFERED": "1",
+           **(pool_env or {})}
     command = [sys.executable, "-m", "service.cli", "worker", "--kind", "debate", "--max-in-flight", str(max_in_flight)]
     with log_path.open("w") as log:
         worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
@@ -381,7 +394,7 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
         reset_prefix_cache(server.base_url)
         meter.start()
         if path == "a":
-            _service_run(server.base_url, api_url, database_url, args, examples, served)
+            _service_run([server.base_url], api_url, database_url, args, examples, served)
         else:
             phase, mismatched = run_raw(server.base_url, served.per_debate, args.max_in_flight)
             served.raw.append(phase)
@@ -392,11 +405,12 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
     return served
 
 
-def _service_run(vllm_url: str, api_url: str, database_url: str, args: argparse.Namespace, examples: list[dict],
-                 served: Served) -> None:
-    queried_before, hit_before = prefix_cache_counters(vllm_url)
+def _service_run(vllm_urls: list[str], api_url: str, database_url: str, args: argparse.Namespace,
+                 examples: list[dict], served: Served, label: str = "(a) service") -> None:
+    """One debate batch through the API and the workers; `vllm_urls` are the servers whose caches count."""
+    queried_before, hit_before = pool_cache_counters(vllm_urls)
     batch_id, seconds = run_service(api_url, batch_body(examples, args.max_tokens, args.shard_size))
-    queried_after, hit_after = prefix_cache_counters(vllm_url)
+    queried_after, hit_after = pool_cache_counters(vllm_urls)
     queried, hit = queried_after - queried_before, hit_after - hit_before
     served.queried += queried
     served.hit += hit
@@ -405,7 +419,7 @@ def _service_run(vllm_url: str, api_url: str, database_url: str, args: argparse.
     phase = Phase(tokens, seconds)
     served.service.append(phase)
     waited, ran, jobs = job_timeline(database_url, batch_id)
-    print(f"(a) service   {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
+    print(f"{label:13} {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
           f"({len(per_debate)} debates, {failed} failed; {args.workers} worker(s) x "
           f"{args.max_in_flight // args.workers} in flight, shard_size={args.shard_size}; POST to first claim "
           f"{waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; prefix-cache hits {hit / queried:.1%} of {queried:.0f} "
@@ -424,6 +438,9 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), in ABBA order")
     parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
     parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
+    parser.add_argument("--pool", action="store_true",
+                        help="instead: one server vs a pool of two, with and without affinity "
+                             "(bench/pool_comparison.py)")
     args = parser.parse_args()
     if args.max_in_flight % args.workers:
         parser.error("--max-in-flight is the total over all workers: pass a multiple of --workers")
@@ -439,6 +456,10 @@ def main() -> None:
         examples, source = load_examples(args.examples, AutoTokenizer.from_pretrained(model_dir),
                                          args.max_prompt_tokens, args.max_tokens)
         print(f"examples: {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
+        if args.pool:
+            with ExitStack() as servers:
+                print(json.dumps(pool_comparison.compare(servers, args, model_dir, tmp, examples)))
+            return
         with ExitStack() as servers:  # workers, API and vLLM stop here, before the CPU-bound baseline
             served = run_served(servers, args, model_dir, tmp, examples)
         hf_payloads = [payload for debate in served.per_debate for payload in debate][:args.hf_prompts]

@@ -17,6 +17,7 @@ from debate.errors import (
     VLLMUnreachable,
 )
 from debate.openai_types import ChatMessage, Choice, Completion, TokenLogprob, Usage
+from debate.pool import ReplicaPool, ReplicaState, resolve_targets
 from debate.protocol import TurnRequest, next_turns, request_seed, sample_specs, schedule
 from debate.runner import DEFAULT_MAX_IN_FLIGHT, run_debate, run_debates, stream_debates
 from debate.spec import DebateSpec, SamplingParams
@@ -37,6 +38,8 @@ __all__ = [
     "InvalidProtocol",
     "LoRAUpdatingDisabled",
     "ModelNotFound",
+    "ReplicaPool",
+    "ReplicaState",
     "RetryPolicy",
     "SamplingParams",
     "StrongModelBadResponse",
@@ -52,6 +55,7 @@ __all__ = [
     "next_turns",
     "render_for_weak",
     "request_seed",
+    "resolve_targets",
     "run_debate",
     "run_debates",
     "sample_specs",

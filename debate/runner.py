@@ -8,6 +8,9 @@ work eats the gain: ~64 on a 2-core CPU vLLM, more on a GPU).
     async with StrongModelClient(url) as client:
         outcomes = await run_debates(client, specs, max_in_flight=64)
 
+`client` may also be a `debate.pool.ReplicaPool`: each debate then runs on one replica of it
+(`ReplicaPool.pin`), so its turns share that replica's prefix cache.
+
 Errors about one example (`ContextTooLong`, `StrongModelBadResponse`) become a
 `DebateFailure` in the results; errors about the server (`StrongModelUnavailable`,
 `ModelNotFound`) stop the whole batch, since every other debate would fail the same way.
@@ -22,21 +25,26 @@ from collections.abc import AsyncGenerator, Sequence
 
 from debate.client import StrongModelClient
 from debate.errors import ContextTooLong, StrongModelBadResponse
+from debate.pool import PinnedClient, ReplicaPool
 from debate.protocol import TurnRequest, finish_turn, next_turns
 from debate.spec import DebateSpec
 from debate.transcript import DebateFailure, DebateOutcome, DebateResult, Turn
 
 DEFAULT_MAX_IN_FLIGHT = 64
 
+StrongModel = StrongModelClient | ReplicaPool
+ChatClient = StrongModelClient | PinnedClient
 
-async def run_debate(client: StrongModelClient, spec: DebateSpec) -> DebateResult:
+
+async def run_debate(client: StrongModel, spec: DebateSpec) -> DebateResult:
     """One debate, start to finish; raises the client's `StrongModelError`s."""
     # One debate never has more than a simultaneous round (two speeches) in flight.
-    return await _timed_play(client, spec, asyncio.Semaphore(2), [])
+    async with _debate_client(client) as debate_client:
+        return await _timed_play(debate_client, spec, asyncio.Semaphore(2), [])
 
 
 async def run_debates(
-    client: StrongModelClient,
+    client: StrongModel,
     specs: Sequence[DebateSpec],
     *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
@@ -52,7 +60,7 @@ async def run_debates(
 
 
 async def stream_debates(
-    client: StrongModelClient,
+    client: StrongModel,
     specs: Sequence[DebateSpec],
     *,
     max_in_flight: int = DEFAULT_MAX_IN_FLIGHT,
@@ -71,8 +79,8 @@ async def stream_debates(
     admission = asyncio.Semaphore(max_in_flight)
 
     async def one(position: int, spec: DebateSpec) -> tuple[int, DebateOutcome]:
-        async with admission:
-            return position, await _outcome(client, spec, requests)
+        async with admission, _debate_client(client) as debate_client:
+            return position, await _outcome(debate_client, spec, requests)
 
     tasks = [asyncio.create_task(one(position, spec)) for position, spec in enumerate(specs)]
     try:
@@ -84,8 +92,15 @@ async def stream_debates(
         await asyncio.gather(*tasks, return_exceptions=True)
 
 
+def _debate_client(client: StrongModel) -> contextlib.AbstractAsyncContextManager[ChatClient]:
+    """What one debate talks to: the client itself, or a replica of the pool pinned for the debate."""
+    if isinstance(client, ReplicaPool):
+        return client.pin()
+    return contextlib.nullcontext(client)
+
+
 async def _outcome(
-    client: StrongModelClient, spec: DebateSpec, requests: asyncio.Semaphore
+    client: ChatClient, spec: DebateSpec, requests: asyncio.Semaphore
 ) -> DebateOutcome:
     turns: list[Turn] = []
     try:
@@ -97,7 +112,7 @@ async def _outcome(
 
 
 async def _timed_play(
-    client: StrongModelClient,
+    client: ChatClient,
     spec: DebateSpec,
     requests: asyncio.Semaphore,
     turns: list[Turn],
@@ -108,7 +123,7 @@ async def _timed_play(
 
 
 async def _play(
-    client: StrongModelClient,
+    client: ChatClient,
     spec: DebateSpec,
     requests: asyncio.Semaphore,
     turns: list[Turn],
@@ -121,7 +136,7 @@ async def _play(
 
 
 async def _speak(
-    client: StrongModelClient,
+    client: ChatClient,
     spec: DebateSpec,
     request: TurnRequest,
     requests: asyncio.Semaphore,

@@ -270,12 +270,14 @@ def _strong_up(args: argparse.Namespace, settings: Settings) -> int:
 
 def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
     from service.strong_server import republish_versions
+    from debate.pool import resolve_targets
     from trainers.strong.publish import PUBLISH_FAILURES
 
-    if not settings.vllm_base_url:
-        raise UserError("set W2S_VLLM_BASE_URL to the vLLM to reload the adapters into")
+    if not settings.vllm_targets():
+        raise UserError("set W2S_VLLM_BASE_URL (or W2S_VLLM_BASE_URLS) to the vLLM to reload the adapters into")
     try:
-        loaded = republish_versions(settings, settings.vllm_base_url)
+        replicas = resolve_targets(settings.vllm_targets())
+        loaded = [name for url in replicas for name in republish_versions(settings, url)]
     except PUBLISH_FAILURES as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -358,9 +360,9 @@ def _launch(args: argparse.Namespace) -> Launch:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_cli import worker_env
 
-    if not settings.vllm_base_url and {"debate", "strong", "all"} & set(args.kind):
-        raise UserError("debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL "
-                        "(e.g. from `w2s strong up`)")
+    if not settings.vllm_targets() and {"debate", "strong", "all"} & set(args.kind):
+        raise UserError("debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or "
+                        "W2S_VLLM_BASE_URLS), e.g. from `w2s strong up`")
     launch = _launch(args)
     stop = threading.Event()
     # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.

@@ -152,7 +152,9 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
 
 def worker_env(settings: Settings, launch: Launch = Launch()) -> WorkerEnv:
     return WorkerEnv(artifacts_dir=settings.artifacts_dir.resolve(), strong_checkpoint=settings.strong_checkpoint().resolve(),
-                     strong_is_built_in=settings.strong_model_path is None, vllm_base_url=settings.vllm_base_url,
+                     strong_is_built_in=settings.strong_model_path is None,
+                     vllm_base_urls=tuple(settings.vllm_targets()), vllm_pool_affinity=settings.vllm_pool_affinity,
+                     vllm_health_interval_s=settings.vllm_health_interval_s,
                      vllm_api_key=settings.vllm_api_key or None, launch=launch)
 
 

@@ -23,6 +23,15 @@ class Settings(BaseSettings):
         description="Base URL of an OpenAI-compatible server (e.g. http://host:8000). "
         "Empty: the CLI starts a local vLLM on `strong_model_path`.",
     )
+    vllm_base_urls: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Several replicas of the strong model, comma-separated base URLs (wins over `vllm_base_url`). "
+        "A URL whose host resolves to several addresses (a headless Kubernetes Service) is one replica per address.",
+    )
+    vllm_pool_affinity: bool = Field(
+        True, description="Keep all turns of a debate on one replica (its prefix cache); false: round-robin requests.")
+    vllm_health_interval_s: float = Field(
+        5.0, gt=0, description="Seconds between health checks of each strong-model replica.")
     vllm_api_key: str = Field("", description="Bearer key the strong-model server expects, if any.")
     strong_model: str = Field("strong", description="Served model name of the strong model in vLLM.")
     strong_model_path: Path | None = Field(
@@ -86,9 +95,9 @@ class Settings(BaseSettings):
         """`W2S_STRONG_MODEL_PATH=` means the default, not the current directory."""
         return None if value == "" else value
 
-    @field_validator("api_keys", "data_roots", "model_roots", mode="before")
+    @field_validator("api_keys", "data_roots", "model_roots", "vllm_base_urls", mode="before")
     @classmethod
-    def _split_keys(cls, value: object) -> object:
+    def _split_commas(cls, value: object) -> object:
         if isinstance(value, str):
             return [key.strip() for key in value.split(",") if key.strip()]
         return value
@@ -98,8 +107,13 @@ class Settings(BaseSettings):
 
     def allowed_model_roots(self) -> list[Path]:
         return [root.resolve() for root in self.model_roots or [self.artifacts_dir / "models"]]
+
     def tracking_path(self) -> Path:
         return self.tracking_dir or self.artifacts_dir / "tensorboard"
+
+    def vllm_targets(self) -> list[str]:
+        """The strong model's replicas as configured (empty: the CLI starts a local vLLM)."""
+        return self.vllm_base_urls or ([self.vllm_base_url] if self.vllm_base_url else [])
 
     def strong_checkpoint(self) -> Path:
         """The checkpoint a local vLLM serves (explicit, or the testbed's strong model)."""

@@ -14,8 +14,8 @@ from service.store import make_engine, make_session_factory
 
 @contextmanager
 def strong_model(settings: Settings) -> Iterator[Settings]:
-    """Settings whose `vllm_base_url` answers: the configured server, or a local vLLM started here."""
-    if settings.vllm_base_url:
+    """Settings whose strong model answers: the configured replicas, or a local vLLM started here."""
+    if settings.vllm_targets():
         yield settings
         return
     from service.local_vllm import start_local_vllm
@@ -43,12 +43,13 @@ def _report_start_up(elapsed_s: float, last_log_line: str) -> None:
 
 def republish_versions(settings: Settings, base_url: str) -> list[str]:
     """Load every published version of this database that the vLLM at `base_url` does not list
-    (vLLM forgets runtime-loaded adapters when it restarts); the served names loaded now.
+    (vLLM forgets runtime-loaded adapters when it restarts) and record that replica's versions;
+    the served names loaded now.
 
     A database that does not exist yet (or has no schema) has nothing to republish; an SQLite
     file is not created by asking.
     """
-    from trainers.strong.publish import republish_all
+    from trainers.strong.replicas import sync_replica
 
     url = make_url(settings.database_url)
     if url.get_backend_name() == "sqlite" and not (url.database and Path(url.database).is_file()):
@@ -57,7 +58,7 @@ def republish_versions(settings: Settings, base_url: str) -> list[str]:
     try:
         if not inspect(engine).has_table("model_versions"):
             return []
-        return republish_all(make_session_factory(engine), base_url, api_key=settings.vllm_api_key or None)
+        return sync_replica(make_session_factory(engine), base_url, api_key=settings.vllm_api_key or None)
     finally:
         engine.dispose()
 

@@ -1,4 +1,4 @@
-"""FastAPI dependencies: the DB session, the strong-model client, settings and API-key auth."""
+"""FastAPI dependencies: the DB session, the strong model's replica pool, settings and API-key auth."""
 
 import secrets
 from collections.abc import Iterator
@@ -8,7 +8,7 @@ from fastapi import Depends, HTTPException, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.orm import Session
 
-from debate import StrongModelClient
+from debate import ReplicaPool
 from service.api.prometheus import ApiMetrics
 from service.settings import Settings
 
@@ -28,7 +28,7 @@ def get_db(request: Request) -> Iterator[Session]:
         yield session
 
 
-def get_client(request: Request) -> StrongModelClient:
+def get_client(request: Request) -> ReplicaPool:
     """The strong model's client; 503 when this server runs without one (W2S_VLLM_BASE_URL empty)."""
     if request.app.state.client is None:
         raise HTTPException(503, "no strong model: this server answers read-only requests; set W2S_VLLM_BASE_URL "
@@ -82,6 +82,6 @@ def require_api_key(
 
 
 SessionDep = Annotated[Session, Depends(get_db, scope="function")]
-ClientDep = Annotated[StrongModelClient, Depends(get_client)]
+ClientDep = Annotated[ReplicaPool, Depends(get_client)]
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 MetricsDep = Annotated[ApiMetrics, Depends(get_metrics)]

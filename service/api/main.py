@@ -1,11 +1,11 @@
 """The FastAPI app: `create_app(settings)`; run it with `w2s serve` (or uvicorn and `app_from_env`)."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 
 from fastapi import Depends, FastAPI
 
-from debate import StrongModelClient
+from debate import ReplicaPool
 from service.api import batches, debates, files, fine_tuning, health, models, pages, runs
 from service.api.errors import ERROR_RESPONSES, install_error_handlers
 from service.api.limits import BodySizeLimit, check_strings
@@ -25,16 +25,19 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.database_url)
         app.state.settings = settings
         app.state.sessions = make_session_factory(engine)
-        # No strong model configured: stored runs, reports and debates are still served (read-only).
-        app.state.client = (StrongModelClient(settings.vllm_base_url, api_key=settings.vllm_api_key or None)
-                            if settings.vllm_base_url else None)
-        app.state.readiness = (health.StrongModelReadiness(app.state.client, settings.strong_model,
-                                                           settings.health_cache_s) if app.state.client else None)
         app.state.metrics = metrics
         metrics.watch(app.state.sessions)
-        yield
-        if app.state.client is not None:
-            await app.state.client.aclose()
+        async with AsyncExitStack() as stack:
+            # No strong model configured: stored runs, reports and debates are still served (read-only).
+            app.state.client = app.state.readiness = None
+            if settings.vllm_targets():
+                pool = await stack.enter_async_context(ReplicaPool(
+                    settings.vllm_targets(), api_key=settings.vllm_api_key or None,
+                    affinity=settings.vllm_pool_affinity, check_interval_s=settings.vllm_health_interval_s))
+                app.state.client = pool
+                app.state.readiness = health.StrongModelReadiness(pool, settings.strong_model, settings.health_cache_s)
+                metrics.watch_pool(pool)
+            yield
         engine.dispose()
 
     metrics = ApiMetrics()

@@ -9,6 +9,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metri
 from prometheus_client.registry import Collector
 from sqlalchemy.orm import Session, sessionmaker
 
+from debate import ReplicaPool
 from service.store.stats import QueueStats, queue_stats
 
 
@@ -29,6 +30,10 @@ class ApiMetrics:
     def watch(self, sessions: sessionmaker[Session]) -> None:
         """Also export the deployment's queue, workers, debates and training, read from the database."""
         self.registry.register(QueueCollector(sessions))
+
+    def watch_pool(self, pool: ReplicaPool) -> None:
+        """Also export the strong model's replicas (health, in-flight requests, loaded models) at every scrape."""
+        self.registry.register(ReplicaCollector(pool))
 
     async def middleware(self, request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         started = time.perf_counter()
@@ -89,3 +94,25 @@ def _debate_metrics(stats: QueueStats) -> Iterator[Metric]:
     for kind, count in sorted(stats.debate_tokens.items()):
         tokens.add_metric([kind], count)
     yield from (debates, tokens)
+
+
+class ReplicaCollector(Collector):
+    """Gauges read from the pool when scraped: the pool's own state, not a copy that could go stale."""
+
+    def __init__(self, pool: ReplicaPool) -> None:
+        self.pool = pool
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        healthy = GaugeMetricFamily("w2s_vllm_replica_healthy", "1 if the replica is in the pool", labels=["replica"])
+        in_flight = GaugeMetricFamily("w2s_vllm_replica_in_flight", "Requests in flight to the replica",
+                                      labels=["replica"])
+        debates = GaugeMetricFamily("w2s_vllm_replica_debates", "Debates pinned to the replica", labels=["replica"])
+        models = GaugeMetricFamily("w2s_vllm_replica_model_loaded", "1 per model (base or adapter) the replica lists",
+                                   labels=["replica", "model"])
+        for state in self.pool.states():
+            healthy.add_metric([state.url], float(state.healthy))
+            in_flight.add_metric([state.url], state.in_flight)
+            debates.add_metric([state.url], state.debates)
+            for model in state.models:
+                models.add_metric([state.url, model], 1.0)
+        yield from (healthy, in_flight, debates, models)

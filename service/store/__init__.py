@@ -15,6 +15,7 @@ from service.store.models import (
     Metric,
     Model,
     ModelVersion,
+    ReplicaAdapter,
     Run,
     Turn,
 )
@@ -33,6 +34,7 @@ __all__ = [
     "Metric",
     "Model",
     "ModelVersion",
+    "ReplicaAdapter",
     "Run",
     "Turn",
     "make_engine",

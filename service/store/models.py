@@ -218,6 +218,18 @@ class ModelVersion(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
 
 
+class ReplicaAdapter(Base):
+    """A model version's adapter loaded on one vLLM replica (written by publish and by replica sync)."""
+
+    __tablename__ = "replica_adapters"
+    __table_args__ = (UniqueConstraint("replica_url", "version_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    replica_url: Mapped[str] = mapped_column(String(1024))
+    version_id: Mapped[int] = mapped_column(ForeignKey("model_versions.id", ondelete="CASCADE"), index=True)
+    loaded_at: Mapped[datetime] = mapped_column(DateTime, default=utcnow)
+
+
 class Label(Base):
     __tablename__ = "labels"
     __table_args__ = (UniqueConstraint("model_id", "example_id"),)

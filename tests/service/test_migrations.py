@@ -7,7 +7,7 @@ from service.store.migrate import downgrade, upgrade
 
 DESIGN_TABLES = {"runs", "examples", "debates", "turns", "jobs", "job_dependencies",
                  "models", "model_versions", "labels", "metrics", "files", "job_events",
-                 "generations", "intents"}
+                 "generations", "intents", "replica_adapters"}
 
 
 def _tables(url: str) -> set[str]:

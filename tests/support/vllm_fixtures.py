@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -25,6 +26,25 @@ def tiny_model_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def lora_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A rank-8 LoRA adapter for the tiny model whose B matrices are random, so it changes outputs."""
+    import torch
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
+    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
+    generator = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, param in model.named_parameters():
+            if "lora_B" in name:  # peft initialises B to zero: the adapter would be a no-op
+                param.copy_(torch.randn(param.shape, generator=generator))
+    out = tmp_path_factory.mktemp("lora") / "adapter"
+    model.save_pretrained(out)
+    return out
+
+
+@pytest.fixture(scope="session")
 def vllm_server(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVLLM]:
     """A vLLM server serving `tiny_model_dir` as "strong" with runtime LoRA loading on."""
     yield from _serve(tiny_model_dir, tmp_path_factory)
@@ -37,10 +57,14 @@ def testbed_vllm_server(testbed_strong_dir: Path, tmp_path_factory: pytest.TempP
 
 
 def _serve(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalVLLM]:
+    with start_test_vllm(model_dir, tmp_path_factory) as server:
+        yield server
+
+
+def start_test_vllm(model_dir: Path, tmp_path_factory: pytest.TempPathFactory, **options: Any) -> LocalVLLM:
+    """A vLLM like the session's (LoRA on, its own log file), or the test fails saying why it did not start."""
     log_path = tmp_path_factory.mktemp("vllm-log") / "vllm.log"
     try:
-        server = start_local_vllm(model_dir, served_name=SERVED_NAME, enable_lora=True, log_path=log_path)
+        return start_local_vllm(model_dir, served_name=SERVED_NAME, enable_lora=True, log_path=log_path, **options)
     except VLLMStartError as exc:
         pytest.fail(f"could not start vLLM for the tests: {exc}", pytrace=False)
-    with server:
-        yield server

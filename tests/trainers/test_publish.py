@@ -20,7 +20,6 @@ from typing import Any
 
 import httpx
 import pytest
-import torch
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -135,7 +134,7 @@ def _publishing_worker(sessions: sessionmaker[Session], version_id: int, base_ur
                        tmp_path: Path) -> tuple[Worker, int]:
     """A worker whose `strong` jobs do only the publish step of a strong job, and one such job."""
     env = WorkerEnv(artifacts_dir=tmp_path, strong_checkpoint=tmp_path, strong_is_built_in=False,
-                    vllm_base_url=base_url)
+                    vllm_base_urls=(base_url,))
     with sessions.begin() as session:
         job_id = enqueue_job(session, "strong").id
 
@@ -185,24 +184,6 @@ def test_a_strong_job_publishes_once_vllm_is_back(
         assert (job.status, job.attempts) == ("succeeded", 1)
         assert job.result["fine_tuned_model"] == version.served_name
     assert version.served_name in _listed(vllm_server)
-
-
-@pytest.fixture(scope="module")
-def lora_dir(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A rank-8 LoRA adapter for the tiny model whose B matrices are random, so it changes outputs."""
-    from peft import LoraConfig, get_peft_model
-    from transformers import AutoModelForCausalLM
-
-    base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    model = get_peft_model(base, LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules=["q_proj", "v_proj"]))
-    generator = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for name, param in model.named_parameters():
-            if "lora_B" in name:  # peft initialises B to zero: the adapter would be a no-op
-                param.copy_(torch.randn(param.shape, generator=generator))
-    out = tmp_path_factory.mktemp("lora") / "adapter"
-    model.save_pretrained(out)
-    return out
 
 
 @pytest.fixture

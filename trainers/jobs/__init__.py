@@ -28,7 +28,7 @@ if TYPE_CHECKING:  # importing env loads torch; the API imports this package for
 
 
 def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, Handler]:
-    """A handler for every job kind of a run (the debate one talks to `env.vllm_base_url`).
+    """A handler for every job kind of a run (the debate one talks to the replicas `env.vllm_base_urls`).
 
     Imported here, not at the top: the API imports this package to enqueue and describe jobs
     and should not load torch and transformers for that.
@@ -49,7 +49,8 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
 
     return {
         "ingest": ingest_handler(env),
-        "debate": debate_handler(env.vllm_base_url, api_key=env.vllm_api_key, max_in_flight=max_in_flight),
+        "debate": debate_handler(env.vllm_base_urls, api_key=env.vllm_api_key, max_in_flight=max_in_flight,
+                                 affinity=env.vllm_pool_affinity, check_interval_s=env.vllm_health_interval_s),
         "weak": weak_handler(env),
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),

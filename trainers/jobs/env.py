@@ -19,9 +19,17 @@ class WorkerEnv:
     artifacts_dir: Path
     strong_checkpoint: Path            # weights of the served strong base (W2S_STRONG_MODEL_PATH or the testbed's)
     strong_is_built_in: bool           # the testbed's strong model: pretrain it if it is missing
-    vllm_base_url: str = ""            # where to publish adapters ("" = do not publish)
+    vllm_base_urls: tuple[str, ...] = ()  # the strong model's replicas: debates go there, adapters are published
+                                          # to each (() = do not publish)
+    vllm_pool_affinity: bool = True        # all turns of a debate on one replica
+    vllm_health_interval_s: float = 5.0    # seconds between health checks of each replica
     vllm_api_key: str | None = None
     launch: Launch = Launch()          # processes per strong job (torchrun when more than one)
+
+    @property
+    def vllm_base_url(self) -> str:
+        """The first replica ("" for none): generative runs send their completions to one server."""
+        return self.vllm_base_urls[0] if self.vllm_base_urls else ""
 
     def weak_model_path(self, configured: str | None) -> str:
         """The configured weak model, or the testbed's weak model (pretrained if missing)."""

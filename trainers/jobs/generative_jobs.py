@@ -240,8 +240,9 @@ def _published_name(ctx: JobContext, env: WorkerEnv, model_id: int, adapter_dir:
     """Register the adapter as a version of the model (once per adapter directory) and load it into vLLM."""
     from sqlalchemy import select
 
+    from service.store.model_versions import register_version
     from service.store.models import Model, ModelVersion
-    from trainers.strong.publish import publish_version, register_version
+    from trainers.strong.replicas import publish_everywhere
 
     with ctx.sessions.begin() as session:
         version = session.scalars(select(ModelVersion).where(
@@ -249,7 +250,7 @@ def _published_name(ctx: JobContext, env: WorkerEnv, model_id: int, adapter_dir:
         if version is None:
             version = register_version(session, session.get(Model, model_id), adapter_dir)
         version_id, served = version.id, version.served_name
-    publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key)
+    publish_everywhere(ctx.sessions, version_id, env.vllm_base_urls, api_key=env.vllm_api_key)
     return served
 
 

@@ -59,9 +59,9 @@ from trainers.jobs.run_rows import (
 from trainers.jobs.debate_job import MAX_UNAVAILABLE_WAIT_S
 from trainers.pipeline.budgets import prompt_suffix
 from trainers.pipeline.plan import strong_model_name
+from trainers.strong.replicas import publish_everywhere
 from trainers.strong.fit import FitSpec, fit
 from trainers.strong.launch import join, launch_tag, run_distributed
-from trainers.strong.publish import publish_version
 from trainers.tasks import format_example, get_task
 from trainers.training import ClassifierInput
 from trainers.training.classifier import SPEC_FILE, ClassifierSpec
@@ -229,7 +229,7 @@ def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path
 def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv,
               parent_id: int | None) -> int | None:
     """A model_versions row for a servable adapter (LM head + LoRA) when publishing is on."""
-    if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_url):
+    if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_urls):
         return None
     # A retried job re-uses the version its earlier attempt registered for the same adapter dir.
     earlier = session.scalars(select(ModelVersion).where(
@@ -249,7 +249,7 @@ def publish_waiting(ctx: JobContext, env: WorkerEnv, version_id: int, wait_s: fl
     ctx.report(1, 1, stage="publish")
     while True:
         try:
-            return publish_version(ctx.sessions, version_id, env.vllm_base_url, api_key=env.vllm_api_key).served_name
+            return publish_everywhere(ctx.sessions, version_id, env.vllm_base_urls, api_key=env.vllm_api_key).served_name
         except VLLMUnreachable as exc:
             log.warning("job %s: vLLM unreachable for publishing, retrying in %.0fs: %s", ctx.job.id, wait_s, exc)
             ctx.progress["waiting_for_strong_model"] = str(exc)
