@@ -2,7 +2,9 @@
 
 For what a real vLLM cannot be made to do on cue (answer 503 twice, then 200; stall
 past a timeout; hold every request for a set time). Each request is answered by the
-next entry of `script` (the last one repeats); the server records what it received.
+next entry of `script` (the last one repeats); the server records what it received. With
+`models`, `GET /v1/models` lists them instead (not scripted, not recorded), as a replica pool's
+health checks expect of a server.
 """
 
 from __future__ import annotations
@@ -36,6 +38,11 @@ def completion_body(text: str = "ok", *, chat: bool = True) -> dict[str, Any]:
     }
 
 
+def model_list(models: tuple[str, ...]) -> Reply:
+    return Reply(body={"object": "list", "data": [{"id": name, "object": "model", "owned_by": "vllm"}
+                                                   for name in models]})
+
+
 @dataclass
 class Loopback:
     base_url: str
@@ -43,7 +50,8 @@ class Loopback:
 
 
 @contextmanager
-def loopback_server(script: list[Reply] | Callable[[dict[str, Any]], Reply]) -> Iterator[Loopback]:
+def loopback_server(script: list[Reply] | Callable[[dict[str, Any]], Reply],
+                    models: tuple[str, ...] = ()) -> Iterator[Loopback]:
     received: list[dict[str, Any]] = []
     lock = threading.Lock()
 
@@ -58,7 +66,8 @@ def loopback_server(script: list[Reply] | Callable[[dict[str, Any]], Reply]) -> 
         def do_POST(self) -> None:  # http.server's naming
             length = int(self.headers.get("content-length", 0))
             payload = json.loads(self.rfile.read(length) or b"{}")
-            reply = next_reply({"path": self.path, **payload})
+            listing = models and self.command == "GET" and self.path == "/v1/models"
+            reply = model_list(models) if listing else next_reply({"path": self.path, **payload})
             time.sleep(reply.delay_s)
             data = reply.body if isinstance(reply.body, bytes) else json.dumps(reply.body).encode()
             self.send_response(reply.status)

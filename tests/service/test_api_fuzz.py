@@ -29,7 +29,7 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     root: Path = tmp_path_factory.mktemp("fuzz")
     database_url = f"sqlite:///{root / 'w2s.db'}"
     upgrade(database_url)
-    with loopback_server([Reply(body=completion_body("An argument."))]) as strong:
+    with loopback_server([Reply(body=completion_body("An argument."))], models=("strong",)) as strong:
         api_settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=strong.base_url,
                                 artifacts_dir=root, max_debate_tokens=512, health_cache_s=60)
         with running_api(api_settings) as url:

@@ -278,7 +278,7 @@ def test_a_created_run_is_committed_before_the_answer(api: httpx.Client, databas
 @pytest.fixture
 def slow_strong_model() -> Iterator:
     """Answers every completion after 1 s."""
-    with loopback_server([Reply(body=completion_body("An argument."), delay_s=1.0)]) as server:
+    with loopback_server([Reply(body=completion_body("An argument."), delay_s=1.0)], models=("strong",)) as server:
         yield server
 
 
@@ -312,7 +312,7 @@ def test_a_debate_past_the_timeout_is_stopped_and_not_stored(slow_strong_model, 
 def test_healthz_is_cached_and_private(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    with loopback_server([Reply(body=completion_body("ok"))]) as strong:
+    with loopback_server([Reply(body=completion_body("ok"))], models=("strong",)) as strong:
         settings = _settings(url, tmp_path, api_keys=["k"], health_cache_s=60).model_copy(
             update={"vllm_base_url": strong.base_url})
         with running_api(settings) as api, httpx.Client(base_url=api) as client:

@@ -39,7 +39,7 @@ def publish_everywhere(session_factory: sessionmaker[Session], version_id: int, 
     details = "; ".join(f"{url}: {message}" for url, message in unreachable.items())
     if published is None:
         raise VLLMUnreachable(f"no replica of the strong model could be reached to publish version {version_id}: "
-                              f"{details}")
+                              f"{details}", url=", ".join(unreachable))
     if unreachable:
         log.warning("version %s published, except on unreachable replicas (loaded when they return): %s",
                     version_id, details)
