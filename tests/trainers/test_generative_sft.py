@@ -47,6 +47,13 @@ def test_long_prompts_are_cut_from_the_left_never_the_target(weak: tuple) -> Non
     assert tokenizer.decode(row.input_ids, skip_special_tokens=True).endswith("1=41")
 
 
+def test_long_targets_keep_their_start_and_leave_room_for_the_prompt(weak: tuple) -> None:
+    _, tokenizer = weak
+    row = encode_pair(tokenizer, "12+7=", "1" * 40, max_length=16)
+    assert len(row.input_ids) == 14 and row.labels.count(IGNORE) == 6  # BOS + "12+7=", then 8 target tokens
+    assert tokenizer.decode(row.input_ids, skip_special_tokens=True) == "12+7=" + "1" * 8
+
+
 def test_sft_lowers_the_target_loss_and_learns_the_targets(weak: tuple) -> None:
     model, tokenizer = weak
     examples = load_generative_examples("testbed_qa", data_dir=None, seed=0)[:32]

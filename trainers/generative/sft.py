@@ -37,13 +37,13 @@ class SftConfig:
 
 
 def encode_pair(tokenizer: Any, prompt: str, target: str, *, max_length: int) -> SftRow:
-    """prefix + prompt + target + EOS, the prompt cut from the left when the row is over `max_length`."""
+    """prefix + prompt + target + EOS within `max_length`: a target keeps at most half of it (its start, then no
+    EOS), and the prompt is cut from the left to fit the rest."""
     prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     target_ids = [*tokenizer(target, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
+    target_ids = target_ids[:max_length // 2]
     prefix = special_prefix(tokenizer)
     room = max_length - len(prefix) - len(target_ids)
-    if room < 1:
-        raise ValueError(f"a target of {len(target_ids)} tokens leaves no room for its prompt in {max_length}")
     prompt_ids = prefix + prompt_ids[max(0, len(prompt_ids) - room):]
     return SftRow(prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids)
 

@@ -52,8 +52,8 @@ def gen_ingest_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Han
     def handle(ctx: JobContext) -> dict[str, Any]:
         run_id, config, _ = _setup(ctx)
         try:
-            examples = load_generative_examples(config.task, data_dir=Path(config.data_dir) if config.data_dir else None,
-                                                seed=config.seed, limit=config.limit)
+            data_dir = Path(config.data_dir) if config.data_dir else None
+            examples = load_generative_examples(config.task, data_dir=data_dir, seed=config.seed, limit=config.limit)
             splits = split_generative(examples, config.splits, config.seed)
         except TaskDataError as exc:
             raise PermanentJobError(str(exc)) from exc
@@ -113,7 +113,8 @@ def _load_trained(out_dir: Path, base: str, *, strong: bool) -> Any:
     return AutoModelForCausalLM.from_pretrained(out_dir).eval()
 
 
-def _generate_missing(ctx: JobContext, run_id: int, model_id: int, examples: list[Example], generate) -> int:  # noqa: ANN001
+def _generate_missing(ctx: JobContext, run_id: int, model_id: int, examples: list[Example],
+                      generate) -> int:  # noqa: ANN001 - Callable[[list[str]], list[str]]
     """Generate for the examples without a row yet, CHUNK at a time, each chunk committed; how many were new."""
     with ctx.sessions() as session:
         done = set(generated_texts(session, model_id))
@@ -157,7 +158,8 @@ def gen_refine_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
         settings = config.refinement
         with ctx.sessions.begin() as session:
             weak = generated_texts(session, model_by_name(session, generative_model_name(run_id, "weak")).id)
-            pairs = [Pair(e.id, e.question, weak[e.id].text) for e in split_examples_of(session, run_id, "strong_train")]
+            train = split_examples_of(session, run_id, "strong_train")
+            pairs = [Pair(e.id, e.question, weak[e.id].text) for e in train]
             refiner_id = get_or_create_model(session, refiner_model_name(run_id, method), role="strong",
                                              base=strong_model, run_id=run_id, condition=f"refine:{method}",
                                              seed=config.seed).id
