@@ -63,6 +63,7 @@ sys.path[0] = str(Path(__file__).resolve().parents[1])
 import httpx  # noqa: E402
 from sqlalchemy import func, select  # noqa: E402
 
+from bench import pool_comparison  # noqa: E402
 from bench.cpu_usage import CpuMeter  # noqa: E402
 from debate import DebateSpec, SamplingParams, next_turns  # noqa: E402
 from debate import Turn as SpokenTurn  # noqa: E402
@@ -73,7 +74,6 @@ from service.store.debate_rows import spec_of  # noqa: E402
 from service.store.migrate import upgrade  # noqa: E402
 from tests.support.api_server import running_api  # noqa: E402
 from trainers.tiny_model import ensure_tiny_model  # noqa: E402
-from bench import pool_comparison  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 SCIQ = REPO.parent / "shared" / "data" / "sciq" / "validation.jsonl"
@@ -119,8 +119,13 @@ def load_examples(count: int, tokenizer: Any, max_prompt_tokens: int, max_tokens
 def _sciq_example(position: int, row: dict) -> dict:
     correct = position % 2 == 0
     candidate = row["correct_answer"] if correct else row[f"distractor{1 + position // 2 % 3}"]
-    return {"question": row["question"], "candidate_answer": str(candidate), "context": row["support"] or None,
-            "label": int(correct), "source_id": f"sciq-validation:{position}"}
+    return {
+        "question": row["question"],
+        "candidate_answer": str(candidate),
+        "context": row["support"] or None,
+        "label": int(correct),
+        "source_id": f"sciq-validation:{position}",
+    }
 
 
 def _synthetic_example(position: int) -> dict:
@@ -129,8 +134,13 @@ def _synthetic_example(position: int) -> dict:
     a, b = rng.sample(words, 2)
     correct = position % 2 == 0
     context = " ".join(rng.choice(words) for _ in range(rng.randint(20, 120))) + "."
-    return {"question": f"Which of {a} or {b} is meant in passage {position}?", "candidate_answer": a if correct else b,
-            "context": context, "label": int(correct), "source_id": f"synthetic:{position}"}
+    return {
+        "question": f"Which of {a} or {b} is meant in passage {position}?",
+        "candidate_answer": a if correct else b,
+        "context": context,
+        "label": int(correct),
+        "source_id": f"synthetic:{position}",
+    }
 
 
 def _fit_context(example: dict, tokenizer: Any, max_prompt_tokens: int, max_tokens: int) -> dict:
@@ -150,9 +160,16 @@ def _fit_context(example: dict, tokenizer: Any, max_prompt_tokens: int, max_toke
 
 def first_turn(example: dict, context: str | None, max_tokens: int) -> list[dict]:
     """The chat messages of an example's first speech, as the service will build them."""
-    spec = DebateSpec(question=example["question"], candidate_answer=example["candidate_answer"],
-                      context=context or None, task=TASK, turns=TURNS, seed=SEED, model=SERVED_NAME,
-                      sampling=SamplingParams(temperature=TEMPERATURE, max_tokens=max_tokens))
+    spec = DebateSpec(
+        question=example["question"],
+        candidate_answer=example["candidate_answer"],
+        context=context or None,
+        task=TASK,
+        turns=TURNS,
+        seed=SEED,
+        model=SERVED_NAME,
+        sampling=SamplingParams(temperature=TEMPERATURE, max_tokens=max_tokens),
+    )
     return [dataclasses.asdict(message) for message in next_turns(spec, [])[0].messages]
 
 
@@ -203,6 +220,7 @@ async def send_all(base_url: str, payloads: list[dict], max_in_flight: int) -> l
     slots = asyncio.Semaphore(max_in_flight)
     limits = httpx.Limits(max_connections=max_in_flight, max_keepalive_connections=max_in_flight)
     async with httpx.AsyncClient(base_url=base_url, timeout=600, limits=limits) as client:
+
         async def one(payload: dict) -> dict:
             async with slots:
                 answer = await client.post("/v1/chat/completions", json=payload)
@@ -214,26 +232,41 @@ async def send_all(base_url: str, payloads: list[dict], max_in_flight: int) -> l
 
 def warm_up(base_url: str, examples: list[dict], max_tokens: int, max_in_flight: int) -> None:
     """Every example's first-turn prompt once, so first-use costs fall on neither (a) nor (b)."""
-    payloads = [{"model": SERVED_NAME, "messages": first_turn(example, example["context"], max_tokens),
-                 "max_tokens": max_tokens, "temperature": TEMPERATURE, "seed": n} for n, example in enumerate(examples)]
+    payloads = [
+        {
+            "model": SERVED_NAME,
+            "messages": first_turn(example, example["context"], max_tokens),
+            "max_tokens": max_tokens,
+            "temperature": TEMPERATURE,
+            "seed": n,
+        }
+        for n, example in enumerate(examples)
+    ]
     asyncio.run(send_all(base_url, payloads, max_in_flight))
 
 
 # --- (a) the service path -------------------------------------------------------------------
 
 
-def start_worker(database_url: str, vllm_url: str, max_in_flight: int, log_path: Path,
-                 pool_env: dict[str, str] | None = None) -> subprocess.Popen:
+def start_worker(
+    database_url: str, vllm_url: str, max_in_flight: int, log_path: Path, pool_env: dict[str, str] | None = None
+) -> subprocess.Popen:
     """A `w2s worker --kind debate` process; returns once it is polling the queue.
 
     `pool_env` (W2S_VLLM_BASE_URLS, W2S_VLLM_POOL_AFFINITY) makes it a worker of a replica pool.
     """
-    env = {**os.environ, "W2S_DATABASE_URL": database_url, "W2S_VLLM_BASE_URL": vllm_url, "PYTHONUNBUFFERED": "1",
-           **(pool_env or {})}
+    env = {
+        **os.environ,
+        "W2S_DATABASE_URL": database_url,
+        "W2S_VLLM_BASE_URL": vllm_url,
+        "PYTHONUNBUFFERED": "1",
+        **(pool_env or {}),
+    }
     command = [sys.executable, "-m", "service.cli", "worker", "--kind", "debate", "--max-in-flight", str(max_in_flight)]
     with log_path.open("w") as log:
-        worker = subprocess.Popen(command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT,
-                                  start_new_session=True)
+        worker = subprocess.Popen(
+            command, cwd=REPO, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     deadline = time.monotonic() + 120
     while "serving" not in log_path.read_text():
         if worker.poll() is not None or time.monotonic() > deadline:
@@ -255,9 +288,17 @@ def stop_worker(worker: subprocess.Popen) -> None:
 
 
 def batch_body(examples: list[dict], max_tokens: int, shard_size: int) -> dict:
-    return {"name": "debate-throughput", "task": TASK, "protocol": "debate", "order": "sequential", "turns": TURNS,
-            "seed": SEED, "sampling": {"temperature": TEMPERATURE, "max_tokens": max_tokens},
-            "examples": examples, "shard_size": shard_size}
+    return {
+        "name": "debate-throughput",
+        "task": TASK,
+        "protocol": "debate",
+        "order": "sequential",
+        "turns": TURNS,
+        "seed": SEED,
+        "sampling": {"temperature": TEMPERATURE, "max_tokens": max_tokens},
+        "examples": examples,
+        "shard_size": shard_size,
+    }
 
 
 def run_service(api_url: str, body: dict) -> tuple[int, float]:
@@ -282,8 +323,9 @@ def stored_requests(database_url: str, run_id: int) -> tuple[list[list[dict]], i
     try:
         with make_session_factory(engine)() as session:
             debates = session.scalars(select(Debate).where(Debate.run_id == run_id).order_by(Debate.id)).all()
-            per_debate = [_turn_payloads(spec_of(debate, session.get(Example, debate.example_id)), debate)
-                          for debate in debates]
+            per_debate = [
+                _turn_payloads(spec_of(debate, session.get(Example, debate.example_id)), debate) for debate in debates
+            ]
             tokens = sum(debate.completion_tokens for debate in debates)
             failed = sum(debate.status != "succeeded" for debate in debates)
     finally:
@@ -297,8 +339,9 @@ def job_timeline(database_url: str, run_id: int) -> tuple[float, float, int]:
     try:
         with make_session_factory(engine)() as session:
             created = session.get(Run, run_id).created_at
-            first, last, jobs = session.execute(select(
-                func.min(Job.started_at), func.max(Job.finished_at), func.count()).where(Job.run_id == run_id)).one()
+            first, last, jobs = session.execute(
+                select(func.min(Job.started_at), func.max(Job.finished_at), func.count()).where(Job.run_id == run_id)
+            ).one()
     finally:
         engine.dispose()
     return (first - created).total_seconds(), (last - first).total_seconds(), jobs
@@ -310,12 +353,18 @@ def _turn_payloads(spec: DebateSpec, debate: Debate) -> list[dict]:
     payloads = []
     for done in range(len(spoken)):
         (request,) = next_turns(spec, spoken[:done])  # sequential: one speech per step
-        payloads.append({
-            "model": spec.model, "temperature": spec.sampling.temperature, "top_p": spec.sampling.top_p,
-            "max_tokens": spec.sampling.max_tokens, "n": 1, "seed": request.seed,
-            "messages": [dataclasses.asdict(message) for message in request.messages],
-            "_stored_prompt_tokens": debate.turns[done].prompt_tokens,
-        })
+        payloads.append(
+            {
+                "model": spec.model,
+                "temperature": spec.sampling.temperature,
+                "top_p": spec.sampling.top_p,
+                "max_tokens": spec.sampling.max_tokens,
+                "n": 1,
+                "seed": request.seed,
+                "messages": [dataclasses.asdict(message) for message in request.messages],
+                "_stored_prompt_tokens": debate.turns[done].prompt_tokens,
+            }
+        )
     return payloads
 
 
@@ -329,8 +378,10 @@ def run_raw(base_url: str, per_debate: list[list[dict]], max_in_flight: int) -> 
     started = time.perf_counter()
     usages = asyncio.run(send_all(base_url, payloads, max_in_flight))
     seconds = time.perf_counter() - started
-    mismatched = sum(usage["prompt_tokens"] != payload["_stored_prompt_tokens"]
-                     for usage, payload in zip(usages, by_turn, strict=True))
+    mismatched = sum(
+        usage["prompt_tokens"] != payload["_stored_prompt_tokens"]
+        for usage, payload in zip(usages, by_turn, strict=True)
+    )
     return Phase(sum(usage["completion_tokens"] for usage in usages), seconds), mismatched
 
 
@@ -347,9 +398,15 @@ def run_hf(model_dir: Path, payloads: list[dict]) -> Phase:
         torch.manual_seed(payload["seed"])
         started = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), do_sample=True,
-                                 temperature=payload["temperature"], top_p=payload["top_p"],
-                                 max_new_tokens=payload["max_tokens"], pad_token_id=tokenizer.pad_token_id)
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                do_sample=True,
+                temperature=payload["temperature"],
+                top_p=payload["top_p"],
+                max_new_tokens=payload["max_tokens"],
+                pad_token_id=tokenizer.pad_token_id,
+            )
         if position:
             seconds += time.perf_counter() - started
             tokens += out.shape[1] - ids.shape[1]
@@ -370,8 +427,9 @@ class Served:
     per_debate: list[list[dict]] = dataclasses.field(default_factory=list)
 
 
-def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path,
-               examples: list[dict]) -> Served:
+def run_served(
+    servers: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path, examples: list[dict]
+) -> Served:
     """Start vLLM, the API and the workers on `servers`, then run (a) and (b) in ABBA order."""
     started = time.perf_counter()
     server = servers.enter_context(start_vllm(model_dir, tmp / "vllm.log"))
@@ -381,8 +439,13 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
 
     database_url = f"sqlite:///{tmp}/bench.db"
     upgrade(database_url)
-    settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=server.base_url,
-                        strong_model=SERVED_NAME, artifacts_dir=tmp / "artifacts")
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        vllm_base_url=server.base_url,
+        strong_model=SERVED_NAME,
+        artifacts_dir=tmp / "artifacts",
+    )
     api_url = servers.enter_context(running_api(settings))
     roots = {server.process.pid: "vllm", os.getpid(): "bench"}
     for n in range(args.workers):
@@ -398,15 +461,25 @@ def run_served(servers: ExitStack, args: argparse.Namespace, model_dir: Path, tm
         else:
             phase, mismatched = run_raw(server.base_url, served.per_debate, args.max_in_flight)
             served.raw.append(phase)
-            print(f"(b) raw vLLM  {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
-                  f"({sum(map(len, served.per_debate))} requests, {args.max_in_flight} in flight; "
-                  f"{mismatched} prompt lengths differ from (a))", flush=True)
+            print(
+                f"(b) raw vLLM  {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
+                f"({sum(map(len, served.per_debate))} requests, {args.max_in_flight} in flight; "
+                f"{mismatched} prompt lengths differ from (a))",
+                flush=True,
+            )
         print(f"    CPU seconds: {meter.stop()}", flush=True)
     return served
 
 
-def _service_run(vllm_urls: list[str], api_url: str, database_url: str, args: argparse.Namespace,
-                 examples: list[dict], served: Served, label: str = "(a) service") -> None:
+def _service_run(
+    vllm_urls: list[str],
+    api_url: str,
+    database_url: str,
+    args: argparse.Namespace,
+    examples: list[dict],
+    served: Served,
+    label: str = "(a) service",
+) -> None:
     """One debate batch through the API and the workers; `vllm_urls` are the servers whose caches count."""
     queried_before, hit_before = pool_cache_counters(vllm_urls)
     batch_id, seconds = run_service(api_url, batch_body(examples, args.max_tokens, args.shard_size))
@@ -419,11 +492,14 @@ def _service_run(vllm_urls: list[str], api_url: str, database_url: str, args: ar
     phase = Phase(tokens, seconds)
     served.service.append(phase)
     waited, ran, jobs = job_timeline(database_url, batch_id)
-    print(f"{label:13} {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
-          f"({len(per_debate)} debates, {failed} failed; {args.workers} worker(s) x "
-          f"{args.max_in_flight // args.workers} in flight, shard_size={args.shard_size}; POST to first claim "
-          f"{waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; prefix-cache hits {hit / queried:.1%} of {queried:.0f} "
-          "prompt tokens)", flush=True)
+    print(
+        f"{label:13} {phase.tokens:6d} tokens in {phase.seconds:5.1f}s = {phase.tok_s:6.1f} tok/s  "
+        f"({len(per_debate)} debates, {failed} failed; {args.workers} worker(s) x "
+        f"{args.max_in_flight // args.workers} in flight, shard_size={args.shard_size}; POST to first claim "
+        f"{waited:.1f}s, {jobs} job(s) ran {ran:.1f}s; prefix-cache hits {hit / queried:.1%} of {queried:.0f} "
+        "prompt tokens)",
+        flush=True,
+    )
 
 
 def main() -> None:
@@ -431,16 +507,22 @@ def main() -> None:
     parser.add_argument("--examples", type=int, default=256)
     parser.add_argument("--max-tokens", type=int, default=64, help="token limit of one turn")
     parser.add_argument("--hf-prompts", type=int, default=48, help="prompts for the slow transformers baseline")
-    parser.add_argument("--max-in-flight", type=int, default=64,
-                        help="requests in flight in total: split over the workers in (a), all at once in (b)")
+    parser.add_argument(
+        "--max-in-flight",
+        type=int,
+        default=64,
+        help="requests in flight in total: split over the workers in (a), all at once in (b)",
+    )
     parser.add_argument("--workers", type=int, default=2, help="worker processes in (a)")
     parser.add_argument("--shard-size", type=int, help="debates per job in (a); default: one job per worker")
     parser.add_argument("--repeats", type=int, default=2, help="runs of (a) and of (b), in ABBA order")
     parser.add_argument("--max-prompt-tokens", type=int, default=600, help="cap on a first turn's prompt")
     parser.add_argument("--model-dir", type=Path, help="tiny model to (re)use; default: built in a temp dir")
-    parser.add_argument("--pool", action="store_true",
-                        help="instead: one server vs a pool of two, with and without affinity "
-                             "(bench/pool_comparison.py)")
+    parser.add_argument(
+        "--pool",
+        action="store_true",
+        help="instead: one server vs a pool of two, with and without affinity (bench/pool_comparison.py)",
+    )
     args = parser.parse_args()
     if args.max_in_flight % args.workers:
         parser.error("--max-in-flight is the total over all workers: pass a multiple of --workers")
@@ -453,8 +535,9 @@ def main() -> None:
         model_dir = ensure_tiny_model(args.model_dir or tmp / "model")
         from transformers import AutoTokenizer
 
-        examples, source = load_examples(args.examples, AutoTokenizer.from_pretrained(model_dir),
-                                         args.max_prompt_tokens, args.max_tokens)
+        examples, source = load_examples(
+            args.examples, AutoTokenizer.from_pretrained(model_dir), args.max_prompt_tokens, args.max_tokens
+        )
         print(f"examples: {source}; {TURNS} turns x {args.max_tokens} tokens", flush=True)
         if args.pool:
             with ExitStack() as servers:
@@ -462,22 +545,30 @@ def main() -> None:
             return
         with ExitStack() as servers:  # workers, API and vLLM stop here, before the CPU-bound baseline
             served = run_served(servers, args, model_dir, tmp, examples)
-        hf_payloads = [payload for debate in served.per_debate for payload in debate][:args.hf_prompts]
+        hf_payloads = [payload for debate in served.per_debate for payload in debate][: args.hf_prompts]
         naive = run_hf(model_dir, hf_payloads)
-        print(f"(c) HF seq.   {naive.tokens:6d} tokens in {naive.seconds:5.1f}s = {naive.tok_s:6.1f} tok/s  "
-              f"(first {len(hf_payloads)} prompts only, one at a time)", flush=True)
+        print(
+            f"(c) HF seq.   {naive.tokens:6d} tokens in {naive.seconds:5.1f}s = {naive.tok_s:6.1f} tok/s  "
+            f"(first {len(hf_payloads)} prompts only, one at a time)",
+            flush=True,
+        )
 
     service, raw = Phase.total(served.service), Phase.total(served.raw)
-    print(f"totals: (a) {service.tok_s:.1f} tok/s, (b) {raw.tok_s:.1f} tok/s over {args.repeats} run(s) each",
-          flush=True)
-    print(json.dumps({
-        "service_tok_s": round(service.tok_s, 1),
-        "raw_vllm_tok_s": round(raw.tok_s, 1),
-        "hf_sequential_tok_s": round(naive.tok_s, 1),
-        "ratio_service_vs_raw": round(service.tok_s / raw.tok_s, 3),
-        "ratio_service_vs_hf": round(service.tok_s / naive.tok_s, 2),
-        "prefix_cache_hit_rate": round(served.hit / served.queried, 3),
-    }))
+    print(
+        f"totals: (a) {service.tok_s:.1f} tok/s, (b) {raw.tok_s:.1f} tok/s over {args.repeats} run(s) each", flush=True
+    )
+    print(
+        json.dumps(
+            {
+                "service_tok_s": round(service.tok_s, 1),
+                "raw_vllm_tok_s": round(raw.tok_s, 1),
+                "hf_sequential_tok_s": round(naive.tok_s, 1),
+                "ratio_service_vs_raw": round(service.tok_s / raw.tok_s, 3),
+                "ratio_service_vs_hf": round(service.tok_s / naive.tok_s, 2),
+                "prefix_cache_hit_rate": round(served.hit / served.queried, 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

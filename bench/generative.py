@@ -21,6 +21,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import yaml
 from sqlalchemy import select
@@ -40,7 +41,7 @@ from trainers.worker import Worker  # noqa: E402
 REFINED = "w2s_refined:intent"
 
 
-def run_config(path: Path, env: WorkerEnv, sessions, **overrides) -> int:  # noqa: ANN001
+def run_config(path: Path, env: WorkerEnv, sessions, **overrides: Any) -> int:  # noqa: ANN001
     config = parse_generative_config({**yaml.safe_load(path.read_text()), **overrides})
     with sessions.begin() as session:
         run, _ = submit_generative_run(session, config, strong_model="strong")
@@ -61,8 +62,10 @@ def metrics(sessions, run_id: int) -> dict[tuple[str, str], float | None]:  # no
 
 
 def summary(values: dict, *, refined_pgr: bool) -> dict:
-    out = {name: values[(f"gen/{condition}", "mean_score")]
-           for name, condition in (("weak", "weak"), ("w2s", "w2s"), ("w2s_refined", REFINED), ("ceiling", "ceiling"))}
+    out = {
+        name: values[(f"gen/{condition}", "mean_score")]
+        for name, condition in (("weak", "weak"), ("w2s", "w2s"), ("w2s_refined", REFINED), ("ceiling", "ceiling"))
+    }
     out["pgr"] = values[("gen/w2s", "pgr")]
     if refined_pgr:
         out["pgr_refined"] = values[(f"gen/{REFINED}", "pgr")]
@@ -81,16 +84,24 @@ def main() -> None:
     migrate.upgrade(url)
     sessions = make_session_factory(make_engine(url))
     with start_local_vllm(strong, served_name="strong", enable_lora=True, log_path=work / "vllm.log") as server:
-        env = WorkerEnv(artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True,
-                        vllm_base_url=server.base_url)
+        env = WorkerEnv(
+            artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True, vllm_base_url=server.base_url
+        )
         toxicity = run_config(ROOT / "configs" / "toxicity.yaml", env, sessions, data_dir=str(args.data_dir.resolve()))
         refinement = run_config(ROOT / "configs" / "refinement_testbed.yaml", env, sessions)
     tox, ref = metrics(sessions, toxicity), metrics(sessions, refinement)
     for run_id in (toxicity, refinement):
         print((work / "runs" / str(run_id) / "report.md").read_text())
-    print(json.dumps({"toxicity": summary(tox, refined_pgr=False), "refinement": summary(ref, refined_pgr=True),
-                      "scorer_auroc": tox[("scorer", "heldout_auroc")],
-                      "seconds": round(time.monotonic() - started, 1)}))
+    print(
+        json.dumps(
+            {
+                "toxicity": summary(tox, refined_pgr=False),
+                "refinement": summary(ref, refined_pgr=True),
+                "scorer_auroc": tox[("scorer", "heldout_auroc")],
+                "seconds": round(time.monotonic() - started, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -63,7 +63,7 @@ def ours(model_dir: Path, mode: str, args: argparse.Namespace) -> list[float]:
         marks.append(time.process_time())
 
     train_classifier(model, inputs, targets, config, on_step=on_step)
-    return [after - before for before, after in zip(marks, marks[1:])]
+    return [after - before for before, after in zip(marks, marks[1:], strict=False)]
 
 
 def plain(model_dir: Path, mode: str, args: argparse.Namespace) -> list[float]:

@@ -24,14 +24,20 @@ from service.store.migrate import upgrade
 from tests.support.api_server import running_api
 
 
-def compare(stack: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path,
-            examples: list[dict]) -> dict[str, float]:
+def compare(
+    stack: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Path, examples: list[dict]
+) -> dict[str, float]:
     """Start the servers and the API on `stack`, run the three paths; the numbers of the last line."""
     first = _server(stack, model_dir, tmp / "vllm0.log", args, examples)
     database_url = f"sqlite:///{tmp}/bench.db"
     upgrade(database_url)
-    settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=first.base_url,
-                        strong_model=bench.SERVED_NAME, artifacts_dir=tmp / "artifacts")
+    settings = Settings(
+        _env_file=None,
+        database_url=database_url,
+        vllm_base_url=first.base_url,
+        strong_model=bench.SERVED_NAME,
+        artifacts_dir=tmp / "artifacts",
+    )
     api_url = stack.enter_context(running_api(settings))
     one = _measure("one", [first.base_url], True, api_url, database_url, args, examples, tmp)
     bench.reset_prefix_cache(first.base_url)
@@ -54,16 +60,25 @@ def compare(stack: ExitStack, args: argparse.Namespace, model_dir: Path, tmp: Pa
     }
 
 
-def _server(stack: ExitStack, model_dir: Path, log_path: Path, args: argparse.Namespace,
-            examples: list[dict]) -> bench.LocalVLLM:
+def _server(
+    stack: ExitStack, model_dir: Path, log_path: Path, args: argparse.Namespace, examples: list[dict]
+) -> bench.LocalVLLM:
     server = stack.enter_context(bench.start_vllm(model_dir, log_path))
     print(f"vLLM ready at {server.base_url}; {server.pinning}", flush=True)
     bench.warm_up(server.base_url, examples, args.max_tokens, args.max_in_flight)
     return server
 
 
-def _measure(name: str, urls: list[str], affinity: bool, api_url: str, database_url: str,
-             args: argparse.Namespace, examples: list[dict], tmp: Path) -> bench.Served:
+def _measure(
+    name: str,
+    urls: list[str],
+    affinity: bool,
+    api_url: str,
+    database_url: str,
+    args: argparse.Namespace,
+    examples: list[dict],
+    tmp: Path,
+) -> bench.Served:
     """One batch through workers of a pool of `urls`; they stop afterwards, the servers stay."""
     per_replica = args.max_in_flight // args.workers // len(urls)
     pool_env = {"W2S_VLLM_BASE_URLS": ",".join(urls), "W2S_VLLM_POOL_AFFINITY": str(affinity).lower()}

@@ -55,15 +55,21 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as tmp:
             for workers in WORKER_COUNTS:
                 for backend in ("sqlite", "postgres"):
-                    url = f"sqlite:///{tmp}/q{workers}.db" if backend == "sqlite" else create_database(pg_url, "w2s_bench")
+                    url = (
+                        f"sqlite:///{tmp}/q{workers}.db"
+                        if backend == "sqlite"
+                        else create_database(pg_url, "w2s_bench")
+                    )
                     rate, duplicates, lost = measure(url, args.jobs, workers)
                     if backend == "postgres":
                         drop_database(url)
                     results[backend][str(workers)] = round(rate, 1)
                     results["duplicates"] += duplicates
                     results["lost"] += lost
-                    print(f"{backend:8s} workers={workers}  {rate:8.1f} claims/s  duplicates={duplicates} lost={lost}",
-                          flush=True)
+                    print(
+                        f"{backend:8s} workers={workers}  {rate:8.1f} claims/s  duplicates={duplicates} lost={lost}",
+                        flush=True,
+                    )
     finally:
         if server:
             server.stop()

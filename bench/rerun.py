@@ -21,11 +21,16 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def timed_run(config: Path, workdir: Path) -> float:
-    env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{workdir / 'w2s.db'}",
-           "W2S_ARTIFACTS_DIR": str(workdir / "artifacts"), "W2S_VLLM_BASE_URL": ""}
+    env = {
+        **os.environ,
+        "W2S_DATABASE_URL": f"sqlite:///{workdir / 'w2s.db'}",
+        "W2S_ARTIFACTS_DIR": str(workdir / "artifacts"),
+        "W2S_VLLM_BASE_URL": "",
+    }
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.cli", "run", str(config)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "run", str(config)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     if done.returncode != 0:
         sys.exit(f"w2s run failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")

@@ -43,18 +43,30 @@ def run(workdir: Path, seeds: int) -> tuple[dict, float]:
     """`w2s run` of the config in `workdir`; (the report as JSON, seconds)."""
     path = workdir / "science.yaml"
     path.write_text(yaml.safe_dump(config(seeds)))
-    env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{workdir / 'w2s.db'}",
-           "W2S_ARTIFACTS_DIR": str(workdir / "artifacts"), "W2S_VLLM_BASE_URL": "", "W2S_STRONG_MODEL_PATH": ""}
+    env = {
+        **os.environ,
+        "W2S_DATABASE_URL": f"sqlite:///{workdir / 'w2s.db'}",
+        "W2S_ARTIFACTS_DIR": str(workdir / "artifacts"),
+        "W2S_VLLM_BASE_URL": "",
+        "W2S_STRONG_MODEL_PATH": "",
+    }
     # Empty: the testbed's own strong model, pretrained inside the timed run.
     started = time.perf_counter()
-    done = subprocess.run([sys.executable, "-m", "service.cli", "run", str(path)], cwd=ROOT, env=env,
-                          capture_output=True, text=True)
+    done = subprocess.run(
+        [sys.executable, "-m", "service.cli", "run", str(path)], cwd=ROOT, env=env, capture_output=True, text=True
+    )
     seconds = time.perf_counter() - started
     print(done.stdout[-4000:], flush=True)
     if done.returncode != 0:
         sys.exit(f"w2s run failed ({done.returncode}):\n{done.stderr[-3000:]}")
-    report = subprocess.run([sys.executable, "-m", "service.cli", "report", "1", "--format", "json"], cwd=ROOT,
-                            env=env, capture_output=True, text=True, check=True)
+    report = subprocess.run(
+        [sys.executable, "-m", "service.cli", "report", "1", "--format", "json"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     return json.loads(report.stdout), seconds
 
 
@@ -74,8 +86,9 @@ def summary(report: dict, seconds: float) -> dict:
         "pgr_logconf": value("no_debate", "logconf", "pgr"),
         "pgr_debate_ensemble": value("debate_ensemble", "xent", "pgr"),
         "pgr_no_debate": value("no_debate", "xent", "pgr"),
-        "weak_transcript_gain": round(value("debate_ensemble", "xent", "weak_accuracy")
-                                      - value("no_debate", "xent", "weak_accuracy"), 4),
+        "weak_transcript_gain": round(
+            value("debate_ensemble", "xent", "weak_accuracy") - value("no_debate", "xent", "weak_accuracy"), 4
+        ),
         "seconds": round(seconds, 1),
     }
 

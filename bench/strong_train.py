@@ -42,8 +42,14 @@ from trainers.training import LoraSettings, TrainConfig  # noqa: E402
 
 H100_BF16_DENSE_FLOPS = 989e12
 PROMPT_SUFFIX = "\nAnswer:"
-QWEN_05B_SHAPE = {"hidden_size": 896, "num_hidden_layers": 24, "num_attention_heads": 14, "num_key_value_heads": 2,
-                  "intermediate_size": 4864, "vocab_size": 151936}
+QWEN_05B_SHAPE = {
+    "hidden_size": 896,
+    "num_hidden_layers": 24,
+    "num_attention_heads": 14,
+    "num_key_value_heads": 2,
+    "intermediate_size": 4864,
+    "vocab_size": 151936,
+}
 
 
 def build_gpu_model(out_dir: Path) -> Path:
@@ -51,9 +57,16 @@ def build_gpu_model(out_dir: Path) -> Path:
     from transformers import LlamaConfig, LlamaForCausalLM
 
     tokenizer = build_tokenizer(2048)
-    config = LlamaConfig(**QWEN_05B_SHAPE, max_position_embeddings=4096, rope_theta=1e6, tie_word_embeddings=True,
-                         bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
-                         pad_token_id=tokenizer.pad_token_id, dtype="bfloat16")
+    config = LlamaConfig(
+        **QWEN_05B_SHAPE,
+        max_position_embeddings=4096,
+        rope_theta=1e6,
+        tie_word_embeddings=True,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        dtype="bfloat16",
+    )
     torch.manual_seed(0)
     LlamaForCausalLM(config).to(torch.bfloat16).save_pretrained(out_dir)
     tokenizer.save_pretrained(out_dir)
@@ -74,23 +87,47 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     inputs, targets = sciq_inputs(args.examples)
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
-                         micro_batch_size=args.micro_batch_size, max_length=args.max_length)
+    config = TrainConfig(
+        epochs=args.epochs,
+        lr=args.lr,
+        batch_size=args.batch_size,
+        micro_batch_size=args.micro_batch_size,
+        max_length=args.max_length,
+    )
     lora = LoraSettings() if args.mode == "lora" else None
     common = {"lora": lora, "head": "lm", "prompt_suffix": PROMPT_SUFFIX}
     if args.child == "ours":
         timing = run_ours(args.model_dir, inputs, targets, config, **common)
     else:
-        timing = run_trainer(args.model_dir, inputs, targets, config, pad_to_max_length=False,
-                             sampling="group_by_length", **common)
+        timing = run_trainer(
+            args.model_dir, inputs, targets, config, pad_to_max_length=False, sampling="group_by_length", **common
+        )
     print(json.dumps(timing))
 
 
 def spawn(path: str, mode: str, args: argparse.Namespace, model_dir: Path) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", path, "--mode", mode, "--model-dir", str(model_dir),
-               "--examples", str(args.examples), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-               "--lr", str(args.lr), "--max-length", str(args.max_length),
-               "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        path,
+        "--mode",
+        mode,
+        "--model-dir",
+        str(model_dir),
+        "--examples",
+        str(args.examples),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+        "--max-length",
+        str(args.max_length),
+        "--threads",
+        str(args.threads),
+    ]
     if args.micro_batch_size:
         command += ["--micro-batch-size", str(args.micro_batch_size)]
     done = subprocess.run(command, capture_output=True, text=True)
@@ -106,8 +143,11 @@ def compare(mode: str, args: argparse.Namespace, model_dir: Path) -> dict[str, f
         for path in ("ours", "hf"):
             run = spawn(path, mode, args, model_dir)
             runs[path].append(run)
-            print(f"{mode} repeat {repeat} {path:4s}: {run['tokens'] / run['seconds']:9.0f} tokens/s "
-                  f"({run['seconds']:.1f} s wall, {run['cpu_seconds']:.1f} s CPU)", flush=True)
+            print(
+                f"{mode} repeat {repeat} {path:4s}: {run['tokens'] / run['seconds']:9.0f} tokens/s "
+                f"({run['seconds']:.1f} s wall, {run['cpu_seconds']:.1f} s CPU)",
+                flush=True,
+            )
     # Other load only ever slows a run down: the fastest repeat is each path's own speed.
     rates = {path: max(r["tokens"] / r["seconds"] for r in rs) for path, rs in runs.items()}
     cpu = {path: min(r["cpu_seconds"] for r in rs) for path, rs in runs.items()}
@@ -131,8 +171,10 @@ def main() -> None:
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.gpu_config and not torch.cuda.is_available():
-        raise SystemExit("--gpu-config needs a CUDA GPU, and torch.cuda.is_available() is False here; run it on a "
-                         "GPU machine (bf16 training of a 0.5B model is not meant for CPUs), or drop the flag.")
+        raise SystemExit(
+            "--gpu-config needs a CUDA GPU, and torch.cuda.is_available() is False here; run it on a "
+            "GPU machine (bf16 training of a 0.5B model is not meant for CPUs), or drop the flag."
+        )
     args.examples = args.examples or (1000 if args.gpu_config else 256)
     args.batch_size = args.batch_size or (32 if args.gpu_config else 16)
     if args.child:
@@ -145,8 +187,12 @@ def main() -> None:
         else:
             model_dir = make_tiny_model(Path(tmp) / "model", **MODEL)
             rate = compare("lora", args, model_dir)
-            report = {"ours_tokens_s": round(rate["ours"], 1), "hf_trainer_tokens_s": round(rate["hf"], 1),
-                      "ratio": round(rate["ours"] / rate["hf"], 3), "cpu_time_ratio": round(rate["cpu_time_ratio"], 3)}
+            report = {
+                "ours_tokens_s": round(rate["ours"], 1),
+                "hf_trainer_tokens_s": round(rate["hf"], 1),
+                "ratio": round(rate["ours"] / rate["hf"], 3),
+                "cpu_time_ratio": round(rate["cpu_time_ratio"], 3),
+            }
     print(f"ours / Trainer tokens/s: {report['ratio']:.2f} (target >= 1.0)")
     print(json.dumps(report))
 

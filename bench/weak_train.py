@@ -100,16 +100,38 @@ def trainer_args(out_dir: Path, config: TrainConfig, **extra: Any) -> Any:
 
     cuda = torch.cuda.is_available()
     return TrainingArguments(
-        output_dir=str(out_dir), per_device_train_batch_size=config.batch_size, num_train_epochs=config.epochs,
-        learning_rate=config.lr, lr_scheduler_type="cosine", warmup_steps=0, weight_decay=config.weight_decay,
-        max_grad_norm=1.0, seed=config.seed, logging_strategy="no", save_strategy="no", report_to="none",
-        disable_tqdm=True, dataloader_num_workers=0, use_cpu=not cuda, bf16=cuda, **extra,
+        output_dir=str(out_dir),
+        per_device_train_batch_size=config.batch_size,
+        num_train_epochs=config.epochs,
+        learning_rate=config.lr,
+        lr_scheduler_type="cosine",
+        warmup_steps=0,
+        weight_decay=config.weight_decay,
+        max_grad_norm=1.0,
+        seed=config.seed,
+        logging_strategy="no",
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        dataloader_num_workers=0,
+        use_cpu=not cuda,
+        bf16=cuda,
+        **extra,
     )
 
 
-def run_trainer(model_dir: Path, inputs: list[ClassifierInput], targets: list[float], config: TrainConfig,
-                *, pad_to_max_length: bool, lora: Any = None, head: str = "linear", prompt_suffix: str = "",
-                sampling: str = "random") -> dict[str, float]:
+def run_trainer(
+    model_dir: Path,
+    inputs: list[ClassifierInput],
+    targets: list[float],
+    config: TrainConfig,
+    *,
+    pad_to_max_length: bool,
+    lora: Any = None,
+    head: str = "linear",
+    prompt_suffix: str = "",
+    sampling: str = "random",
+) -> dict[str, float]:
     """Train with `transformers.Trainer`; seconds cover tokenisation and training, as for ours."""
     from transformers import DataCollatorWithPadding, Trainer
 
@@ -122,18 +144,35 @@ def run_trainer(model_dir: Path, inputs: list[ClassifierInput], targets: list[fl
     with tempfile.TemporaryDirectory() as out_dir:
         args = trainer_args(Path(out_dir), config, train_sampling_strategy=sampling)
         Trainer(model=TrainerAdapter(model), args=args, train_dataset=dataset, data_collator=collator).train()
-    return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
-            "examples": config.epochs * len(inputs), "tokens": config.epochs * sum(map(len, encoded))}
+    return {
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "examples": config.epochs * len(inputs),
+        "tokens": config.epochs * sum(map(len, encoded)),
+    }
 
 
-def run_ours(model_dir: Path, inputs: list[ClassifierInput], targets: list[float], config: TrainConfig,
-             *, lora: Any = None, head: str = "linear", prompt_suffix: str = "") -> dict[str, float]:
+def run_ours(
+    model_dir: Path,
+    inputs: list[ClassifierInput],
+    targets: list[float],
+    config: TrainConfig,
+    *,
+    lora: Any = None,
+    head: str = "linear",
+    prompt_suffix: str = "",
+) -> dict[str, float]:
     model = load_classifier(model_dir, head=head, lora=lora)
     steps: list[StepInfo] = []
     wall, cpu = time.perf_counter(), time.process_time()
     result = train_classifier(model, inputs, targets, config, prompt_suffix=prompt_suffix, on_step=steps.append)
-    return {"seconds": time.perf_counter() - wall, "cpu_seconds": time.process_time() - cpu,
-            "examples": result.examples, "tokens": result.tokens, "steady_tokens_s": steady_tokens_s(steps)}
+    return {
+        "seconds": time.perf_counter() - wall,
+        "cpu_seconds": time.process_time() - cpu,
+        "examples": result.examples,
+        "tokens": result.tokens,
+        "steady_tokens_s": steady_tokens_s(steps),
+    }
 
 
 def steady_tokens_s(steps: list[StepInfo]) -> float:
@@ -161,10 +200,26 @@ def child(args: argparse.Namespace) -> None:
 
 
 def spawn(path: str, args: argparse.Namespace, model_dir: Path) -> dict[str, float]:
-    command = [sys.executable, __file__, "--child", path, "--model-dir", str(model_dir), "--examples",
-               str(args.examples), "--epochs", str(args.epochs), "--batch-size", str(args.batch_size),
-               "--lr", str(args.lr), "--max-length", str(args.max_length),
-               "--threads", str(args.threads)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        path,
+        "--model-dir",
+        str(model_dir),
+        "--examples",
+        str(args.examples),
+        "--epochs",
+        str(args.epochs),
+        "--batch-size",
+        str(args.batch_size),
+        "--lr",
+        str(args.lr),
+        "--max-length",
+        str(args.max_length),
+        "--threads",
+        str(args.threads),
+    ]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the {path} run failed:\n{done.stderr[-3000:]}")
@@ -193,23 +248,32 @@ def main() -> None:
             for path in ("ours", "hf"):
                 runs[path].append(spawn(path, args, model_dir))
                 run = runs[path][-1]
-                print(f"repeat {repeat} {path:4s}: {run['examples'] / run['seconds']:7.2f} examples/s "
-                      f"({run['seconds']:.1f} s wall, {run['cpu_seconds']:.1f} s CPU, "
-                      f"peak RSS {run['peak_rss_mb']:.0f} MB)", flush=True)
+                print(
+                    f"repeat {repeat} {path:4s}: {run['examples'] / run['seconds']:7.2f} examples/s "
+                    f"({run['seconds']:.1f} s wall, {run['cpu_seconds']:.1f} s CPU, "
+                    f"peak RSS {run['peak_rss_mb']:.0f} MB)",
+                    flush=True,
+                )
     # Other load only ever slows a run down: the fastest repeat is each path's own speed.
     rate = {path: max(r["examples"] / r["seconds"] for r in rs) for path, rs in runs.items()}
     cpu = {path: min(r["cpu_seconds"] for r in rs) for path, rs in runs.items()}
-    print(f"ours {rate['ours']:.2f} examples/s, Trainer (padding=max_length) {rate['hf']:.2f} examples/s, "
-          f"ratio {rate['ours'] / rate['hf']:.2f} (target >= 1.5); CPU-seconds ratio {cpu['hf'] / cpu['ours']:.2f} "
-          "(less sensitive to other load on the machine)")
-    print(json.dumps({
-        "ours_examples_s": round(rate["ours"], 3),
-        "hf_trainer_examples_s": round(rate["hf"], 3),
-        "ratio": round(rate["ours"] / rate["hf"], 3),
-        "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["ours"]), 1),
-        "hf_trainer_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["hf"]), 1),
-        "cpu_time_ratio": round(cpu["hf"] / cpu["ours"], 3),
-    }))
+    print(
+        f"ours {rate['ours']:.2f} examples/s, Trainer (padding=max_length) {rate['hf']:.2f} examples/s, "
+        f"ratio {rate['ours'] / rate['hf']:.2f} (target >= 1.5); CPU-seconds ratio {cpu['hf'] / cpu['ours']:.2f} "
+        "(less sensitive to other load on the machine)"
+    )
+    print(
+        json.dumps(
+            {
+                "ours_examples_s": round(rate["ours"], 3),
+                "hf_trainer_examples_s": round(rate["hf"], 3),
+                "ratio": round(rate["ours"] / rate["hf"], 3),
+                "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["ours"]), 1),
+                "hf_trainer_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["hf"]), 1),
+                "cpu_time_ratio": round(cpu["hf"] / cpu["ours"], 3),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

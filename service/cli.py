@@ -1,14 +1,14 @@
 """The `w2s` command line.
 
-    w2s db upgrade|downgrade|current     migrate the database at W2S_DATABASE_URL
-    w2s make-tiny-model DIR [...]        write a tiny random Llama + tokenizer (no downloads)
-    w2s strong up                        start a local vLLM on the strong model, print its URL
-    w2s strong republish                 reload published finetuned versions after vLLM restarted
-    w2s serve [--start-vllm]             the REST API (read-only without a strong model)
-    w2s worker --kind debate [...]       claim and run jobs of these kinds (or --kind all)
-    w2s run CONFIG [--detach]            an experiment from a YAML config (see service/run_cli.py)
-    w2s report RUN / w2s export RUN      its results table / its rows as JSONL or parquet
-    w2s demo                             the embedded default, end to end (see README)
+w2s db upgrade|downgrade|current     migrate the database at W2S_DATABASE_URL
+w2s make-tiny-model DIR [...]        write a tiny random Llama + tokenizer (no downloads)
+w2s strong up                        start a local vLLM on the strong model, print its URL
+w2s strong republish                 reload published finetuned versions after vLLM restarted
+w2s serve [--start-vllm]             the REST API (read-only without a strong model)
+w2s worker --kind debate [...]       claim and run jobs of these kinds (or --kind all)
+w2s run CONFIG [--detach]            an experiment from a YAML config (see service/run_cli.py)
+w2s report RUN / w2s export RUN      its results table / its rows as JSONL or parquet
+w2s demo                             the embedded default, end to end (see README)
 """
 
 from __future__ import annotations
@@ -30,6 +30,7 @@ from service.settings import Settings
 
 if TYPE_CHECKING:
     from trainers.strong.launch import Launch
+    from trainers.worker import Worker
 
 # Only the standard library and the settings at import time: `w2s --help` must answer in well
 # under a second, so torch, transformers, SQLAlchemy and Alembic load inside the commands.
@@ -84,8 +85,10 @@ def _user_error(exc: Exception) -> str | None:
 
 def _lazy(module: str, function: str) -> Command:
     """A command implemented in `module`, imported only when that command runs."""
+
     def command(args: argparse.Namespace, settings: Settings) -> int:
         return getattr(importlib.import_module(module), function)(args, settings)
+
     return command
 
 
@@ -110,8 +113,10 @@ class _JobKinds(Sequence[str]):
 
 
 def _environment_help() -> str:
-    lines = [f"  W2S_{name.upper():<24} {_first_sentence(field.description)}"
-             for name, field in Settings.model_fields.items()]
+    lines = [
+        f"  W2S_{name.upper():<24} {_first_sentence(field.description)}"
+        for name, field in Settings.model_fields.items()
+    ]
     return "environment (or a .env file in the working directory):\n" + "\n".join(lines)
 
 
@@ -120,8 +125,12 @@ def _first_sentence(text: str) -> str:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="w2s", description="debate-augmented weak-to-strong supervision",
-                                     epilog=_environment_help(), formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="w2s",
+        description="debate-augmented weak-to-strong supervision",
+        epilog=_environment_help(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("--version", action="version", version=f"%(prog)s {version('debate-w2s')}")
     commands = parser.add_subparsers(required=True, metavar="COMMAND")
 
@@ -146,42 +155,68 @@ def _parser() -> argparse.ArgumentParser:
 
     strong = commands.add_parser("strong", help="the strong model server")
     strong = strong.add_subparsers(required=True, metavar="ACTION")
-    strong_up = strong.add_parser("up", help="start a local vLLM (the testbed's strong model if none configured) and wait")
-    strong_up.add_argument("--port", type=int, help="listen on this port (default: W2S_VLLM_PORT, else a free one), "
-                                                    "so workers' W2S_VLLM_BASE_URL stays valid across restarts")
+    strong_up = strong.add_parser(
+        "up", help="start a local vLLM (the testbed's strong model if none configured) and wait"
+    )
+    strong_up.add_argument(
+        "--port",
+        type=int,
+        help="listen on this port (default: W2S_VLLM_PORT, else a free one), "
+        "so workers' W2S_VLLM_BASE_URL stays valid across restarts",
+    )
     strong_up.set_defaults(func=_strong_up)
-    strong.add_parser("republish", help="reload published finetuned versions into the vLLM at W2S_VLLM_BASE_URL "
-                                        "(after it restarted)").set_defaults(func=_strong_republish)
+    strong.add_parser(
+        "republish", help="reload published finetuned versions into the vLLM at W2S_VLLM_BASE_URL (after it restarted)"
+    ).set_defaults(func=_strong_republish)
 
     serve = commands.add_parser("serve", help="run the REST API")
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
     serve.add_argument("--port", type=int, default=8000, help="port to listen on (default: 8000)")
     serve.add_argument("--with-worker", action="store_true", help="also run a debate worker in this process")
-    serve.add_argument("--start-vllm", action="store_true",
-                       help="start a local vLLM when W2S_VLLM_BASE_URL is empty; without it, runs, reports and "
-                            "debates are served read-only and new debates answer 503")
+    serve.add_argument(
+        "--start-vllm",
+        action="store_true",
+        help="start a local vLLM when W2S_VLLM_BASE_URL is empty; without it, runs, reports and "
+        "debates are served read-only and new debates answer 503",
+    )
     serve.set_defaults(func=_serve)
 
     worker = commands.add_parser("worker", help="claim and run jobs from the queue")
-    worker.add_argument("--kind", action="append", choices=_JobKinds(), required=True, metavar="KIND",
-                        help="job kind to serve: %(choices)s (repeatable; 'all' = every kind)")
-    worker.add_argument("--lease-s", type=float, default=60.0,
-                        help="seconds a claimed job stays ours without a heartbeat (default: 60)")
+    worker.add_argument(
+        "--kind",
+        action="append",
+        choices=_JobKinds(),
+        required=True,
+        metavar="KIND",
+        help="job kind to serve: %(choices)s (repeatable; 'all' = every kind)",
+    )
+    worker.add_argument(
+        "--lease-s", type=float, default=60.0, help="seconds a claimed job stays ours without a heartbeat (default: 60)"
+    )
     worker.add_argument("--max-in-flight", type=int, default=64, help="debate requests in flight per worker")
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when no job is claimable")
     worker.add_argument("--run", type=int, metavar="RUN", help="claim only this run's jobs (default: any)")
     multi = worker.add_argument_group("strong jobs on several GPUs / machines (torchrun; see README)")
-    multi.add_argument("--nproc-per-node", default="auto", metavar="N|auto",
-                       help="training processes per strong job on this machine; auto = the visible CUDA GPUs "
-                            "(CUDA_VISIBLE_DEVICES), or 1 without CUDA")
+    multi.add_argument(
+        "--nproc-per-node",
+        default="auto",
+        metavar="N|auto",
+        help="training processes per strong job on this machine; auto = the visible CUDA GPUs "
+        "(CUDA_VISIBLE_DEVICES), or 1 without CUDA",
+    )
     multi.add_argument("--nnodes", type=int, default=1, help="machines that train each strong job together")
-    multi.add_argument("--node-rank", type=int, default=0,
-                       help="this machine's place: 0 claims jobs, 1.. join node 0's launches")
+    multi.add_argument(
+        "--node-rank", type=int, default=0, help="this machine's place: 0 claims jobs, 1.. join node 0's launches"
+    )
     multi.add_argument("--master-addr", help="node 0's address, reachable from every node (needed with --nnodes > 1)")
     multi.add_argument("--master-port", type=int, default=29500, help="node 0's rendezvous port (default: 29500)")
-    multi.add_argument("--sharding", choices=["ddp", "fsdp"], default="ddp",
-                       help="ddp: every process holds the whole model; fsdp: each holds a slice of weights, "
-                            "gradients and optimizer state (for models that do not fit one GPU)")
+    multi.add_argument(
+        "--sharding",
+        choices=["ddp", "fsdp"],
+        default="ddp",
+        help="ddp: every process holds the whole model; fsdp: each holds a slice of weights, "
+        "gradients and optimizer state (for models that do not fit one GPU)",
+    )
     worker.set_defaults(func=_worker)
 
     _add_run_commands(commands)
@@ -207,8 +242,9 @@ def _add_run_commands(commands: argparse._SubParsersAction) -> None:
     export.add_argument("--out", type=Path, help="directory (default: ARTIFACTS/runs/RUN/export)")
     export.set_defaults(func=_lazy("service.run_cli", "export_command"))
 
-    demo = commands.add_parser("demo", help="the embedded default: the whole pipeline on SQLite, a local vLLM "
-                                            "and the testbed's tiny models")
+    demo = commands.add_parser(
+        "demo", help="the embedded default: the whole pipeline on SQLite, a local vLLM and the testbed's tiny models"
+    )
     demo.add_argument("--config", type=Path, help="run config (default: the packaged configs/demo.yaml)")
     demo.add_argument("--task", help="override the config's task (e.g. sciq)")
     demo.add_argument("--data-dir", help="directory of the task's JSONL files (e.g. data/sciq; see docs/DATA.md)")
@@ -249,8 +285,9 @@ def _make_tiny_model(args: argparse.Namespace, _settings: Settings) -> int:
     from trainers.tiny_model import make_tiny_model
 
     try:
-        path = make_tiny_model(args.dir, layers=args.layers, hidden=args.hidden, heads=args.heads,
-                               vocab=args.vocab, seed=args.seed)
+        path = make_tiny_model(
+            args.dir, layers=args.layers, hidden=args.hidden, heads=args.heads, vocab=args.vocab, seed=args.seed
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
     print(f"tiny model written to {path}")
@@ -269,8 +306,8 @@ def _strong_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _strong_republish(_args: argparse.Namespace, settings: Settings) -> int:
-    from service.strong_server import republish_versions
     from debate.pool import resolve_targets
+    from service.strong_server import republish_versions
     from trainers.strong.publish import PUBLISH_FAILURES
 
     if not settings.vllm_targets():
@@ -302,8 +339,11 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
         if args.with_worker:
             threading.Thread(target=_make_worker(ready, ["debate"]).run, kwargs={"stop": stop}, daemon=True).start()
         if not ready.vllm_base_url:
-            print("no strong model (W2S_VLLM_BASE_URL is empty): serving stored runs, reports and debates "
-                  "read-only; new debates answer 503 (pass --start-vllm to start one)", flush=True)
+            print(
+                "no strong model (W2S_VLLM_BASE_URL is empty): serving stored runs, reports and debates "
+                "read-only; new debates answer 503 (pass --start-vllm to start one)",
+                flush=True,
+            )
         print(f"API on http://{args.host}:{args.port} (docs: /docs)", flush=True)
         # By import string: nothing imports service.api (DESIGN.md); the app reads W2S_* itself.
         os.environ["W2S_VLLM_BASE_URL"] = ready.vllm_base_url
@@ -312,8 +352,14 @@ def _serve(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
-def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0,  # noqa: ANN202 - Worker
-                 max_in_flight: int = 64, launch: Launch | None = None, run_id: int | None = None):
+def _make_worker(
+    settings: Settings,
+    kinds: Sequence[str],
+    lease_s: float = 60.0,
+    max_in_flight: int = 64,
+    launch: Launch | None = None,
+    run_id: int | None = None,
+) -> Worker:
     from service.run_cli import worker_env
     from trainers.jobs import pipeline_handlers
     from trainers.jobs.payloads import JOB_KINDS
@@ -323,8 +369,13 @@ def _make_worker(settings: Settings, kinds: Sequence[str], lease_s: float = 60.0
 
     handlers = pipeline_handlers(worker_env(settings, launch or Launch()), max_in_flight=max_in_flight)
     kinds = JOB_KINDS if "all" in kinds else kinds
-    return Worker(_sessions(settings), {kind: handlers[kind] for kind in kinds}, lease_s=lease_s, run_id=run_id,
-                  tracker=make_tracker(settings.tracking, settings.tracking_path()))
+    return Worker(
+        _sessions(settings),
+        {kind: handlers[kind] for kind in kinds},
+        lease_s=lease_s,
+        run_id=run_id,
+        tracker=make_tracker(settings.tracking, settings.tracking_path()),
+    )
 
 
 def _sessions(settings: Settings):  # noqa: ANN202 - sessionmaker
@@ -350,9 +401,14 @@ def _launch(args: argparse.Namespace) -> Launch:
     if args.node_rank > 0 and args.kind != ["strong"]:
         raise UserError("--node-rank > 0 joins node 0's strong-job launches: serve --kind strong only")
     try:
-        return Launch(nproc_per_node=nproc, nnodes=args.nnodes, node_rank=args.node_rank,
-                      master_addr=args.master_addr or "127.0.0.1", master_port=args.master_port,
-                      sharding=args.sharding)
+        return Launch(
+            nproc_per_node=nproc,
+            nnodes=args.nnodes,
+            node_rank=args.node_rank,
+            master_addr=args.master_addr or "127.0.0.1",
+            master_port=args.master_port,
+            sharding=args.sharding,
+        )
     except ValueError as exc:
         raise UserError(str(exc)) from exc
 
@@ -361,8 +417,10 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_cli import worker_env
 
     if not settings.vllm_targets() and {"debate", "strong", "all"} & set(args.kind):
-        raise UserError("debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or "
-                        "W2S_VLLM_BASE_URLS), e.g. from `w2s strong up`")
+        raise UserError(
+            "debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or "
+            "W2S_VLLM_BASE_URLS), e.g. from `w2s strong up`"
+        )
     launch = _launch(args)
     stop = threading.Event()
     # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.
@@ -370,8 +428,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     if launch.node_rank > 0:
         from trainers.jobs.strong_job import follow_strong_jobs
 
-        print(f"node {launch.node_rank} of {launch.nnodes}: joining strong jobs launched by "
-              f"{launch.master_addr}:{launch.master_port} ({launch.nproc_per_node} process(es) here)", flush=True)
+        print(
+            f"node {launch.node_rank} of {launch.nnodes}: joining strong jobs launched by "
+            f"{launch.master_addr}:{launch.master_port} ({launch.nproc_per_node} process(es) here)",
+            flush=True,
+        )
         joined = follow_strong_jobs(_sessions(settings), worker_env(settings, launch), stop)
         print(f"node {launch.node_rank} stopping after {joined} launch(es)", flush=True)
         return 0
@@ -380,8 +441,11 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.store.db import masked_url
 
     only = f" (run {args.run} only)" if args.run is not None else ""
-    print(f"worker {worker.owner} serving {', '.join(worker.kinds)}{only} from {masked_url(settings.database_url)}"
-          f"{processes}", flush=True)
+    print(
+        f"worker {worker.owner} serving {', '.join(worker.kinds)}{only} from {masked_url(settings.database_url)}"
+        f"{processes}",
+        flush=True,
+    )
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0

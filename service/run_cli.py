@@ -1,10 +1,10 @@
 """`w2s run`, `w2s report`, `w2s export` and `w2s demo`: experiments from the command line.
 
-    w2s run configs/demo.yaml             submit (or resume) the run, execute it with in-process
-                                          workers, show progress per stage, print the results table
-    w2s run CONFIG --detach               submit and return; `w2s worker --kind ...` processes run it
-    w2s report RUN [--format markdown|json]
-    w2s export RUN --format jsonl|parquet [--out DIR]
+w2s run configs/demo.yaml             submit (or resume) the run, execute it with in-process
+                                      workers, show progress per stage, print the results table
+w2s run CONFIG --detach               submit and return; `w2s worker --kind ...` processes run it
+w2s report RUN [--format markdown|json]
+w2s export RUN --format jsonl|parquet [--out DIR]
 """
 
 from __future__ import annotations
@@ -67,8 +67,9 @@ def preflight(config: RunConfig, settings: Settings) -> list[str]:
     return problems
 
 
-def execute(config: RunConfig, settings: Settings, *, detach: bool = False, workers: bool = True,
-            console: Console | None = None) -> tuple[int, int]:
+def execute(
+    config: RunConfig, settings: Settings, *, detach: bool = False, workers: bool = True, console: Console | None = None
+) -> tuple[int, int]:
     """Submit (or resume) the run; unless detached, run it to the end and print its report.
 
     Returns (exit code, run id); run id 0 when the checks before the start failed (nothing written).
@@ -83,8 +84,9 @@ def execute(config: RunConfig, settings: Settings, *, detach: bool = False, work
     with sessions.begin() as session:
         run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
         run_id = run.id
-    console.print(f"run {run_id} {'created' if created else 'resumed (same config)'} in "
-                  f"{masked_url(settings.database_url)}")
+    console.print(
+        f"run {run_id} {'created' if created else 'resumed (same config)'} in {masked_url(settings.database_url)}"
+    )
     if detach:
         console.print(f"follow it: w2s report {run_id}   or GET /v1/runs/{run_id}")
         return 0, run_id
@@ -105,8 +107,11 @@ def track_run_metrics(settings: Settings, sessions: sessionmaker[Session], run_i
 
     tracker = make_tracker(settings.tracking, settings.tracking_path())
     with sessions() as session:
-        rows = session.execute(select(Metric.condition, Metric.name, Metric.value)
-                               .where(Metric.run_id == run_id, Metric.value.is_not(None))).all()
+        rows = session.execute(
+            select(Metric.condition, Metric.name, Metric.value).where(
+                Metric.run_id == run_id, Metric.value.is_not(None)
+            )
+        ).all()
     tracker.log_metrics(run_id, {f"{condition}/{name}": value for condition, name, value in rows})
     tracker.close()
 
@@ -117,8 +122,9 @@ def _all_done(sessions: sessionmaker[Session], run_id: int) -> bool:
 
 
 @contextmanager
-def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
-                       run_id: int | None = None) -> Iterator[None]:
+def in_process_workers(
+    settings: Settings, sessions: sessionmaker[Session], run_id: int | None = None
+) -> Iterator[None]:
     """Worker threads for every job kind (of run `run_id` only, if given); on exit (Ctrl-C included)
     they stop and hand back their jobs."""
     from transformers.utils import logging as hf_logging
@@ -134,9 +140,14 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
     tracker = make_tracker(settings.tracking, settings.tracking_path())
     stop = threading.Event()
     threads = [
-        threading.Thread(target=Worker(sessions, {kind: handlers[kind] for kind in kinds}, lease_s=60.0,
-                                       run_id=run_id, tracker=tracker).run,
-                         kwargs={"stop": stop}, daemon=True, name=f"worker-{'+'.join(kinds)}")
+        threading.Thread(
+            target=Worker(
+                sessions, {kind: handlers[kind] for kind in kinds}, lease_s=60.0, run_id=run_id, tracker=tracker
+            ).run,
+            kwargs={"stop": stop},
+            daemon=True,
+            name=f"worker-{'+'.join(kinds)}",
+        )
         for kinds in WORKER_GROUPS
     ]
     for thread in threads:
@@ -151,17 +162,27 @@ def in_process_workers(settings: Settings, sessions: sessionmaker[Session],
 
 
 def worker_env(settings: Settings, launch: Launch = Launch()) -> WorkerEnv:
-    return WorkerEnv(artifacts_dir=settings.artifacts_dir.resolve(), strong_checkpoint=settings.strong_checkpoint().resolve(),
-                     strong_is_built_in=settings.strong_model_path is None,
-                     vllm_base_urls=tuple(settings.vllm_targets()), vllm_pool_affinity=settings.vllm_pool_affinity,
-                     vllm_health_interval_s=settings.vllm_health_interval_s,
-                     vllm_api_key=settings.vllm_api_key or None, launch=launch)
+    return WorkerEnv(
+        artifacts_dir=settings.artifacts_dir.resolve(),
+        strong_checkpoint=settings.strong_checkpoint().resolve(),
+        strong_is_built_in=settings.strong_model_path is None,
+        vllm_base_urls=tuple(settings.vllm_targets()),
+        vllm_pool_affinity=settings.vllm_pool_affinity,
+        vllm_health_interval_s=settings.vllm_health_interval_s,
+        vllm_api_key=settings.vllm_api_key or None,
+        launch=launch,
+    )
 
 
 def follow(sessions: sessionmaker[Session], run_id: int, console: Console, poll_s: float = 0.5) -> int:
     """Progress bars per stage until the run ends; then the results table. Exit code 0 iff it succeeded."""
-    columns = (TextColumn("{task.description:<9}"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[note]}"),
-               TimeElapsedColumn())
+    columns = (
+        TextColumn("{task.description:<9}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[note]}"),
+        TimeElapsedColumn(),
+    )
     with Progress(*columns, console=console, transient=False) as progress:
         bars: dict[str, int] = {}
         while True:
@@ -183,8 +204,11 @@ def stage_note(stage: StageProgress) -> str:
     parts = [f"{n} {status}" for status, n in sorted(stage.jobs.items()) if status != "succeeded"]
     if stage.eta_s is not None:
         parts.append(f"ETA {timedelta(seconds=round(stage.eta_s))}")
-    parts += [f"step {job.get('done')}/{job.get('total')} loss {job['loss']:.4f}" for job in stage.running
-              if isinstance(job.get("loss"), int | float)]
+    parts += [
+        f"step {job.get('done')}/{job.get('total')} loss {job['loss']:.4f}"
+        for job in stage.running
+        if isinstance(job.get("loss"), int | float)
+    ]
     return ", ".join(parts)
 
 
@@ -262,11 +286,15 @@ def demo_hints(settings: Settings, run_id: int) -> list[str]:
     reports = [str(run_dir / name) for name in ("report.md", "report.json", "pgr.png") if (run_dir / name).is_file()]
     lines = [f"  report:  {', '.join(reports)}"] if reports else [f"  report:  none yet ({env} {w2s} report {run_id})"]
     if database != settings.database_url:
-        lines += [f"  SQL:     sqlite3 {database} \"SELECT condition, name, round(value, 3) FROM metrics "
-                  f"WHERE run_id = {run_id} AND split = 'test' ORDER BY condition, name\"",
-                  f"           sqlite3 {database} \"SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) "
-                  f"FROM turns t JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6\""]
-    lines += [f"  API:     {env} {w2s} serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown",
-              f"  browser: {env} {w2s} serve   then open   http://localhost:8000/ui/runs/{run_id}",
-              f"  again:   {w2s} demo   (in {Path.cwd()}: same config, resumes/reuses the run instead of redoing it)"]
+        lines += [
+            f'  SQL:     sqlite3 {database} "SELECT condition, name, round(value, 3) FROM metrics '
+            f"WHERE run_id = {run_id} AND split = 'test' ORDER BY condition, name\"",
+            f'           sqlite3 {database} "SELECT d.id, t.speaker, t.stance, substr(t.content, 1, 60) '
+            f'FROM turns t JOIN debates d ON d.id = t.debate_id WHERE d.run_id = {run_id} LIMIT 6"',
+        ]
+    lines += [
+        f"  API:     {env} {w2s} serve   then   curl localhost:8000/v1/runs/{run_id}/report?format=markdown",
+        f"  browser: {env} {w2s} serve   then open   http://localhost:8000/ui/runs/{run_id}",
+        f"  again:   {w2s} demo   (in {Path.cwd()}: same config, resumes/reuses the run instead of redoing it)",
+    ]
     return lines

@@ -29,9 +29,11 @@ class Settings(BaseSettings):
         "A URL whose host resolves to several addresses (a headless Kubernetes Service) is one replica per address.",
     )
     vllm_pool_affinity: bool = Field(
-        True, description="Keep all turns of a debate on one replica (its prefix cache); false: round-robin requests.")
+        True, description="Keep all turns of a debate on one replica (its prefix cache); false: round-robin requests."
+    )
     vllm_health_interval_s: float = Field(
-        5.0, gt=0, description="Seconds between health checks of each strong-model replica.")
+        5.0, gt=0, description="Seconds between health checks of each strong-model replica."
+    )
     vllm_api_key: str = Field("", description="Bearer key the strong-model server expects, if any.")
     strong_model: str = Field("strong", description="Served model name of the strong model in vLLM.")
     strong_model_path: Path | None = Field(
@@ -44,22 +46,27 @@ class Settings(BaseSettings):
     vllm_start_timeout_s: float = Field(600.0, description="How long to wait for a local vLLM to be ready.")
     artifacts_dir: Path = Field(Path("artifacts"), description="Where checkpoints, adapters and reports go.")
     max_upload_bytes: int = Field(
-        100 * 1024 * 1024, gt=0,
+        100 * 1024 * 1024,
+        gt=0,
         description="Largest training file POST /v1/files accepts (bytes); files go to `artifacts_dir/files`.",
     )
     tracking: Literal["none", "tensorboard"] = Field(
-        "none", description="Experiment tracking: none (default), or tensorboard: event files of every training job's "
+        "none",
+        description="Experiment tracking: none (default), or tensorboard: event files of every training job's "
         "curves and each `w2s run`'s metrics under `tracking_dir`.",
     )
     tracking_dir: Path | None = Field(
-        None, description="Where tracking writes (TensorBoard --logdir). Empty: `artifacts_dir/tensorboard`.",
+        None,
+        description="Where tracking writes (TensorBoard --logdir). Empty: `artifacts_dir/tensorboard`.",
     )
     api_keys: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
         description="Bearer API keys, comma-separated. Empty: the API is open (local use only).",
     )
     vllm_port: int | None = Field(
-        None, ge=1, le=65535,
+        None,
+        ge=1,
+        le=65535,
         description="Port of the local vLLM that `w2s strong up` / `w2s serve` start; empty: a free one.",
     )
     data_roots: Annotated[list[Path], NoDecode] = Field(
@@ -73,20 +80,29 @@ class Settings(BaseSettings):
         "`weak.model` and `strong.checkpoint` (no hub ids). Empty: `artifacts_dir/models`.",
     )
     max_request_bytes: int = Field(
-        16 * 1024 * 1024, gt=0, description="Largest request body (bytes) except uploads; more is a 413.",
+        16 * 1024 * 1024,
+        gt=0,
+        description="Largest request body (bytes) except uploads; more is a 413.",
     )
     max_string_chars: int = Field(
-        100_000, gt=0, description="Longest string anywhere in a JSON body or query (characters); more is a 422.",
+        100_000,
+        gt=0,
+        description="Longest string anywhere in a JSON body or query (characters); more is a 422.",
     )
     max_debate_tokens: int = Field(
-        65_536, gt=0,
+        65_536,
+        gt=0,
         description="Token budget of one POST /v1/debates: n_samples x turns x sampling.max_tokens; more is a 422.",
     )
     debate_timeout_s: float = Field(
-        300.0, gt=0, description="How long one POST /v1/debates may run before it is stopped (504, nothing stored).",
+        300.0,
+        gt=0,
+        description="How long one POST /v1/debates may run before it is stopped (504, nothing stored).",
     )
     health_cache_s: float = Field(
-        10.0, ge=0, description="How long /healthz reuses its last strong-model check (no completion per call).",
+        10.0,
+        ge=0,
+        description="How long /healthz reuses its last strong-model check (no completion per call).",
     )
 
     @field_validator("strong_model_path", "tracking_dir", mode="before")

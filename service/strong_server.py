@@ -23,15 +23,24 @@ def strong_model(settings: Settings) -> Iterator[Settings]:
 
     checkpoint = settings.strong_checkpoint()
     if settings.strong_model_path is None and read_spec(checkpoint) != STRONG:
-        print(f"pretraining the testbed's strong model into {checkpoint} (once; about 2 minutes on 2 CPU cores)",
-              flush=True)
+        print(
+            f"pretraining the testbed's strong model into {checkpoint} (once; about 2 minutes on 2 CPU cores)",
+            flush=True,
+        )
         ensure_testbed_model(checkpoint, STRONG)
     log_path = settings.artifacts_dir / "logs" / "vllm.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     print(f"starting a local vLLM on {checkpoint} (45-90 s on 2 CPU cores; log: {log_path})", flush=True)
-    with start_local_vllm(checkpoint, served_name=settings.strong_model, port=settings.vllm_port, log_path=log_path,
-                          enable_lora=True, max_model_len=settings.vllm_max_model_len,
-                          timeout_s=settings.vllm_start_timeout_s, on_wait=_report_start_up) as server:
+    with start_local_vllm(
+        checkpoint,
+        served_name=settings.strong_model,
+        port=settings.vllm_port,
+        log_path=log_path,
+        enable_lora=True,
+        max_model_len=settings.vllm_max_model_len,
+        timeout_s=settings.vllm_start_timeout_s,
+        on_wait=_report_start_up,
+    ) as server:
         print(f"vLLM ready at {server.base_url} serving {settings.strong_model!r}", flush=True)
         _republish_after_start(settings, server.base_url)
         yield settings.model_copy(update={"vllm_base_url": server.base_url})

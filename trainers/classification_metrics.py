@@ -84,7 +84,7 @@ def average_ranks(values: np.ndarray) -> np.ndarray:
         end = start
         while end + 1 < len(values) and sorted_values[end + 1] == sorted_values[start]:
             end += 1
-        ranks[order[start:end + 1]] = (start + end) / 2 + 1  # mean of ranks start+1 .. end+1
+        ranks[order[start : end + 1]] = (start + end) / 2 + 1  # mean of ranks start+1 .. end+1
         start = end + 1
     return ranks
 

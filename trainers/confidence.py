@@ -53,8 +53,9 @@ class W2SEstimates:
     pgr: Estimate | None  # None: undefined, the gap's interval does not stay above zero
 
 
-def resampled_means(correct: Sequence[np.ndarray], *, replicates: int = REPLICATES,
-                    seed: int = BOOTSTRAP_SEED) -> list[np.ndarray]:
+def resampled_means(
+    correct: Sequence[np.ndarray], *, replicates: int = REPLICATES, seed: int = BOOTSTRAP_SEED
+) -> list[np.ndarray]:
     """Each array's mean accuracy in every replicate: shape (replicates,) per array.
 
     The arrays are (seeds, examples) 0/1 correctness over the same seeds (rows) and examples
@@ -64,16 +65,19 @@ def resampled_means(correct: Sequence[np.ndarray], *, replicates: int = REPLICAT
     """
     shape = correct[0].shape
     if len(shape) != 2 or 0 in shape or any(array.shape != shape for array in correct):
-        raise ValueError(f"correctness arrays must all be (seeds, examples) and non-empty; got "
-                         f"{[array.shape for array in correct]}")
+        raise ValueError(
+            f"correctness arrays must all be (seeds, examples) and non-empty; got {[array.shape for array in correct]}"
+        )
     seeds, examples = shape
     rng = np.random.default_rng(seed)
     seed_counts = rng.multinomial(seeds, np.full(seeds, 1 / seeds), size=replicates)
     # As floats, so the product below is one BLAS call.
     example_counts = rng.multinomial(examples, np.full(examples, 1 / examples), size=replicates).astype(np.float64)
     # example_counts @ array.T: each seed's correct answers on each replicate's examples.
-    return [np.einsum("rs,rs->r", seed_counts, example_counts @ array.T.astype(np.float64)) / (seeds * examples)
-            for array in correct]
+    return [
+        np.einsum("rs,rs->r", seed_counts, example_counts @ array.T.astype(np.float64)) / (seeds * examples)
+        for array in correct
+    ]
 
 
 def interval(replicates: np.ndarray) -> tuple[float, float]:
@@ -106,5 +110,10 @@ def w2s_estimates(weak: np.ndarray, w2s: np.ndarray, ceiling: np.ndarray) -> W2S
     if gap.low > 0 and point is not None:
         defined = gap_r > 0
         estimate = Estimate(point, *interval((w2s_r[defined] - weak_r[defined]) / gap_r[defined]))
-    return W2SEstimates(weak=Estimate(weak_acc, *interval(weak_r)), w2s=Estimate(w2s_acc, *interval(w2s_r)),
-                        ceiling=Estimate(ceiling_acc, *interval(ceiling_r)), gap=gap, pgr=estimate)
+    return W2SEstimates(
+        weak=Estimate(weak_acc, *interval(weak_r)),
+        w2s=Estimate(w2s_acc, *interval(w2s_r)),
+        ceiling=Estimate(ceiling_acc, *interval(ceiling_r)),
+        gap=gap,
+        pgr=estimate,
+    )

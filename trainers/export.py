@@ -30,20 +30,24 @@ ARROW_TYPES = {bool: pa.bool_(), int: pa.int64(), float: pa.float64()}
 def _run_tables(run_id: int) -> dict[str, Select]:
     """The run's rows per table. Labels and models are found through the run's examples and
     metrics too, so the export holds every model its labels and metrics refer to."""
-    run_labels = select(Label.model_id).join(Example, Label.example_id == Example.id).where(
-        Example.run_id == run_id)
+    run_labels = select(Label.model_id).join(Example, Label.example_id == Example.id).where(Example.run_id == run_id)
     run_metrics = select(Metric.model_id).where(Metric.run_id == run_id)
     return {
         "run": select(*Run.__table__.c).where(Run.id == run_id),
         "examples": select(*Example.__table__.c).where(Example.run_id == run_id).order_by(Example.id),
         "debates": select(*Debate.__table__.c).where(Debate.run_id == run_id).order_by(Debate.id),
-        "turns": select(*Turn.__table__.c).join(Debate, Turn.debate_id == Debate.id)
-        .where(Debate.run_id == run_id).order_by(Turn.debate_id, Turn.index),
+        "turns": select(*Turn.__table__.c)
+        .join(Debate, Turn.debate_id == Debate.id)
+        .where(Debate.run_id == run_id)
+        .order_by(Turn.debate_id, Turn.index),
         "labels": select(*Label.__table__.c, Model.name.label("model_name"))
-        .join(Model, Label.model_id == Model.id).join(Example, Label.example_id == Example.id)
-        .where(Example.run_id == run_id).order_by(Label.id),
-        "models": select(*Model.__table__.c).where(or_(
-            Model.run_id == run_id, Model.id.in_(run_labels), Model.id.in_(run_metrics))).order_by(Model.id),
+        .join(Model, Label.model_id == Model.id)
+        .join(Example, Label.example_id == Example.id)
+        .where(Example.run_id == run_id)
+        .order_by(Label.id),
+        "models": select(*Model.__table__.c)
+        .where(or_(Model.run_id == run_id, Model.id.in_(run_labels), Model.id.in_(run_metrics)))
+        .order_by(Model.id),
         "metrics": select(*Metric.__table__.c).where(Metric.run_id == run_id).order_by(Metric.id),
     }
 
@@ -55,8 +59,9 @@ def _json_columns(statement: Select) -> set[str]:
 def _arrow_schema(statement: Select) -> pa.Schema:
     """From the SQL column types, not the data: a column that is NULL in the first chunk
     still gets its real type, and an empty table still gets a schema."""
-    return pa.schema([(column.name, ARROW_TYPES.get(column.type.python_type, pa.string()))
-                      for column in statement.selected_columns])
+    return pa.schema(
+        [(column.name, ARROW_TYPES.get(column.type.python_type, pa.string())) for column in statement.selected_columns]
+    )
 
 
 def _plain(row: dict[str, Any], json_columns: set[str], json_as_text: bool) -> dict[str, Any]:

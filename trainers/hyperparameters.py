@@ -40,30 +40,42 @@ class TrainSettings(_Settings):
     lr: float = Field(1e-4, gt=0, description="Peak AdamW learning rate (after warm-up, before cosine decay).")
     batch_size: int = Field(32, ge=1, description="Examples per optimizer step, over all ranks together.")
     micro_batch_size: int | None = Field(
-        None, ge=1, description="Examples per forward pass on one rank; batch_size / (world_size * "
-                                "micro_batch_size) is the number of gradient-accumulation passes. None: the whole "
-                                "(per-rank) batch at once.")
+        None,
+        ge=1,
+        description="Examples per forward pass on one rank; batch_size / (world_size * "
+        "micro_batch_size) is the number of gradient-accumulation passes. None: the whole "
+        "(per-rank) batch at once.",
+    )
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
-    warmup_ratio: float = Field(0.0, ge=0, lt=1,
-                                description="Fraction of the steps with linear warm-up; cosine decay to 0 after it.")
-    max_length: int = Field(512, ge=2,
-                            description="Tokens per input: example text + debate transcript + prompt suffix.")
+    warmup_ratio: float = Field(
+        0.0, ge=0, lt=1, description="Fraction of the steps with linear warm-up; cosine decay to 0 after it."
+    )
+    max_length: int = Field(
+        512, ge=2, description="Tokens per input: example text + debate transcript + prompt suffix."
+    )
     group_by_length: bool = Field(
-        True, description="Batch inputs of similar length together (groups drawn at random, seeded).")
+        True, description="Batch inputs of similar length together (groups drawn at random, seeded)."
+    )
     gradient_checkpointing: bool = Field(
-        False, description="Recompute activations in backward: less memory, about a third more compute.")
+        False, description="Recompute activations in backward: less memory, about a third more compute."
+    )
     checkpoint_every: int = Field(
-        50, ge=0, description="Optimizer steps between resumable checkpoints (and one at the end); 0: never.")
+        50, ge=0, description="Optimizer steps between resumable checkpoints (and one at the end); 0: never."
+    )
     eval_batch_size: int = Field(64, ge=1, description="Inputs per forward pass when predicting.")
     eval_every: int = Field(
-        0, ge=0, description="Optimizer steps between evaluations on held-out data during training (job events and "
-                             "progress); 0: none during training (the caller evaluates at the end).")
+        0,
+        ge=0,
+        description="Optimizer steps between evaluations on held-out data during training (job events and "
+        "progress); 0: none during training (the caller evaluates at the end).",
+    )
 
     @model_validator(mode="after")
     def _micro_divides(self) -> TrainSettings:
         if self.micro_batch_size is not None and self.batch_size % self.micro_batch_size:
             raise ValueError(
-                f"micro_batch_size={self.micro_batch_size} must be >= 1 and divide batch_size={self.batch_size}.")
+                f"micro_batch_size={self.micro_batch_size} must be >= 1 and divide batch_size={self.batch_size}."
+            )
         return self
 
     def with_seed(self, seed: int) -> TrainConfig:
@@ -79,13 +91,17 @@ class TrainConfig(TrainSettings):
 class LoraSettings(_Settings):
     """A LoRA adapter on the backbone (Hu et al. 2021); vLLM serves the same adapter."""
 
-    r: int = Field(8, ge=1, le=1024, strict=True,
-                   description="Adapter rank (vLLM's --max-lora-rank must be at least this).")
+    r: int = Field(
+        8, ge=1, le=1024, strict=True, description="Adapter rank (vLLM's --max-lora-rank must be at least this)."
+    )
     alpha: float = Field(16.0, gt=0, le=4096, description="Scaling numerator: the update is scaled by alpha / r.")
     dropout: float = Field(0.0, ge=0, lt=1, description="Dropout on the adapter input during training.")
     target_modules: tuple[str, ...] = Field(
-        DEFAULT_TARGET_MODULES, min_length=1, description="Names of the linear layers that get an adapter.",
-        exclude_if=lambda modules: modules == DEFAULT_TARGET_MODULES)  # stored configs and payloads keep their shape
+        DEFAULT_TARGET_MODULES,
+        min_length=1,
+        description="Names of the linear layers that get an adapter.",
+        exclude_if=lambda modules: modules == DEFAULT_TARGET_MODULES,
+    )  # stored configs and payloads keep their shape
 
     @field_validator("target_modules", mode="before")
     @classmethod
@@ -97,10 +113,16 @@ class LoraSettings(_Settings):
 class LogconfSettings(_Settings):
     """Burns et al.'s auxiliary confidence loss: the weight of the strong model's own hardened prediction."""
 
-    alpha_max: float = Field(0.5, ge=0, le=1, description="Final weight of the hardened strong prediction "
-                                                          "(Burns et al.: 0.5; 0.75 for the largest students).")
-    warmup_frac: float = Field(0.2, ge=0, le=1, description="Fraction of total_steps over which alpha rises "
-                                                            "linearly from 0 to alpha_max.")
+    alpha_max: float = Field(
+        0.5,
+        ge=0,
+        le=1,
+        description="Final weight of the hardened strong prediction "
+        "(Burns et al.: 0.5; 0.75 for the largest students).",
+    )
+    warmup_frac: float = Field(
+        0.2, ge=0, le=1, description="Fraction of total_steps over which alpha rises linearly from 0 to alpha_max."
+    )
 
 
 class ProductSettings(_Settings):
@@ -126,13 +148,16 @@ def _with_user_defaults(train: Any) -> Any:
 
 PATH_MAX = 1000  # characters of a path or model name a config may give
 HeadName = Literal["linear", "lm", "likelihood"]
-HEAD_HELP = ("Classifier head: 'linear' (last token, Burns et al.), 'lm' (the answer words' next-token logits; "
-             "servable by vLLM), 'likelihood' (the model's own log-probabilities of the candidate answer, calibrated)")
+HEAD_HELP = (
+    "Classifier head: 'linear' (last token, Burns et al.), 'lm' (the answer words' next-token logits; "
+    "servable by vLLM), 'likelihood' (the model's own log-probabilities of the candidate answer, calibrated)"
+)
 
 
 class WeakSettings(_Settings):
-    model: str | None = Field(None, max_length=PATH_MAX,
-                              description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model")
+    model: str | None = Field(
+        None, max_length=PATH_MAX, description="Weak model checkpoint (HF dir or hub id); None = a tiny factory model"
+    )
     head: HeadName = Field("linear", description=HEAD_HELP)
     train: TrainSettings = user_train_settings({})
 
@@ -140,10 +165,12 @@ class WeakSettings(_Settings):
 
 
 class StrongSettings(_Settings):
-    model: str | None = Field(None, max_length=200,
-                              description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
+    model: str | None = Field(
+        None, max_length=200, description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL"
+    )
     checkpoint: str | None = Field(
-        None, max_length=PATH_MAX, description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny")
+        None, max_length=PATH_MAX, description="Weights of that base for training; None = W2S_STRONG_MODEL_PATH / tiny"
+    )
     head: HeadName = Field("lm", description=HEAD_HELP)
     losses: tuple[LossName, ...] = ("xent",)
     lora: LoraSettings | None = LoraSettings()
@@ -173,7 +200,8 @@ class StrongSettings(_Settings):
         if not self.losses:
             raise ValueError("losses must name at least one of xent, logconf, product")
         if self.publish and (self.head != "lm" or self.lora is None):
-            raise ValueError("publish needs head 'lm' with lora set: vLLM serves LoRA adapters of the causal LM; "
-                             "set publish: false for linear heads or full finetuning")
+            raise ValueError(
+                "publish needs head 'lm' with lora set: vLLM serves LoRA adapters of the causal LM; "
+                "set publish: false for linear heads or full finetuning"
+            )
         return self
-

@@ -114,7 +114,9 @@ class Product(ProductSettings):
         log_weak = torch.log(soft_targets(targets.detach()).clamp_min(PROB_FLOOR))
         return torch.softmax(self.beta * log_strong + self.alpha * log_weak, dim=-1)
 
-    def __call__(self, logits: torch.Tensor, targets: torch.Tensor, step: int = 0, total_steps: int = 1) -> torch.Tensor:
+    def __call__(
+        self, logits: torch.Tensor, targets: torch.Tensor, step: int = 0, total_steps: int = 1
+    ) -> torch.Tensor:
         return soft_cross_entropy(logits, self.target(logits, targets))
 
 

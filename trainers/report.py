@@ -46,8 +46,7 @@ from trainers.pipeline.plan import split_seed_condition
 SPLIT = "test"
 CEILING = "ceiling"
 # Lang et al. 2025's order: the plain baseline first, then debate variants, then the ablations.
-CONDITION_ORDER = ("no_debate", "single_debate", "debate_ensemble", "finetune_ensemble",
-                   "consultancy", "market_making")
+CONDITION_ORDER = ("no_debate", "single_debate", "debate_ensemble", "finetune_ensemble", "consultancy", "market_making")
 # Burns et al. 2023's order: the plain loss first, then the two confidence losses.
 LOSS_ORDER = ("xent", "logconf", "product")
 ROLES = ("weak", "w2s", "ceiling")
@@ -109,8 +108,11 @@ class Outcomes:
 def _seed_models(session: Session, run_id: int) -> SeedModels:
     """Which model is each seed's weak / W2S / ceiling model, from the per-seed test metric rows
     (in id order, so a later row wins)."""
-    rows = session.execute(select(Metric.condition, Metric.model_id).where(
-        Metric.run_id == run_id, Metric.split == SPLIT, Metric.model_id.is_not(None)).order_by(Metric.id))
+    rows = session.execute(
+        select(Metric.condition, Metric.model_id)
+        .where(Metric.run_id == run_id, Metric.split == SPLIT, Metric.model_id.is_not(None))
+        .order_by(Metric.id)
+    )
     found: SeedModels = {}
     for condition, model_id in rows:
         parts = split_seed_condition(condition)
@@ -124,9 +126,11 @@ def _outcomes(session: Session, run_id: int, model_ids: set[int]) -> Outcomes:
     examples = session.execute(select(Example.id, Example.label).where(*on_test).order_by(Example.id)).all()
     position = {example_id: i for i, (example_id, _) in enumerate(examples)}
     soft = {model_id: np.full(len(examples), np.nan) for model_id in model_ids}
-    labels = session.execute(select(Label.model_id, Label.example_id, Label.soft_label)
-                             .join(Example, Example.id == Label.example_id)
-                             .where(Label.model_id.in_(model_ids), *on_test))
+    labels = session.execute(
+        select(Label.model_id, Label.example_id, Label.soft_label)
+        .join(Example, Example.id == Label.example_id)
+        .where(Label.model_id.in_(model_ids), *on_test)
+    )
     for model_id, example_id, value in labels:
         soft[model_id][position[example_id]] = value
     return Outcomes(gold=np.array([label for _, label in examples], dtype=np.int64), soft=soft)
@@ -156,14 +160,24 @@ def _row(condition: str, loss: str | None, models: SeedModels, outcomes: Outcome
         gap, pgr = paired.gap, paired.pgr
     else:
         accuracy = {role: accuracy_estimate(array) for role, array in correct.items()}
-    row = ReportRow(condition=condition, loss=loss, seeds=seeds if soft else [], examples=int(gold.size),
-                    weak_accuracy=accuracy.get("weak"), w2s_accuracy=accuracy.get("w2s"),
-                    ceiling_accuracy=accuracy.get("ceiling"), gap=gap, pgr=pgr, **_mean_scores(gold, soft))
+    row = ReportRow(
+        condition=condition,
+        loss=loss,
+        seeds=seeds if soft else [],
+        examples=int(gold.size),
+        weak_accuracy=accuracy.get("weak"),
+        w2s_accuracy=accuracy.get("w2s"),
+        ceiling_accuracy=accuracy.get("ceiling"),
+        gap=gap,
+        pgr=pgr,
+        **_mean_scores(gold, soft),
+    )
     return row, _notes(row, wanted, present, seeds)
 
 
-def _paired(outcomes: Outcomes, present: dict[str, dict[int, int]],
-            seeds: list[int]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+def _paired(
+    outcomes: Outcomes, present: dict[str, dict[int, int]], seeds: list[int]
+) -> tuple[np.ndarray, dict[str, np.ndarray]]:
     """Gold labels and, per role, (seeds, examples) soft labels on the test examples that every
     model of every seed labelled: the bootstrap pairs them by position."""
     if not seeds:
@@ -192,8 +206,10 @@ def _notes(row: ReportRow, wanted: dict[str, str], present: dict[str, dict[int, 
     notes = [f"{label}: no strong model trained on its weak labels yet"] if row.loss is None else []
     left_out = sorted(set().union(*present.values()) - set(seeds))
     if left_out:
-        notes.append(f"{label}: seed(s) {', '.join(map(str, left_out))} left out: they lack a "
-                     f"{' / '.join(wanted)} model with test labels yet")
+        notes.append(
+            f"{label}: seed(s) {', '.join(map(str, left_out))} left out: they lack a "
+            f"{' / '.join(wanted)} model with test labels yet"
+        )
     missing = [role for role in wanted if role not in present]
     if row.loss is not None and missing:
         notes.append(f"PGR missing for {label}: no test labels for {', '.join(missing)}")
@@ -201,8 +217,10 @@ def _notes(row: ReportRow, wanted: dict[str, str], present: dict[str, dict[int, 
         notes.append(f"{label}: no seed has labelled test examples from every model yet")
     if row.pgr_undefined:
         gap = row.gap
-        notes.append(f"PGR undefined for {label}: the ceiling-weak gap ({_points(gap.value)} points, "
-                     f"{LEVEL:.0%} CI {_points(gap.low)} to {_points(gap.high)}) is not significantly above zero")
+        notes.append(
+            f"PGR undefined for {label}: the ceiling-weak gap ({_points(gap.value)} points, "
+            f"{LEVEL:.0%} CI {_points(gap.low)} to {_points(gap.high)}) is not significantly above zero"
+        )
     return notes
 
 
@@ -233,21 +251,32 @@ def build_report(session: Session, run_id: int) -> Report:
     outcomes = _outcomes(session, run_id, {model_id for by_seed in models.values() for model_id in by_seed.values()})
     built = [_row(condition, loss, models, outcomes) for condition, loss in keys]
     task = (run.config or {}).get("task")
-    return Report(run_id=run.id, name=run.name, status=run.status, task=task if isinstance(task, str) else None,
-                  rows=[row for row, _ in built],
-                  notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id))
+    return Report(
+        run_id=run.id,
+        name=run.name,
+        status=run.status,
+        task=task if isinstance(task, str) else None,
+        rows=[row for row, _ in built],
+        notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id),
+    )
 
 
-def _upsert_metric(session: Session, run_id: int, model_id: int | None, condition: str,
-                   name: str, value: float | None) -> None:
+def _upsert_metric(
+    session: Session, run_id: int, model_id: int | None, condition: str, name: str, value: float | None
+) -> None:
     """Update-or-insert on the metrics unique key; `IS` also matches a NULL model_id,
     which the unique constraint itself would not (NULLs are distinct in SQL)."""
-    existing = session.scalars(select(Metric).where(
-        Metric.run_id == run_id, Metric.model_id.is_(None) if model_id is None else Metric.model_id == model_id,
-        Metric.condition == condition, Metric.split == SPLIT, Metric.name == name)).first()
+    existing = session.scalars(
+        select(Metric).where(
+            Metric.run_id == run_id,
+            Metric.model_id.is_(None) if model_id is None else Metric.model_id == model_id,
+            Metric.condition == condition,
+            Metric.split == SPLIT,
+            Metric.name == name,
+        )
+    ).first()
     if existing is None:
-        session.add(Metric(run_id=run_id, model_id=model_id, condition=condition, split=SPLIT,
-                           name=name, value=value))
+        session.add(Metric(run_id=run_id, model_id=model_id, condition=condition, split=SPLIT, name=name, value=value))
     else:
         existing.value = value
     session.flush()
@@ -284,17 +313,29 @@ def _pgr_cell(row: ReportRow) -> str:
 
 
 def _table(headers: list[str], rows: list[list[str]], text_columns: int) -> list[str]:
-    lines = ["| " + " | ".join(headers) + " |",
-             "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(headers))) + "|"]
+    lines = [
+        "| " + " | ".join(headers) + " |",
+        "|" + "|".join("---" if i < text_columns else "---:" for i in range(len(headers))) + "|",
+    ]
     return lines + ["| " + " | ".join(cells) + " |" for cells in rows]
 
 
 def accuracy_table(report: Report) -> tuple[list[str], list[list[str]]]:
     """The main table's headers and cells (percent, with intervals), as the Markdown report and the run page show it."""
     headers = ["Condition", "Loss", "Seeds", "Examples", "Weak acc", "W2S acc", "Ceiling acc", "PGR (%)"]
-    return headers, [[row.condition, row.loss or MISSING, str(len(row.seeds)), str(row.examples),
-                      _interval_cell(row.weak_accuracy), _interval_cell(row.w2s_accuracy),
-                      _interval_cell(row.ceiling_accuracy), _pgr_cell(row)] for row in report.rows]
+    return headers, [
+        [
+            row.condition,
+            row.loss or MISSING,
+            str(len(row.seeds)),
+            str(row.examples),
+            _interval_cell(row.weak_accuracy),
+            _interval_cell(row.w2s_accuracy),
+            _interval_cell(row.ceiling_accuracy),
+            _pgr_cell(row),
+        ]
+        for row in report.rows
+    ]
 
 
 def report_markdown(report: Report) -> str:
@@ -305,16 +346,33 @@ def report_markdown(report: Report) -> str:
     if not report.rows:
         lines.append("No test results stored for this run yet.")
     else:
-        lines += [f"Means over seeds; [{LEVEL:.0%} CI] from a paired bootstrap over seeds and test examples "
-                  f"({REPLICATES} replicates). PGR is {UNDEFINED} when the ceiling-weak gap is not "
-                  f"significantly above zero.", ""]
+        lines += [
+            f"Means over seeds; [{LEVEL:.0%} CI] from a paired bootstrap over seeds and test examples "
+            f"({REPLICATES} replicates). PGR is {UNDEFINED} when the ceiling-weak gap is not "
+            f"significantly above zero.",
+            "",
+        ]
         lines += _table(*accuracy_table(report), 2)
         names = (("Bal. acc", "balanced_accuracy"), ("F1 (weighted)", "f1"), ("AUROC", "auroc"))
-        lines += ["", *_table(["Condition", "Loss", *(f"{who} {header}" for header, _ in names
-                                                       for who in ("Weak", "W2S", "Ceiling"))],
-                              [[row.condition, row.loss or MISSING,
-                                *(_percent(getattr(row, f"{role}_{name}")) for _, name in names for role in ROLES)]
-                               for row in report.rows], 2)]
+        lines += [
+            "",
+            *_table(
+                [
+                    "Condition",
+                    "Loss",
+                    *(f"{who} {header}" for header, _ in names for who in ("Weak", "W2S", "Ceiling")),
+                ],
+                [
+                    [
+                        row.condition,
+                        row.loss or MISSING,
+                        *(_percent(getattr(row, f"{role}_{name}")) for _, name in names for role in ROLES),
+                    ]
+                    for row in report.rows
+                ],
+                2,
+            ),
+        ]
     if report.notes:
         lines += ["", "Notes:", "", *(f"- {note}" for note in report.notes)]
     return "\n".join(lines) + "\n"
@@ -330,8 +388,10 @@ ESTIMATES = ("weak_accuracy", "w2s_accuracy", "ceiling_accuracy", "gap", "pgr")
 
 def report_from_json(data: dict[str, Any]) -> Report:
     """The inverse of `report_json`, for reading a stored report.json back."""
-    rows = [ReportRow(**{**row, **{name: row[name] and Estimate(**row[name]) for name in ESTIMATES}})
-            for row in data["rows"]]
+    rows = [
+        ReportRow(**{**row, **{name: row[name] and Estimate(**row[name]) for name in ESTIMATES}})
+        for row in data["rows"]
+    ]
     return Report(**{**data, "rows": rows, "notes": list(data["notes"])})
 
 
@@ -347,8 +407,9 @@ def plot_pgr(report: Report, path: Path) -> Path:
     _plot_accuracies(accuracy_axes, rows)
     _plot_pgrs(pgr_axes, rows)
     pgr_axes.set_xticks(range(len(rows)), [f"{row.condition}\n{row.loss}" for row in rows], fontsize=8)
-    accuracy_axes.set_title(f"Run {report.run_id}" + (f" · {report.task}" if report.task else "")
-                            + f" · mean over seeds, {LEVEL:.0%} CI")
+    accuracy_axes.set_title(
+        f"Run {report.run_id}" + (f" · {report.task}" if report.task else "") + f" · mean over seeds, {LEVEL:.0%} CI"
+    )
     if not rows:
         pgr_axes.text(0.5, 0.5, "no W2S results yet", ha="center", va="center", transform=pgr_axes.transAxes)
     figure.tight_layout()
@@ -364,14 +425,22 @@ def _error_bar(estimate: Estimate) -> list[list[float]]:
 def _plot_accuracies(axes: Axes, rows: list[ReportRow]) -> None:
     """Grouped bars per row; a missing accuracy says so instead of leaving an empty (zero) bar."""
     width = 0.27
-    for i, (role, name, color) in enumerate((("weak", "weak", "tab:grey"), ("w2s", "W2S", "tab:blue"),
-                                             ("ceiling", "ceiling", "tab:green"))):
+    for i, (role, name, color) in enumerate(
+        (("weak", "weak", "tab:grey"), ("w2s", "W2S", "tab:blue"), ("ceiling", "ceiling", "tab:green"))
+    ):
         xs = np.arange(len(rows)) + (i - 1) * width
         estimates = [getattr(row, f"{role}_accuracy") for row in rows]
         known = [j for j, estimate in enumerate(estimates) if estimate is not None]
         if known:
-            axes.bar(xs[known], [100 * estimates[j].value for j in known], width, color=color, label=name,
-                     yerr=np.hstack([_error_bar(estimates[j]) for j in known]), capsize=2)
+            axes.bar(
+                xs[known],
+                [100 * estimates[j].value for j in known],
+                width,
+                color=color,
+                label=name,
+                yerr=np.hstack([_error_bar(estimates[j]) for j in known]),
+                capsize=2,
+            )
         for j in sorted(set(range(len(rows))) - set(known)):
             axes.text(xs[j], 2, "missing", ha="center", va="bottom", rotation=90, fontsize=8, color="grey")
     axes.set_ylim(0, 105)
@@ -388,13 +457,27 @@ def _plot_pgrs(axes: Axes, rows: list[ReportRow]) -> None:
         if row.pgr is None:
             # Spanning the whole axis, so its height can never be read as a value.
             axes.bar(x, high - low, bottom=low, fill=False, hatch="//", edgecolor="lightgrey")
-            axes.text(x, (low + high) / 2, UNDEFINED if row.pgr_undefined else "missing", ha="center",
-                      va="center", rotation=90, fontsize=8, color="grey")
+            axes.text(
+                x,
+                (low + high) / 2,
+                UNDEFINED if row.pgr_undefined else "missing",
+                ha="center",
+                va="center",
+                rotation=90,
+                fontsize=8,
+                color="grey",
+            )
         else:
             value = 100 * row.pgr.value
             axes.bar(x, value, color="tab:blue" if value >= 0 else "tab:red", yerr=_error_bar(row.pgr), capsize=3)
-            axes.annotate(f"{value:.1f}", (x, value), xytext=(4, 0), textcoords="offset points", fontsize=8,
-                          va="bottom" if value >= 0 else "top")
+            axes.annotate(
+                f"{value:.1f}",
+                (x, value),
+                xytext=(4, 0),
+                textcoords="offset points",
+                fontsize=8,
+                va="bottom" if value >= 0 else "top",
+            )
     axes.set_ylim(low, high)
     axes.axhline(0, color="black", linewidth=0.8)
     axes.set_ylabel("PGR (%)")

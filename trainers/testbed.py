@@ -74,8 +74,9 @@ def ensure_testbed_model(out_dir: Path, spec: ModelSpec) -> Path:
     if found == spec:
         return out_dir
     if found is not None or (out_dir.exists() and any(out_dir.iterdir())):
-        raise ValueError(f"{out_dir} holds something other than the testbed model {spec}; delete it or pick "
-                         "another directory.")
+        raise ValueError(
+            f"{out_dir} holds something other than the testbed model {spec}; delete it or pick another directory."
+        )
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     build_dir = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.building-", dir=out_dir.parent))
     try:
@@ -119,11 +120,18 @@ def build_tokenizer() -> Any:
     words = "|".join(re.escape(word) for word in ANSWER_WORDS)
     tok.pre_tokenizer = pre_tokenizers.Split(Regex(f"{words}|[\\s\\S]"), behavior="isolated")
     tok.decoder = decoders.Fuse()
-    tok.post_processor = processors.TemplateProcessing(single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B",
-                                                       special_tokens=[(BOS, vocab[BOS])])
-    wrapped = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token=BOS, eos_token=EOS, pad_token=PAD,
-                                      unk_token=UNK, model_max_length=4096,
-                                      model_input_names=["input_ids", "attention_mask"])
+    tok.post_processor = processors.TemplateProcessing(
+        single=f"{BOS} $A", pair=f"{BOS} $A {BOS} $B", special_tokens=[(BOS, vocab[BOS])]
+    )
+    wrapped = PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        bos_token=BOS,
+        eos_token=EOS,
+        pad_token=PAD,
+        unk_token=UNK,
+        model_max_length=4096,
+        model_input_names=["input_ids", "attention_mask"],
+    )
     wrapped.chat_template = CHAT_TEMPLATE
     return wrapped
 
@@ -135,11 +143,19 @@ def pretrain(spec: ModelSpec) -> tuple[Any, Any]:
 
     tokenizer = build_tokenizer()
     config = LlamaConfig(
-        vocab_size=len(tokenizer), hidden_size=spec.hidden, intermediate_size=2 * spec.hidden,
-        num_hidden_layers=spec.layers, num_attention_heads=spec.heads, num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_position_embeddings, bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id, tie_word_embeddings=False,
-        dtype="float32")
+        vocab_size=len(tokenizer),
+        hidden_size=spec.hidden,
+        intermediate_size=2 * spec.hidden,
+        num_hidden_layers=spec.layers,
+        num_attention_heads=spec.heads,
+        num_key_value_heads=spec.heads,
+        max_position_embeddings=spec.max_position_embeddings,
+        bos_token_id=tokenizer.bos_token_id,
+        eos_token_id=tokenizer.eos_token_id,
+        pad_token_id=tokenizer.pad_token_id,
+        tie_word_embeddings=False,
+        dtype="float32",
+    )
     families = list(all_facts().values())
     rng = random.Random(f"testbed-pretrain:{spec.seed}")
     with torch.random.fork_rng(devices=[]):
@@ -152,8 +168,9 @@ def pretrain(spec: ModelSpec) -> tuple[Any, Any]:
                 group["lr"] = _learning_rate(spec, step)
             batch = [rng.choice(rng.choice(families)) for _ in range(spec.batch_size)]
             input_ids, labels = _answer_only_batch(tokenizer, batch)
-            loss = model(input_ids=input_ids, attention_mask=(input_ids != tokenizer.pad_token_id).long(),
-                         labels=labels).loss
+            loss = model(
+                input_ids=input_ids, attention_mask=(input_ids != tokenizer.pad_token_id).long(), labels=labels
+            ).loss
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             optimizer.step()
@@ -176,8 +193,13 @@ def _answer_only_batch(tokenizer: Any, batch: list[Fact]) -> tuple[Any, Any]:
     import torch
 
     vocab = tokenizer.get_vocab()  # one token per character: no need to run the tokenizer per fact
-    rows = [([tokenizer.bos_token_id, *(vocab[c] for c in fact.question)],
-             [*(vocab[c] for c in str(fact.answer)), tokenizer.eos_token_id]) for fact in batch]
+    rows = [
+        (
+            [tokenizer.bos_token_id, *(vocab[c] for c in fact.question)],
+            [*(vocab[c] for c in str(fact.answer)), tokenizer.eos_token_id],
+        )
+        for fact in batch
+    ]
     width = max(len(q) + len(a) for q, a in rows)
     input_ids = torch.full((len(rows), width), tokenizer.pad_token_id)
     labels = torch.full((len(rows), width), -100)
@@ -195,7 +217,12 @@ def answer_accuracy(model: Any, tokenizer: Any, facts: list[Fact]) -> float:
     with torch.no_grad():
         for fact in facts:
             ids = torch.tensor([tokenizer(fact.question)["input_ids"]])
-            out = model.generate(ids, attention_mask=torch.ones_like(ids), max_new_tokens=6, do_sample=False,
-                                 pad_token_id=tokenizer.pad_token_id)
-            correct += tokenizer.decode(out[0, ids.shape[1]:], skip_special_tokens=True) == str(fact.answer)
+            out = model.generate(
+                ids,
+                attention_mask=torch.ones_like(ids),
+                max_new_tokens=6,
+                do_sample=False,
+                pad_token_id=tokenizer.pad_token_id,
+            )
+            correct += tokenizer.decode(out[0, ids.shape[1] :], skip_special_tokens=True) == str(fact.answer)
     return correct / len(facts)

@@ -33,10 +33,18 @@ MIN_HEAD_DIM = 32
 MAX_VOCAB = 3072  # the built-in corpus supports ~3,600 BPE tokens
 MARKER_FILE = "tiny_model.json"
 MARKER_FORMAT = 1
-MODEL_FILES = frozenset({
-    "config.json", "generation_config.json", "model.safetensors", "tokenizer.json",
-    "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja", MARKER_FILE,
-})
+MODEL_FILES = frozenset(
+    {
+        "config.json",
+        "generation_config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "special_tokens_map.json",
+        "chat_template.jinja",
+        MARKER_FILE,
+    }
+)
 CORPUS_SEED = 1234
 CORPUS_SENTENCES = 6000
 
@@ -91,7 +99,9 @@ class TinyModelSpec:
         if self.layers < 1:
             raise ValueError(f"layers={self.layers}: pass layers >= 1.")
         if self.heads < 1 or self.hidden % self.heads != 0:
-            raise ValueError(f"hidden={self.hidden} is not divisible by heads={self.heads}; pick heads dividing hidden.")
+            raise ValueError(
+                f"hidden={self.hidden} is not divisible by heads={self.heads}; pick heads dividing hidden."
+            )
         if self.hidden // self.heads < MIN_HEAD_DIM:
             raise ValueError(
                 f"head_dim = hidden/heads = {self.hidden}/{self.heads} = {self.hidden // self.heads}; vLLM on "

@@ -61,8 +61,11 @@ class TensorBoardTracker:
         evaluation = progress.get("evaluation") or {}
         scalars |= {f"valid_{name}": value for name, value in evaluation.items() if isinstance(value, int | float)}
         run = f"run{job.run_id}" if job.run_id is not None else "jobs"
-        self._write(run, {f"{job.kind}/job{job.id}/{name}": value for name, value in scalars.items()},
-                    int(progress.get("done") or 0))
+        self._write(
+            run,
+            {f"{job.kind}/job{job.id}/{name}": value for name, value in scalars.items()},
+            int(progress.get("done") or 0),
+        )
 
     def log_metrics(self, run_id: int, metrics: Mapping[str, float]) -> None:
         self._write(f"run{run_id}", {f"metrics/{name}": value for name, value in metrics.items()}, 0)

@@ -24,7 +24,6 @@ from typing import Any
 from sqlalchemy.orm import Session, sessionmaker
 
 from service.store.events import add_event
-from service.store.runs import refresh_run_after_job
 from service.store.jobs import (
     ClaimedJob,
     JobCancelled,
@@ -37,14 +36,21 @@ from service.store.jobs import (
     reap_expired,
     release_job,
 )
+from service.store.runs import refresh_run_after_job
 from trainers.errors import PermanentJobError, WorkerStopping
 from trainers.tracking import NullTracker, Tracker
 
 log = logging.getLogger(__name__)
 
 
-def record_event(sessions: sessionmaker[Session], job_id: int, message: str, *, level: str = "info",
-                 data: dict[str, Any] | None = None) -> None:
+def record_event(
+    sessions: sessionmaker[Session],
+    job_id: int,
+    message: str,
+    *,
+    level: str = "info",
+    data: dict[str, Any] | None = None,
+) -> None:
     """Append to the job's log in a transaction of its own; a failure is logged, never raised."""
     try:
         with sessions.begin() as session:
@@ -135,7 +141,9 @@ class Worker:
         self._last_reap = 0.0
         self._stop = threading.Event()
 
-    def run(self, *, stop: threading.Event | None = None, max_jobs: int | None = None, exit_when_idle: bool = False) -> int:
+    def run(
+        self, *, stop: threading.Event | None = None, max_jobs: int | None = None, exit_when_idle: bool = False
+    ) -> int:
         """Process jobs until `stop` is set, `max_jobs` ran, or (optionally) the queue is idle.
 
         Idle means nothing claimable and nothing running anywhere: a running job may still
@@ -158,8 +166,12 @@ class Worker:
         if job is None:
             return False
         ctx = JobContext(job, self.sessions, stopping=self._stop, tracker=self.tracker)
-        ctx.event(f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
-                  attempt=job.attempt, max_attempts=job.max_attempts, worker=self.owner)
+        ctx.event(
+            f"Job started: attempt {job.attempt} of {job.max_attempts} on worker {self.owner}",
+            attempt=job.attempt,
+            max_attempts=job.max_attempts,
+            worker=self.owner,
+        )
         beat_stop = threading.Event()
         beat = threading.Thread(target=self._heartbeat_loop, args=(ctx, beat_stop), daemon=True)
         beat.start()
@@ -199,8 +211,14 @@ class Worker:
             retryable = not isinstance(exc, PermanentJobError)
             try:
                 with self.sessions.begin() as session:
-                    status = fail_job(session, job.id, self.owner, error, retryable=retryable,
-                                      backoff_s=self.retry_backoff_s * job.attempt)
+                    status = fail_job(
+                        session,
+                        job.id,
+                        self.owner,
+                        error,
+                        retryable=retryable,
+                        backoff_s=self.retry_backoff_s * job.attempt,
+                    )
                     refresh_run_after_job(session, job.run_id)
                 log.warning("job %s (%s) attempt %d failed -> %s", job.id, job.kind, job.attempt, status, exc_info=exc)
                 self._failed_event(ctx, status, error)
@@ -216,25 +234,39 @@ class Worker:
         except JobLeaseLost as exc:
             log.warning("job %s could not be handed back: %s", ctx.job.id, exc)
             return
-        ctx.event(f"Worker {self.owner} stopped; the job is back in the queue", level="warning",
-                  attempt=ctx.job.attempt)
+        ctx.event(
+            f"Worker {self.owner} stopped; the job is back in the queue", level="warning", attempt=ctx.job.attempt
+        )
 
     def _failed_event(self, ctx: JobContext, status: str, error: str) -> None:
         job, first_line = ctx.job, error.splitlines()[0]
         attempt = f"attempt {job.attempt} of {job.max_attempts}"
         if status == "queued":
-            ctx.event(f"Job {attempt} failed; will retry: {first_line}", level="warning",
-                      attempt=job.attempt, error=first_line, retrying=True)
+            ctx.event(
+                f"Job {attempt} failed; will retry: {first_line}",
+                level="warning",
+                attempt=job.attempt,
+                error=first_line,
+                retrying=True,
+            )
         else:
-            ctx.event(f"Job failed ({attempt}): {first_line}", level="error",
-                      attempt=job.attempt, error=first_line, retrying=False)
+            ctx.event(
+                f"Job failed ({attempt}): {first_line}",
+                level="error",
+                attempt=job.attempt,
+                error=first_line,
+                retrying=False,
+            )
 
     def _stopped_event(self, ctx: JobContext, exc: JobLeaseLost) -> None:
         if isinstance(exc, JobCancelled):
             ctx.event(f"Worker {self.owner} stopped: the job was cancelled", attempt=ctx.job.attempt)
         else:
-            ctx.event(f"Worker {self.owner} stopped: it lost the job's lease ({exc})", level="warning",
-                      attempt=ctx.job.attempt)
+            ctx.event(
+                f"Worker {self.owner} stopped: it lost the job's lease ({exc})",
+                level="warning",
+                attempt=ctx.job.attempt,
+            )
 
     def _heartbeat_loop(self, ctx: JobContext, stop: threading.Event) -> None:
         while not stop.wait(self.heartbeat_s):

@@ -17,8 +17,9 @@ router = APIRouter(prefix="/v1/debate-batches", tags=["debate batches"], depende
 
 
 @router.post("", status_code=202, response_model=DebateBatchPublic)
-def create_batch(body: DebateBatchCreate, session: SessionDep, settings: SettingsDep,
-                 metrics: MetricsDep) -> DebateBatchPublic:
+def create_batch(
+    body: DebateBatchCreate, session: SessionDep, settings: SettingsDep, metrics: MetricsDep
+) -> DebateBatchPublic:
     """Store the examples, enqueue their debates in shards, return the batch id at once."""
     specs = [sample_specs(spec_for(body, example, settings.strong_model), body.n_samples) for example in body.examples]
     config = body.model_dump(mode="json")
@@ -28,8 +29,14 @@ def create_batch(body: DebateBatchCreate, session: SessionDep, settings: Setting
     items = []
     for position, (example, samples) in enumerate(zip(body.examples, specs, strict=True)):
         row = add_example(
-            session, run_id=run.id, task=body.task, candidate_id="candidate", question=example.question,
-            candidate=example.candidate_answer, context=example.context, label=example.label,
+            session,
+            run_id=run.id,
+            task=body.task,
+            candidate_id="candidate",
+            question=example.question,
+            candidate=example.candidate_answer,
+            context=example.context,
+            label=example.label,
             source_id=example.source_id or f"{position}:{content_id(example.question, example.context)}",
         )
         items.extend((row.id, spec) for spec in samples)
@@ -52,9 +59,15 @@ def _public(session, run: Run) -> DebateBatchPublic:  # noqa: ANN001
     done, failed = debates.get("succeeded", 0), debates.get("failed", 0)
     total = len(run.config["examples"]) * run.config["n_samples"]
     return DebateBatchPublic(
-        id=run.id, name=run.name, status=progress.status, created_at=run.created_at, jobs=progress.jobs,
+        id=run.id,
+        name=run.name,
+        status=progress.status,
+        created_at=run.created_at,
+        jobs=progress.jobs,
         errors=progress.errors,
-        progress=BatchProgress(done=done, failed=failed, total=total, eta_s=_eta(session, run.id, done + failed, total)),
+        progress=BatchProgress(
+            done=done, failed=failed, total=total, eta_s=_eta(session, run.id, done + failed, total)
+        ),
     )
 
 

@@ -19,7 +19,15 @@ from debate import ContextTooLong, DebateFailure, DebateOutcome, run_debates, sa
 from service.api.deps import ClientDep, MetricsDep, SessionDep, SettingsDep, require_api_key
 from service.api.errors import ApiError
 from service.api.limits import IdCursor, IdPath, IdQuery
-from service.api.schemas import DebateCreate, DebateList, DebatePublic, DebateWithExample, ExamplePublic, TurnPublic, spec_for
+from service.api.schemas import (
+    DebateCreate,
+    DebateList,
+    DebatePublic,
+    DebateWithExample,
+    ExamplePublic,
+    TurnPublic,
+    spec_for,
+)
 from service.store.debate_rows import add_example, content_id, save_debate
 from service.store.models import Debate, Example
 
@@ -30,8 +38,9 @@ T = TypeVar("T")
 
 
 @router.post("", status_code=201, response_model=DebateList)
-async def create_debates(body: DebateCreate, request: Request, client: ClientDep, settings: SettingsDep,
-                         metrics: MetricsDep) -> DebateList:
+async def create_debates(
+    body: DebateCreate, request: Request, client: ClientDep, settings: SettingsDep, metrics: MetricsDep
+) -> DebateList:
     """Run one debate (or `n_samples`) on the strong model now, store it and return it."""
     _check_budget(body, settings.max_debate_tokens)
     specs = sample_specs(spec_for(body, body, settings.strong_model), body.n_samples)
@@ -51,9 +60,13 @@ async def create_debates(body: DebateCreate, request: Request, client: ClientDep
 def _check_budget(body: DebateCreate, max_tokens: int) -> None:
     asked = body.n_samples * body.turns * body.sampling.max_tokens
     if asked > max_tokens:
-        raise ApiError(422, f"n_samples x turns x sampling.max_tokens = {asked} tokens, over this server's limit of "
-                            f"{max_tokens} per request (W2S_MAX_DEBATE_TOKENS); use /v1/debate-batches for more",
-                       "invalid_request", "body.n_samples")
+        raise ApiError(
+            422,
+            f"n_samples x turns x sampling.max_tokens = {asked} tokens, over this server's limit of "
+            f"{max_tokens} per request (W2S_MAX_DEBATE_TOKENS); use /v1/debate-batches for more",
+            "invalid_request",
+            "body.n_samples",
+        )
 
 
 async def _while_client_waits(request: Request, work: Awaitable[T], timeout_s: float) -> T:
@@ -67,11 +80,15 @@ async def _while_client_waits(request: Request, work: Awaitable[T], timeout_s: f
     if task in done:
         return task.result()
     if gone in done:
-        raise ApiError(499, "the client closed the request; its debates were stopped and not stored",
-                       "client_closed_request")
-    raise ApiError(504, f"the debates took longer than {timeout_s:g} s (W2S_DEBATE_TIMEOUT_S) and were stopped; "
-                        "nothing was stored. Ask for fewer turns or tokens, or use /v1/debate-batches",
-                   "timeout")
+        raise ApiError(
+            499, "the client closed the request; its debates were stopped and not stored", "client_closed_request"
+        )
+    raise ApiError(
+        504,
+        f"the debates took longer than {timeout_s:g} s (W2S_DEBATE_TIMEOUT_S) and were stopped; "
+        "nothing was stored. Ask for fewer turns or tokens, or use /v1/debate-batches",
+        "timeout",
+    )
 
 
 async def _disconnect(request: Request) -> None:
@@ -84,27 +101,45 @@ async def _disconnect(request: Request) -> None:
 def _store(sessions, body: DebateCreate, outcomes: list[DebateOutcome]) -> list[DebatePublic]:  # noqa: ANN001
     with sessions.begin() as session:
         example = add_example(
-            session, run_id=None, task=body.task, candidate_id="candidate", question=body.question,
-            candidate=body.candidate_answer, context=body.context, label=body.label,
+            session,
+            run_id=None,
+            task=body.task,
+            candidate_id="candidate",
+            question=body.question,
+            candidate=body.candidate_answer,
+            context=body.context,
+            label=body.label,
             source_id=body.source_id or content_id(body.task, body.question, body.context, body.candidate_answer),
         )
         debates = [save_debate(session, example.id, outcome) for outcome in outcomes]
         return [_public(debate, True) for debate in debates]
 
 
-def _filtered(run_id: int | None, batch_id: int | None, protocol: str | None, model: str | None,
-              status: str | None) -> Select:
+def _filtered(
+    run_id: int | None, batch_id: int | None, protocol: str | None, model: str | None, status: str | None
+) -> Select:
     query = select(Debate).order_by(Debate.id)
-    for column, value in ((Debate.run_id, run_id), (Debate.run_id, batch_id), (Debate.protocol, protocol),
-                          (Debate.model, model), (Debate.status, status)):
+    for column, value in (
+        (Debate.run_id, run_id),
+        (Debate.run_id, batch_id),
+        (Debate.protocol, protocol),
+        (Debate.model, model),
+        (Debate.status, status),
+    ):
         if value is not None:
             query = query.where(column == value)
     return query
 
 
 class DebateFilters:
-    def __init__(self, run_id: IdQuery = None, batch_id: IdQuery = None, protocol: str | None = None,
-                 model: str | None = None, status: str | None = None) -> None:
+    def __init__(
+        self,
+        run_id: IdQuery = None,
+        batch_id: IdQuery = None,
+        protocol: str | None = None,
+        model: str | None = None,
+        status: str | None = None,
+    ) -> None:
         self.query = _filtered(run_id, batch_id, protocol, model, status)
 
 
@@ -112,9 +147,13 @@ FiltersDep = Annotated[DebateFilters, Depends()]
 
 
 @router.get("", response_model=DebateList)
-def list_debates(session: SessionDep, filters: FiltersDep, limit: Annotated[int, Query(ge=1, le=500)] = 50,
-                 cursor: IdCursor = None,
-                 include_turns: bool = False) -> DebateList:
+def list_debates(
+    session: SessionDep,
+    filters: FiltersDep,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+    cursor: IdCursor = None,
+    include_turns: bool = False,
+) -> DebateList:
     """Debates in id order, `limit` per page; follow `next_cursor`."""
     query = filters.query.limit(limit + 1)
     if cursor:  # empty = first page
@@ -129,16 +168,18 @@ def list_debates(session: SessionDep, filters: FiltersDep, limit: Annotated[int,
 @router.get("/export.jsonl", response_class=StreamingResponse)
 def export_debates(request: Request, filters: FiltersDep) -> StreamingResponse:
     """Every matching debate with its example and turns, one JSON object per line, streamed."""
-    return StreamingResponse(_export_lines(request.app.state.sessions, filters.query),
-                             media_type="application/x-ndjson")
+    return StreamingResponse(
+        _export_lines(request.app.state.sessions, filters.query), media_type="application/x-ndjson"
+    )
 
 
 def _export_lines(sessions, query: Select) -> Iterator[str]:  # noqa: ANN001
     last_id = 0
     while True:
         with sessions() as session:
-            rows = session.scalars(query.where(Debate.id > last_id).limit(EXPORT_CHUNK)
-                                   .options(selectinload(Debate.turns))).all()
+            rows = session.scalars(
+                query.where(Debate.id > last_id).limit(EXPORT_CHUNK).options(selectinload(Debate.turns))
+            ).all()
             if not rows:
                 return
             examples = session.scalars(select(Example).where(Example.id.in_({row.example_id for row in rows})))

@@ -31,8 +31,11 @@ def get_db(request: Request) -> Iterator[Session]:
 def get_client(request: Request) -> ReplicaPool:
     """The strong model's client; 503 when this server runs without one (W2S_VLLM_BASE_URL empty)."""
     if request.app.state.client is None:
-        raise HTTPException(503, "no strong model: this server answers read-only requests; set W2S_VLLM_BASE_URL "
-                                 "(or start it with `w2s serve --start-vllm`) to run debates")
+        raise HTTPException(
+            503,
+            "no strong model: this server answers read-only requests; set W2S_VLLM_BASE_URL "
+            "(or start it with `w2s serve --start-vllm`) to run debates",
+        )
     return request.app.state.client
 
 
@@ -75,8 +78,11 @@ def require_api_key(
         return
     key = presented_key(request, credentials)
     if key is None:
-        raise HTTPException(401, "missing API key: send 'Authorization: Bearer <key>' (in a browser: log in at "
-                                 "/ui/login)", headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401,
+            "missing API key: send 'Authorization: Bearer <key>' (in a browser: log in at /ui/login)",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
     if not key_accepted(settings, key):
         raise HTTPException(403, "API key not accepted; check W2S_API_KEYS on the server")
 

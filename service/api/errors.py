@@ -26,6 +26,7 @@ from debate.errors import (
     StrongModelError,
     StrongModelUnavailable,
 )
+from service.api.deps import LoginRequired
 from service.store.errors import (
     FileError,
     FileInUse,
@@ -39,7 +40,6 @@ from service.store.errors import (
     VersionError,
     VersionNotFound,
 )
-from service.api.deps import LoginRequired
 from trainers.errors import RunConfigError, TaskDataError, TrainersError
 
 log = logging.getLogger(__name__)
@@ -93,8 +93,9 @@ class ApiError(Exception):
         self.status, self.type, self.param = status, type_, param
 
 
-def error_response(status: int, message: str, type_: str, param: str | None = None,
-                   headers: dict[str, str] | None = None) -> JSONResponse:
+def error_response(
+    status: int, message: str, type_: str, param: str | None = None, headers: dict[str, str] | None = None
+) -> JSONResponse:
     body = {"error": {"message": message, "type": type_, "code": status, "param": param}}
     return JSONResponse(body, status_code=status, headers=headers)
 
@@ -113,7 +114,8 @@ async def _http(_request: Request, exc: StarletteHTTPException) -> JSONResponse:
     if exc.status_code == 400:  # a body FastAPI could not parse: the same 422 as any other invalid body
         return error_response(422, f"body: {exc.detail}", "invalid_request", "body")
     type_ = {401: "unauthorized", 403: "forbidden", 404: "not_found", 405: "method_not_allowed"}.get(
-        exc.status_code, "http_error")
+        exc.status_code, "http_error"
+    )
     return error_response(exc.status_code, str(exc.detail), type_, headers=exc.headers)
 
 

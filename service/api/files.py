@@ -16,36 +16,58 @@ from trainers.jobs.payloads import jobs_using_file
 
 router = APIRouter(prefix="/v1/files", tags=["files"], dependencies=[Depends(require_api_key)])
 
-UPLOAD_HELP = ('JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)), '
-               'or chat {"messages": [...]} whose last, assistant message is the label ("Yes"/"No" or a probability).')
+UPLOAD_HELP = (
+    'JSONL, one example a line: {"prompt": str, "label": float in [0, 1]} (label = P(candidate correct)), '
+    'or chat {"messages": [...]} whose last, assistant message is the label ("Yes"/"No" or a probability).'
+)
 
 
 @router.post("", response_model=FilePublic)
-def upload_file(request: Request, settings: SettingsDep, file: Annotated[UploadFile, File(description=UPLOAD_HELP)],
-                purpose: Annotated[Literal["fine-tune"], Form()]) -> FilePublic:
+def upload_file(
+    request: Request,
+    settings: SettingsDep,
+    file: Annotated[UploadFile, File(description=UPLOAD_HELP)],
+    purpose: Annotated[Literal["fine-tune"], Form()],
+) -> FilePublic:
     """Validate every line (422 naming the first bad one) and store the file; nothing is kept on error."""
     if file.size is not None and file.size > settings.max_upload_bytes:
-        raise FileTooLarge(f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} "
-                           "(W2S_MAX_UPLOAD_BYTES)")
+        raise FileTooLarge(
+            f"file is {file.size} bytes, over the limit of {settings.max_upload_bytes} (W2S_MAX_UPLOAD_BYTES)"
+        )
     filename = Path(file.filename or "upload.jsonl").name
     if len(filename) > 255 or "\x00" in filename:
-        raise ApiError(422, "file name longer than 255 characters or with a NUL character", "invalid_request",
-                       "body.file")
-    row = save_file(request.app.state.sessions, settings.artifacts_dir / "files", file.file, filename=filename,
-                    purpose=purpose, max_bytes=settings.max_upload_bytes)
+        raise ApiError(
+            422, "file name longer than 255 characters or with a NUL character", "invalid_request", "body.file"
+        )
+    row = save_file(
+        request.app.state.sessions,
+        settings.artifacts_dir / "files",
+        file.file,
+        filename=filename,
+        purpose=purpose,
+        max_bytes=settings.max_upload_bytes,
+    )
     return public_file(row)
 
 
 @router.get("", response_model=ListPage[FilePublic])
-def list_uploaded_files(session: SessionDep, after: str | None = None,
-                        limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-                        order: Literal["asc", "desc"] = "desc", purpose: str | None = None) -> ListPage[FilePublic]:
+def list_uploaded_files(
+    session: SessionDep,
+    after: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+    order: Literal["asc", "desc"] = "desc",
+    purpose: str | None = None,
+) -> ListPage[FilePublic]:
     """Files by creation, newest first unless `order=asc`; pass the last id as `after` for more."""
     after_id = None if after is None else _file_id(after)
     rows = list_files(session, after_id=after_id, limit=limit + 1, newest_first=order == "desc", purpose=purpose)
     page = [public_file(row) for row in rows[:limit]]
-    return ListPage[FilePublic](data=page, has_more=len(rows) > limit, first_id=page[0].id if page else None,
-                                last_id=page[-1].id if page else None)
+    return ListPage[FilePublic](
+        data=page,
+        has_more=len(rows) > limit,
+        first_id=page[0].id if page else None,
+        last_id=page[-1].id if page else None,
+    )
 
 
 @router.get("/{file_id}", response_model=FilePublic)

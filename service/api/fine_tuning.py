@@ -44,8 +44,9 @@ def list_jobs(session: SessionDep, after: str | None = None, limit: Limit = 20) 
     """Newest first; pass the last id as `after` for the next page."""
     jobs, has_more = list_fine_tuning_jobs(session, after, limit)
     data = public_jobs(session, jobs)
-    return ListPage[FineTuningJobPublic](data=data, has_more=has_more, first_id=data[0].id if data else None,
-                                         last_id=data[-1].id if data else None)
+    return ListPage[FineTuningJobPublic](
+        data=data, has_more=has_more, first_id=data[0].id if data else None, last_id=data[-1].id if data else None
+    )
 
 
 @router.get("/{fine_tuning_job_id}", response_model=FineTuningJobPublic)
@@ -60,13 +61,15 @@ def cancel_job(fine_tuning_job_id: str, session: SessionDep) -> FineTuningJobPub
 
 
 @router.get("/{fine_tuning_job_id}/events", response_model=ListPage[FineTuningJobEventPublic])
-def list_events(fine_tuning_job_id: str, session: SessionDep, after: str | None = None,
-                limit: Limit = 20) -> ListPage[FineTuningJobEventPublic]:
+def list_events(
+    fine_tuning_job_id: str, session: SessionDep, after: str | None = None, limit: Limit = 20
+) -> ListPage[FineTuningJobEventPublic]:
     """The job's log, newest first; pass the last id as `after` for older events."""
     events, has_more = list_job_events(session, get_fine_tuning_job(session, fine_tuning_job_id), after, limit)
     data = [public_event(event) for event in events]
-    return ListPage[FineTuningJobEventPublic](data=data, has_more=has_more, first_id=data[0].id if data else None,
-                                              last_id=data[-1].id if data else None)
+    return ListPage[FineTuningJobEventPublic](
+        data=data, has_more=has_more, first_id=data[0].id if data else None, last_id=data[-1].id if data else None
+    )
 
 
 @router.get("/{fine_tuning_job_id}/checkpoints", response_model=ListPage[FineTuningJobCheckpointPublic])

@@ -25,8 +25,10 @@ def _auto_or(kind: type, low: float, high: float, *, low_open: bool = False) -> 
     def check(value: Any) -> Any:
         if value == "auto":
             return "auto"
-        if isinstance(value, bool) or not isinstance(value, accepted) or not (
-            (low < value if low_open else low <= value) and value <= high
+        if (
+            isinstance(value, bool)
+            or not isinstance(value, accepted)
+            or not ((low < value if low_open else low <= value) and value <= high)
         ):
             raise ValueError(f"must be 'auto' or {noun} {bounds}; got {value!r}")
         return kind(value)
@@ -68,53 +70,74 @@ class Method(BaseModel):
 
 MetadataKey = Annotated[str, Field(min_length=1, max_length=64)]
 Metadata = Annotated[dict[MetadataKey, Annotated[str, Field(max_length=512)]], Field(max_length=16)]
-Suffix = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
-                              description="Up to 64 letters, digits, '.', '_' or '-'; added to the served name.")]
+Suffix = Annotated[
+    str,
+    Field(
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$",
+        description="Up to 64 letters, digits, '.', '_' or '-'; added to the served name.",
+    ),
+]
 
 
 class FineTuningJobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    model: str = Field(min_length=1, max_length=200,
-                       description="Served name of the strong base model, or of a served model version.")
-    training_file: str = Field(pattern=r"^(file|labels)-[0-9]{1,18}$",
-                               description="'file-<n>' (uploaded JSONL) or 'labels-<weak model id>' (that model's "
-                                           "soft labels on its run's strong_train examples).")
+    model: str = Field(
+        min_length=1, max_length=200, description="Served name of the strong base model, or of a served model version."
+    )
+    training_file: str = Field(
+        pattern=r"^(file|labels)-[0-9]{1,18}$",
+        description="'file-<n>' (uploaded JSONL) or 'labels-<weak model id>' (that model's "
+        "soft labels on its run's strong_train examples).",
+    )
     validation_file: str | None = Field(None, pattern=r"^file-[0-9]{1,18}$", description="'file-<n>' (uploaded JSONL).")
     hyperparameters: Hyperparameters | None = Field(
-        None, description="Deprecated by OpenAI for method.supervised.hyperparameters; either works.")
+        None, description="Deprecated by OpenAI for method.supervised.hyperparameters; either works."
+    )
     method: Method | None = None
     suffix: Suffix | None = None
     seed: int | None = Field(None, ge=0, le=MAX_SEED, strict=True, description="Default: one is drawn and reported.")
     metadata: Metadata | None = None
     # Extensions (send with the openai client's `extra_body`).
     loss: Literal["xent", "logconf", "product"] = Field(
-        "xent", description="W2S loss: soft-label cross-entropy, auxiliary confidence, or product.")
+        "xent", description="W2S loss: soft-label cross-entropy, auxiliary confidence, or product."
+    )
     head: Literal["lm", "linear"] = Field(
-        "lm", description="Classifier head: the LM's answer-token logits, or a zero-initialised linear head.")
+        "lm", description="Classifier head: the LM's answer-token logits, or a zero-initialised linear head."
+    )
     lora: LoraSettings | None = Field(default_factory=LoraSettings, description="LoRA adapter; null = full finetune.")
     publish: bool = Field(True, description="Load the trained adapter into vLLM as `fine_tuned_model`.")
-    eval_every: int = Field(0, ge=0, le=1_000_000, strict=True,
-                            description="Steps between evaluations on validation_file during training (metrics "
-                                        "events); 0 = only once at the end.")
+    eval_every: int = Field(
+        0,
+        ge=0,
+        le=1_000_000,
+        strict=True,
+        description="Steps between evaluations on validation_file during training (metrics "
+        "events); 0 = only once at the end.",
+    )
     train: TrainSettings | None = Field(
-        None, description="Any other training option (weight_decay, warmup_ratio, max_length, micro_batch_size, ...); "
-                          "the fields given override the job's defaults. Epochs, batch size and learning rate are "
-                          "the hyperparameters above, eval_every is its own field.")
+        None,
+        description="Any other training option (weight_decay, warmup_ratio, max_length, micro_batch_size, ...); "
+        "the fields given override the job's defaults. Epochs, batch size and learning rate are "
+        "the hyperparameters above, eval_every is its own field.",
+    )
     logconf: LogconfSettings = Field(LogconfSettings(), description="Settings of loss 'logconf'.")
     product: ProductSettings = Field(ProductSettings(), description="Settings of loss 'product'.")
 
     @model_validator(mode="after")
     def _one_place_for_hyperparameters(self) -> "FineTuningJobCreate":
         if self.hyperparameters is not None and self.method_hyperparameters() is not None:
-            raise ValueError("give hyperparameters either at the top level or in "
-                             "method.supervised.hyperparameters, not both")
+            raise ValueError(
+                "give hyperparameters either at the top level or in method.supervised.hyperparameters, not both"
+            )
         if self.eval_every and self.validation_file is None:
             raise ValueError("eval_every evaluates on validation_file: upload one and pass it, or leave eval_every 0")
         named_elsewhere = sorted(set(self.train_options()) & {"epochs", "batch_size", "lr", "eval_every"})
         if named_elsewhere:
-            raise ValueError(f"train.{named_elsewhere[0]}: set it as n_epochs, batch_size, learning_rate_multiplier "
-                             "(hyperparameters) or eval_every instead")
+            raise ValueError(
+                f"train.{named_elsewhere[0]}: set it as n_epochs, batch_size, learning_rate_multiplier "
+                "(hyperparameters) or eval_every instead"
+            )
         return self
 
     def train_options(self) -> dict[str, Any]:

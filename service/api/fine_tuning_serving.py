@@ -71,8 +71,14 @@ def unix(moment: datetime | None) -> int | None:
 
 
 def public_file(row: File) -> FilePublic:
-    return FilePublic(id=f"file-{row.id}", bytes=row.bytes, created_at=unix(row.created_at),
-                      filename=row.filename, purpose=row.purpose, lines=row.lines)
+    return FilePublic(
+        id=f"file-{row.id}",
+        bytes=row.bytes,
+        created_at=unix(row.created_at),
+        filename=row.filename,
+        purpose=row.purpose,
+        lines=row.lines,
+    )
 
 
 def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_model: str) -> Job:
@@ -81,16 +87,31 @@ def create_fine_tuning_job(session: Session, body: FineTuningJobCreate, strong_m
     train, run_id = _training_source(session, body.training_file)
     validation = body.validation_file and _file_source(session, body.validation_file, "validation_file")
     hyperparameters = FineTuneHyperparameters(
-        **body.resolved_hyperparameters().model_dump(), loss=body.loss, head=body.head, lora=body.lora,
-        seed=secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed, eval_every=body.eval_every,
-        train=body.train_options(), logconf=body.logconf, product=body.product)
+        **body.resolved_hyperparameters().model_dump(),
+        loss=body.loss,
+        head=body.head,
+        lora=body.lora,
+        seed=secrets.randbelow(MAX_SEED + 1) if body.seed is None else body.seed,
+        eval_every=body.eval_every,
+        train=body.train_options(),
+        logconf=body.logconf,
+        product=body.product,
+    )
     try:
-        payload = FineTunePayload(run_id=run_id, base_model=body.model, train=train, validation=validation,
-                                  parent_version_id=parent, hyperparameters=hyperparameters, publish=body.publish,
-                                  suffix=body.suffix)
+        payload = FineTunePayload(
+            run_id=run_id,
+            base_model=body.model,
+            train=train,
+            validation=validation,
+            parent_version_id=parent,
+            hyperparameters=hyperparameters,
+            publish=body.publish,
+            suffix=body.suffix,
+        )
     except ValidationError as exc:  # settings that are valid one by one but not together (publish a linear head)
-        raise ApiError(422, f"these settings cannot train a strong model: {exc.errors()[0]['msg']}",
-                       "invalid_request", "body") from exc
+        raise ApiError(
+            422, f"these settings cannot train a strong model: {exc.errors()[0]['msg']}", "invalid_request", "body"
+        ) from exc
     job = enqueue(session, payload)
     add_event(session, job.id, CREATED_MESSAGE, data={"metadata": body.metadata} if body.metadata else None)
     return job
@@ -106,16 +127,27 @@ def _parent_version(session: Session, body: FineTuningJobCreate, strong_model: s
         return None
     version = session.scalar(select(ModelVersion).where(ModelVersion.served_name == body.model))
     if version is None:
-        raise ApiError(404, f"model {body.model!r} not found: fine-tune the strong model {strong_model!r} or a "
-                            "served name from model_versions", "model_not_found", "body.model")
+        raise ApiError(
+            404,
+            f"model {body.model!r} not found: fine-tune the strong model {strong_model!r} or a "
+            "served name from model_versions",
+            "model_not_found",
+            "body.model",
+        )
     if version.adapter_path is None:
-        raise ApiError(422, f"model {body.model!r} has no saved adapter to continue training from",
-                       "invalid_request", "body.model")
+        raise ApiError(
+            422, f"model {body.model!r} has no saved adapter to continue training from", "invalid_request", "body.model"
+        )
     if body.head != "lm" or body.lora is None:
         field = "body.head" if body.head != "lm" else "body.lora"
-        raise ApiError(422, f"fine-tuning {body.model!r} continues its LoRA adapter: use head 'lm' with lora "
-                            "(the adapter's own LoRA settings are kept), or fine-tune the strong model "
-                            f"{strong_model!r} instead", "invalid_request", field)
+        raise ApiError(
+            422,
+            f"fine-tuning {body.model!r} continues its LoRA adapter: use head 'lm' with lora "
+            "(the adapter's own LoRA settings are kept), or fine-tune the strong model "
+            f"{strong_model!r} instead",
+            "invalid_request",
+            field,
+        )
     return version.id
 
 
@@ -126,20 +158,29 @@ def _training_source(session: Session, training_file: str) -> tuple[FileSource |
     model_id = parse_id(training_file, "labels-")
     model = session.get(Model, model_id)
     if model is None or model.role != "weak":
-        raise ApiError(404, f"training_file {training_file!r}: no weak model with id {model_id}", "not_found",
-                       "body.training_file")
+        raise ApiError(
+            404, f"training_file {training_file!r}: no weak model with id {model_id}", "not_found", "body.training_file"
+        )
     if model.run_id is None or not _strong_train_label_count(session, model):
-        raise ApiError(422, f"training_file {training_file!r}: weak model {model_id} has no labels on its run's "
-                            "strong_train examples yet (its weak_train job must finish first)",
-                       "invalid_request", "body.training_file")
+        raise ApiError(
+            422,
+            f"training_file {training_file!r}: weak model {model_id} has no labels on its run's "
+            "strong_train examples yet (its weak_train job must finish first)",
+            "invalid_request",
+            "body.training_file",
+        )
     return LabelsModelSource(labels_model_id=model.id), model.run_id
 
 
 def _strong_train_label_count(session: Session, model: Model) -> int:
-    return session.scalar(
-        select(func.count(Label.id)).join(Example, Example.id == Label.example_id)
-        .where(Label.model_id == model.id, Example.run_id == model.run_id, Example.split == "strong_train")
-    ) or 0
+    return (
+        session.scalar(
+            select(func.count(Label.id))
+            .join(Example, Example.id == Label.example_id)
+            .where(Label.model_id == model.id, Example.run_id == model.run_id, Example.split == "strong_train")
+        )
+        or 0
+    )
 
 
 def _file_source(session: Session, public_id: str, field: str) -> FileSource:
@@ -147,8 +188,12 @@ def _file_source(session: Session, public_id: str, field: str) -> FileSource:
     try:
         get_file(session, file_id, share=True)  # held until commit: a concurrent delete waits, then sees us
     except FileNotFound:
-        raise ApiError(404, f"{field} {public_id!r} not found: upload it first with POST /v1/files "
-                            "(purpose 'fine-tune')", "not_found", f"body.{field}") from None
+        raise ApiError(
+            404,
+            f"{field} {public_id!r} not found: upload it first with POST /v1/files (purpose 'fine-tune')",
+            "not_found",
+            f"body.{field}",
+        ) from None
     return FileSource(file_id=file_id)
 
 
@@ -162,8 +207,12 @@ def get_fine_tuning_job(session: Session, public_id: str, *, lock: bool = False)
 
 def list_fine_tuning_jobs(session: Session, after: str | None, limit: int) -> tuple[list[Job], bool]:
     """Newest first; `after` is the last id of the previous page. Returns (page, has_more)."""
-    query = (select(Job).where(Job.kind == JOB_KIND, Job.payload["condition"].as_string() == CONDITION)
-             .order_by(Job.id.desc()).limit(limit + 1))
+    query = (
+        select(Job)
+        .where(Job.kind == JOB_KIND, Job.payload["condition"].as_string() == CONDITION)
+        .order_by(Job.id.desc())
+        .limit(limit + 1)
+    )
     if after is not None:
         query = query.where(Job.id < _cursor(after, "ftjob-"))
     rows = list(session.scalars(query))
@@ -173,8 +222,12 @@ def list_fine_tuning_jobs(session: Session, after: str | None, limit: int) -> tu
 def _cursor(after: str, prefix: str) -> int:
     value = parse_id(after, prefix)
     if value is None:
-        raise ApiError(422, f"after must be an id like '{prefix}12' (the last id of the previous page); got {after!r}",
-                       "invalid_request", "query.after")
+        raise ApiError(
+            422,
+            f"after must be an id like '{prefix}12' (the last id of the previous page); got {after!r}",
+            "invalid_request",
+            "query.after",
+        )
     return value
 
 
@@ -182,8 +235,12 @@ def cancel_fine_tuning_job(session: Session, public_id: str) -> Job:
     """Cancel a queued or running job (its worker stops at the next heartbeat)."""
     job = get_fine_tuning_job(session, public_id, lock=True)  # no race with a worker finishing it
     if job.status in TERMINAL:
-        raise ApiError(400, f"fine-tuning job {public_id} already {job.status}; only queued or running jobs "
-                            "can be cancelled", "invalid_request", "fine_tuning_job_id")
+        raise ApiError(
+            400,
+            f"fine-tuning job {public_id} already {job.status}; only queued or running jobs can be cancelled",
+            "invalid_request",
+            "fine_tuning_job_id",
+        )
     cancel_job(session, job.id)
     add_event(session, job.id, "Fine-tuning job cancelled")
     return job
@@ -201,16 +258,27 @@ def public_job(job: Job, created: JobEvent | None) -> FineTuningJobPublic:
     echoed = HyperparametersPublic(**{name: hyperparameters.get(name, "auto") for name in HYPERPARAMETER_NAMES})
     fine_tune = payload if isinstance(payload, FineTunePayload) else None
     return FineTuningJobPublic(
-        id=f"ftjob-{job.id}", created_at=unix(job.created_at), error=_error(job),
-        fine_tuned_model=result.get("fine_tuned_model"), finished_at=unix(job.finished_at),
-        hyperparameters=echoed, model=payload.base_model if payload else "", seed=hyperparameters.get("seed"),
-        status=job.status, trained_tokens=result.get("trained_tokens"),
+        id=f"ftjob-{job.id}",
+        created_at=unix(job.created_at),
+        error=_error(job),
+        fine_tuned_model=result.get("fine_tuned_model"),
+        finished_at=unix(job.finished_at),
+        hyperparameters=echoed,
+        model=payload.base_model if payload else "",
+        seed=hyperparameters.get("seed"),
+        status=job.status,
+        trained_tokens=result.get("trained_tokens"),
         training_file=payload.train.public_name() if payload else "",
         validation_file=payload.validation.public_name() if payload and payload.validation else None,
-        estimated_finish=_estimated_finish(job), metadata=(created.data or {}).get("metadata") if created else None,
-        method=MethodPublic(supervised={"hyperparameters": echoed}), suffix=fine_tune and fine_tune.suffix,
-        loss=hyperparameters.get("loss"), head=hyperparameters.get("head"), lora=hyperparameters.get("lora"),
-        publish=fine_tune and fine_tune.publish, progress=job.progress,
+        estimated_finish=_estimated_finish(job),
+        metadata=(created.data or {}).get("metadata") if created else None,
+        method=MethodPublic(supervised={"hyperparameters": echoed}),
+        suffix=fine_tune and fine_tune.suffix,
+        loss=hyperparameters.get("loss"),
+        head=hyperparameters.get("head"),
+        lora=hyperparameters.get("lora"),
+        publish=fine_tune and fine_tune.publish,
+        progress=job.progress,
     )
 
 
@@ -257,8 +325,11 @@ def list_job_events(session: Session, job: Job, after: str | None, limit: int) -
 def public_event(event: JobEvent) -> FineTuningJobEventPublic:
     """`warning` is OpenAI's `warn`; events whose data has a `step` are metrics."""
     return FineTuningJobEventPublic(
-        id=f"ftevent-{event.id}", created_at=unix(event.created_at),
-        level="warn" if event.level == "warning" else event.level, message=event.message, data=event.data,
+        id=f"ftevent-{event.id}",
+        created_at=unix(event.created_at),
+        level="warn" if event.level == "warning" else event.level,
+        message=event.message,
+        data=event.data,
         type="metrics" if event.data and "step" in event.data else "message",
     )
 
@@ -270,7 +341,13 @@ def job_checkpoints(job: Job) -> list[FineTuningJobCheckpointPublic]:
     if job.status != "succeeded" or not result.get("fine_tuned_model"):
         return []
     scores = {f"full_valid_{name}": value for name, value in (result.get("metrics") or {}).items()}
-    return [FineTuningJobCheckpointPublic(
-        id=f"ftckpt-{job.id}", created_at=unix(job.finished_at), fine_tuned_model_checkpoint=result["fine_tuned_model"],
-        fine_tuning_job_id=f"ftjob-{job.id}", step_number=result.get("steps") or 0,
-        metrics={"step": result.get("steps"), "train_loss": result.get("final_loss"), **scores})]
+    return [
+        FineTuningJobCheckpointPublic(
+            id=f"ftckpt-{job.id}",
+            created_at=unix(job.finished_at),
+            fine_tuned_model_checkpoint=result["fine_tuned_model"],
+            fine_tuning_job_id=f"ftjob-{job.id}",
+            step_number=result.get("steps") or 0,
+            metrics={"step": result.get("steps"), "train_loss": result.get("final_loss"), **scores},
+        )
+    ]

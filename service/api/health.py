@@ -52,15 +52,21 @@ class StrongModelReadiness:
 
 
 @router.get("/healthz")
-async def healthz(request: Request, settings: SettingsDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> JSONResponse:
+async def healthz(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> JSONResponse:
     """200 when the database answers and a replica of the strong model generates a token; 503 otherwise.
 
     Callers with an accepted key (or any, when the API is open) see the checks, with each replica's
     health, requests in flight, pinned debates and served models (base and adapters).
     """
-    checks = {"service": {"ok": True}, "database": await run_in_threadpool(_database, request),
-              "strong_model": await _strong_model(request)}
+    checks = {
+        "service": {"ok": True},
+        "database": await run_in_threadpool(_database, request),
+        "strong_model": await _strong_model(request),
+    }
     healthy = all(check["ok"] for check in checks.values())
     body: dict[str, Any] = {"status": "ok" if healthy else "unavailable"}
     if may_read(request, settings, credentials):

@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from typing import Annotated, Any
 
 from fastapi import Path, Query, Request
-from pydantic import AfterValidator
 from fastapi.exceptions import RequestValidationError
+from pydantic import AfterValidator
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api.errors import error_response
@@ -34,8 +34,9 @@ def _id_digits(cursor: str | None) -> str | None:
     return cursor
 
 
-IdCursor = Annotated[str | None, Query(pattern=r"^\d{0,10}$", description="next_cursor of the previous page"),
-                     AfterValidator(_id_digits)]
+IdCursor = Annotated[
+    str | None, Query(pattern=r"^\d{0,10}$", description="next_cursor of the previous page"), AfterValidator(_id_digits)
+]
 
 
 class BodySizeLimit:
@@ -88,16 +89,22 @@ def _content_length(scope: Scope) -> int | None:
 
 
 def _too_large(limit: int):  # noqa: ANN202 - a Response, which is an ASGI app
-    return error_response(413, f"request body over {limit} bytes (W2S_MAX_REQUEST_BYTES, W2S_MAX_UPLOAD_BYTES)",
-                          "request_too_large", "body")
+    return error_response(
+        413,
+        f"request body over {limit} bytes (W2S_MAX_REQUEST_BYTES, W2S_MAX_UPLOAD_BYTES)",
+        "request_too_large",
+        "body",
+    )
 
 
 async def check_strings(request: Request) -> None:
     """422 naming the field when a query value or a JSON string holds NUL or is over `max_string_chars`."""
     max_chars = request.app.state.settings.max_string_chars
-    problems = [{"loc": loc, "msg": message, "type": "value_error", "input": None}
-                for loc, text in _strings(request, await _json_body(request))
-                if (message := _string_problem(text, max_chars))]
+    problems = [
+        {"loc": loc, "msg": message, "type": "value_error", "input": None}
+        for loc, text in _strings(request, await _json_body(request))
+        if (message := _string_problem(text, max_chars))
+    ]
     if problems:
         raise RequestValidationError(problems)
 

@@ -31,9 +31,14 @@ def create_app(settings: Settings) -> FastAPI:
             # No strong model configured: stored runs, reports and debates are still served (read-only).
             app.state.client = app.state.readiness = None
             if settings.vllm_targets():
-                pool = await stack.enter_async_context(ReplicaPool(
-                    settings.vllm_targets(), api_key=settings.vllm_api_key or None,
-                    affinity=settings.vllm_pool_affinity, check_interval_s=settings.vllm_health_interval_s))
+                pool = await stack.enter_async_context(
+                    ReplicaPool(
+                        settings.vllm_targets(),
+                        api_key=settings.vllm_api_key or None,
+                        affinity=settings.vllm_pool_affinity,
+                        check_interval_s=settings.vllm_health_interval_s,
+                    )
+                )
                 app.state.client = pool
                 app.state.readiness = health.StrongModelReadiness(pool, settings.strong_model, settings.health_cache_s)
                 metrics.watch_pool(pool)
@@ -41,9 +46,14 @@ def create_app(settings: Settings) -> FastAPI:
         engine.dispose()
 
     metrics = ApiMetrics()
-    app = FastAPI(title="debate-w2s", version="0.1.0", lifespan=lifespan, dependencies=[Depends(check_strings)],
-                  description="Debate-augmented weak-to-strong supervision. Errors: "
-                              '{"error": {"message", "type", "code", "param"}}.')
+    app = FastAPI(
+        title="debate-w2s",
+        version="0.1.0",
+        lifespan=lifespan,
+        dependencies=[Depends(check_strings)],
+        description="Debate-augmented weak-to-strong supervision. Errors: "
+        '{"error": {"message", "type", "code", "param"}}.',
+    )
     install_error_handlers(app)  # first: its catch-all middleware sits inside the metrics one, which counts 500s
     app.middleware("http")(metrics.middleware)
     app.add_middleware(BodySizeLimit, settings=settings)

@@ -24,8 +24,9 @@ def retrieve_model(model_id: str, session: SessionDep, settings: SettingsDep) ->
     for model in served_models(session, settings.strong_model):
         if model.id == model_id:
             return model
-    raise ApiError(404, f"model {model_id!r} not found: GET /v1/models lists the served names", "model_not_found",
-                   "model")
+    raise ApiError(
+        404, f"model {model_id!r} not found: GET /v1/models lists the served names", "model_not_found", "model"
+    )
 
 
 def served_models(session: Session, strong_model: str) -> list[ModelPublic]:
@@ -33,7 +34,13 @@ def served_models(session: Session, strong_model: str) -> list[ModelPublic]:
     rows = session.execute(
         select(ModelVersion.served_name, ModelVersion.published_at, parent.served_name)
         .outerjoin(parent, parent.id == ModelVersion.parent_id)
-        .where(ModelVersion.published_at.is_not(None)).order_by(ModelVersion.published_at, ModelVersion.id))
-    return [ModelPublic(id=strong_model, created=0, owned_by="system"), *(
-        ModelPublic(id=name, created=unix(published), owned_by="debate-w2s", parent=parent_name or strong_model)
-        for name, published, parent_name in rows)]
+        .where(ModelVersion.published_at.is_not(None))
+        .order_by(ModelVersion.published_at, ModelVersion.id)
+    )
+    return [
+        ModelPublic(id=strong_model, created=0, owned_by="system"),
+        *(
+            ModelPublic(id=name, created=unix(published), owned_by="debate-w2s", parent=parent_name or strong_model)
+            for name, published, parent_name in rows
+        ),
+    ]

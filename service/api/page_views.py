@@ -52,9 +52,12 @@ def highlight_quotes(content: str) -> Markup:
     parts, start = [], 0
     for match in QUOTE_TAGS.finditer(content):
         tag = match.group(1).lower()
-        parts += [escape(content[start:match.start()]),
-                  Markup('<mark class="{}" title="quote {}">{}</mark>').format(
-                      QUOTE_CLASSES[tag], QUOTE_TITLES[tag], match.group(2))]
+        parts += [
+            escape(content[start : match.start()]),
+            Markup('<mark class="{}" title="quote {}">{}</mark>').format(
+                QUOTE_CLASSES[tag], QUOTE_TITLES[tag], match.group(2)
+            ),
+        ]
         start = match.end()
     parts.append(escape(content[start:]))
     return Markup("").join(parts)
@@ -73,8 +76,11 @@ def list_runs(session: Session, page: int) -> tuple[list[RunSummary], Paging]:
     experiments = select(Run).where(Run.kind == "experiment")
     paging = Paging(page, _count(session, experiments))
     runs = session.scalars(experiments.order_by(Run.id.desc()).offset(paging.offset).limit(PER_PAGE)).all()
-    counts = dict(session.execute(select(Debate.run_id, func.count()).where(Debate.run_id.in_([r.id for r in runs]))
-                                  .group_by(Debate.run_id)).all())
+    counts = dict(
+        session.execute(
+            select(Debate.run_id, func.count()).where(Debate.run_id.in_([r.id for r in runs])).group_by(Debate.run_id)
+        ).all()
+    )
     return [_summary(session, run, counts.get(run.id, 0)) for run in runs], paging
 
 
@@ -119,8 +125,13 @@ class DebateFilters(BaseModel):
         return {key: value for key, value in data.items() if value != ""} if isinstance(data, dict) else data
 
     def apply(self, query: Select) -> Select:
-        for column, value in ((Debate.run_id, self.run_id), (Debate.protocol, self.protocol),
-                              (Debate.status, self.status), (Debate.model, self.model), (Debate.seed, self.seed)):
+        for column, value in (
+            (Debate.run_id, self.run_id),
+            (Debate.protocol, self.protocol),
+            (Debate.status, self.status),
+            (Debate.model, self.model),
+            (Debate.seed, self.seed),
+        ):
             if value is not None:
                 query = query.where(column == value)
         if self.q:
@@ -149,8 +160,11 @@ class FilterChoices:
 
 def list_debates(session: Session, filters: DebateFilters) -> tuple[list[DebateRow], Paging, FilterChoices]:
     """A page of debates (id order) with their example's question, and the values the filters can take."""
-    matching = filters.apply(select(Debate, Example.question, Example.candidate, Example.label)
-                             .join(Example, Example.id == Debate.example_id))
+    matching = filters.apply(
+        select(Debate, Example.question, Example.candidate, Example.label).join(
+            Example, Example.id == Debate.example_id
+        )
+    )
     paging = Paging(filters.page, _count(session, matching))
     rows = session.execute(matching.order_by(Debate.id).offset(paging.offset).limit(PER_PAGE)).all()
     choices = FilterChoices(_distinct(session, Debate.protocol), DEBATE_STATUSES, _distinct(session, Debate.model))
@@ -184,10 +198,16 @@ def weak_labels(session: Session, debate: Debate) -> list[WeakLabel]:
     if debate.run_id is None:
         return []
     rows = session.execute(
-        select(Model.name, Label.soft_label, Label.hard_label).join(Label, Label.model_id == Model.id)
-        .where(Label.example_id == debate.example_id, Model.run_id == debate.run_id, Model.role == "weak",
-               Model.condition.like(f"member:%-{debate.protocol}-d{debate.seed}-t%"))
-        .order_by(Model.name))
+        select(Model.name, Label.soft_label, Label.hard_label)
+        .join(Label, Label.model_id == Model.id)
+        .where(
+            Label.example_id == debate.example_id,
+            Model.run_id == debate.run_id,
+            Model.role == "weak",
+            Model.condition.like(f"member:%-{debate.protocol}-d{debate.seed}-t%"),
+        )
+        .order_by(Model.name)
+    )
     return [WeakLabel(*row) for row in rows]
 
 

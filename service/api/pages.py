@@ -34,8 +34,11 @@ templates.env.filters["quotes"] = highlight_quotes
 templates.env.globals["speaker_label"] = speaker_label
 
 
-def require_login(request: Request, settings: SettingsDep,
-                  credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]) -> None:
+def require_login(
+    request: Request,
+    settings: SettingsDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+) -> None:
     try:
         require_api_key(request, settings, credentials)
     except HTTPException:
@@ -43,8 +46,9 @@ def require_login(request: Request, settings: SettingsDep,
 
 
 public = APIRouter(include_in_schema=False)
-router = APIRouter(prefix="/ui", include_in_schema=False, dependencies=[Depends(require_login)],
-                   default_response_class=HTMLResponse)
+router = APIRouter(
+    prefix="/ui", include_in_schema=False, dependencies=[Depends(require_login)], default_response_class=HTMLResponse
+)
 
 
 @public.get("/")
@@ -59,14 +63,16 @@ def login_form(request: Request, settings: SettingsDep, next: str = "/ui/runs") 
 
 
 @public.post("/ui/login")
-def login(request: Request, settings: SettingsDep, key: Annotated[str, Form()],
-          next: Annotated[str, Form()] = "/ui/runs") -> Response:
+def login(
+    request: Request, settings: SettingsDep, key: Annotated[str, Form()], next: Annotated[str, Form()] = "/ui/runs"
+) -> Response:
     """Check the key and keep it in an HTTP-only cookie (SameSite=Lax: other sites cannot post with it)."""
     if not key_accepted(settings, key.strip()):
         return _login_page(request, settings, _safe_next(next), "That key is not accepted (see W2S_API_KEYS).", 403)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    response.set_cookie(API_KEY_COOKIE, key.strip(), httponly=True, samesite="lax",
-                        secure=request.url.scheme == "https")
+    response.set_cookie(
+        API_KEY_COOKIE, key.strip(), httponly=True, samesite="lax", secure=request.url.scheme == "https"
+    )
     return response
 
 
@@ -77,8 +83,9 @@ def logout() -> RedirectResponse:
     return response
 
 
-def _login_page(request: Request, settings: Settings, next_url: str, error: str | None = None,
-                status: int = 200) -> Response:
+def _login_page(
+    request: Request, settings: Settings, next_url: str, error: str | None = None, status: int = 200
+) -> Response:
     context = {"next": next_url, "error": error, "keys_needed": bool(settings.api_keys)}
     return templates.TemplateResponse(request, "login.html", context, status_code=status)
 
@@ -91,8 +98,9 @@ def _safe_next(next_url: str) -> str:
 @router.get("/runs")
 def runs_page(request: Request, session: SessionDep, page: Annotated[int, Query(ge=1, le=MAX_ID)] = 1) -> Response:
     runs, paging = list_runs(session, page)
-    return templates.TemplateResponse(request, "runs.html", {
-        "runs": runs, "paging": paging, "link": lambda number: urlencode({"page": number})})
+    return templates.TemplateResponse(
+        request, "runs.html", {"runs": runs, "paging": paging, "link": lambda number: urlencode({"page": number})}
+    )
 
 
 @router.get("/runs/{run_id}")
@@ -107,8 +115,11 @@ def run_page(request: Request, run_id: IdPath, session: SessionDep, settings: Se
 @router.get("/debates")
 def debates_page(request: Request, session: SessionDep, filters: Annotated[DebateFilters, Query()]) -> Response:
     rows, paging, choices = list_debates(session, filters)
-    return templates.TemplateResponse(request, "debates.html", {
-        "rows": rows, "paging": paging, "choices": choices, "filters": filters, "link": filters.query_string})
+    return templates.TemplateResponse(
+        request,
+        "debates.html",
+        {"rows": rows, "paging": paging, "choices": choices, "filters": filters, "link": filters.query_string},
+    )
 
 
 @router.get("/debates/{debate_id}")

@@ -16,16 +16,21 @@ from service.store.stats import QueueStats, queue_stats
 class ApiMetrics:
     def __init__(self) -> None:
         self.registry = CollectorRegistry()
-        self.requests = Counter("w2s_http_requests_total", "HTTP requests", ["method", "route", "status"],
-                                registry=self.registry)
-        self.latency = Histogram("w2s_http_request_duration_seconds", "HTTP request latency",
-                                 ["method", "route"], registry=self.registry)
-        self.debates = Counter("w2s_debates_total", "Debates run by the API", ["protocol", "status"],
-                               registry=self.registry)
-        self.tokens = Counter("w2s_debate_tokens_total", "Strong-model tokens used by API debates", ["kind"],
-                              registry=self.registry)
-        self.batch_debates = Counter("w2s_batch_debates_enqueued_total", "Debates enqueued in batches",
-                                     registry=self.registry)
+        self.requests = Counter(
+            "w2s_http_requests_total", "HTTP requests", ["method", "route", "status"], registry=self.registry
+        )
+        self.latency = Histogram(
+            "w2s_http_request_duration_seconds", "HTTP request latency", ["method", "route"], registry=self.registry
+        )
+        self.debates = Counter(
+            "w2s_debates_total", "Debates run by the API", ["protocol", "status"], registry=self.registry
+        )
+        self.tokens = Counter(
+            "w2s_debate_tokens_total", "Strong-model tokens used by API debates", ["kind"], registry=self.registry
+        )
+        self.batch_debates = Counter(
+            "w2s_batch_debates_enqueued_total", "Debates enqueued in batches", registry=self.registry
+        )
 
     def watch(self, sessions: sessionmaker[Session]) -> None:
         """Also export the deployment's queue, workers, debates and training, read from the database."""
@@ -66,16 +71,22 @@ def _job_metrics(stats: QueueStats) -> Iterator[Metric]:
     jobs = GaugeMetricFamily("w2s_jobs", "Jobs in the queue by kind and status", labels=["kind", "status"])
     for (kind, status), count in sorted(stats.jobs.items()):
         jobs.add_metric([kind, status], count)
-    age = GaugeMetricFamily("w2s_queue_oldest_age_seconds", "Age of the oldest queued job of each kind",
-                            labels=["kind"])
+    age = GaugeMetricFamily(
+        "w2s_queue_oldest_age_seconds", "Age of the oldest queued job of each kind", labels=["kind"]
+    )
     for kind, seconds in sorted(stats.oldest_queued_age_s.items()):
         age.add_metric([kind], seconds)
-    heartbeat = GaugeMetricFamily("w2s_worker_heartbeat_age_seconds",
-                                  "Seconds since each running job's worker last heartbeated", labels=["worker", "kind"])
-    step = GaugeMetricFamily("w2s_training_step", "Optimizer steps so far of each running training job",
-                             labels=["job", "kind"])
-    loss = GaugeMetricFamily("w2s_training_loss", "Last reported loss of each running training job",
-                             labels=["job", "kind"])
+    heartbeat = GaugeMetricFamily(
+        "w2s_worker_heartbeat_age_seconds",
+        "Seconds since each running job's worker last heartbeated",
+        labels=["worker", "kind"],
+    )
+    step = GaugeMetricFamily(
+        "w2s_training_step", "Optimizer steps so far of each running training job", labels=["job", "kind"]
+    )
+    loss = GaugeMetricFamily(
+        "w2s_training_loss", "Last reported loss of each running training job", labels=["job", "kind"]
+    )
     for job in stats.running:
         heartbeat.add_metric([job.worker, job.kind], job.heartbeat_age_s)
         if job.step is not None:
@@ -85,12 +96,14 @@ def _job_metrics(stats: QueueStats) -> Iterator[Metric]:
 
 
 def _debate_metrics(stats: QueueStats) -> Iterator[Metric]:
-    debates = CounterMetricFamily("w2s_debates_stored", "Debates in the database by status (rate: debates/s)",
-                                  labels=["status"])
+    debates = CounterMetricFamily(
+        "w2s_debates_stored", "Debates in the database by status (rate: debates/s)", labels=["status"]
+    )
     for status, count in sorted(stats.debates.items()):
         debates.add_metric([status], count)
-    tokens = CounterMetricFamily("w2s_debate_tokens_stored", "Strong-model tokens of stored debates (rate: tokens/s)",
-                                 labels=["kind"])
+    tokens = CounterMetricFamily(
+        "w2s_debate_tokens_stored", "Strong-model tokens of stored debates (rate: tokens/s)", labels=["kind"]
+    )
     for kind, count in sorted(stats.debate_tokens.items()):
         tokens.add_metric([kind], count)
     yield from (debates, tokens)
@@ -104,11 +117,15 @@ class ReplicaCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         healthy = GaugeMetricFamily("w2s_vllm_replica_healthy", "1 if the replica is in the pool", labels=["replica"])
-        in_flight = GaugeMetricFamily("w2s_vllm_replica_in_flight", "Requests in flight to the replica",
-                                      labels=["replica"])
+        in_flight = GaugeMetricFamily(
+            "w2s_vllm_replica_in_flight", "Requests in flight to the replica", labels=["replica"]
+        )
         debates = GaugeMetricFamily("w2s_vllm_replica_debates", "Debates pinned to the replica", labels=["replica"])
-        models = GaugeMetricFamily("w2s_vllm_replica_model_loaded", "1 per model (base or adapter) the replica lists",
-                                   labels=["replica", "model"])
+        models = GaugeMetricFamily(
+            "w2s_vllm_replica_model_loaded",
+            "1 per model (base or adapter) the replica lists",
+            labels=["replica", "model"],
+        )
         for state in self.pool.states():
             healthy.add_metric([state.url], float(state.healthy))
             in_flight.add_metric([state.url], state.in_flight)

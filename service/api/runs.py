@@ -144,7 +144,14 @@ def _job(session, job_id: int) -> Job:  # noqa: ANN001
 def _public(session, run: Run) -> RunPublic:  # noqa: ANN001
     refresh_run(session, run)
     stages = run_stages(session, run.id, JOB_KINDS)
-    return RunPublic(id=run.id, name=run.name, status=run.status, config_hash=run.config_hash,
-                     created_at=run.created_at, finished_at=run.finished_at, stages=stages,
-                     notes=ingest_notes(session, run.id), config=run.config)
-
+    return RunPublic(
+        id=run.id,
+        name=run.name,
+        status=run.status,
+        config_hash=run.config_hash,
+        created_at=run.created_at,
+        finished_at=run.finished_at,
+        stages=stages,
+        notes=ingest_notes(session, run.id),
+        config=run.config,
+    )

@@ -35,9 +35,12 @@ class ProtocolParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    task: str = Field("generic", max_length=200,
-                      description="Task framing, e.g. science_question, passage_question, dialogue_comparison, "
-                                  "review, safety, legal_clause, generic (or a task name such as sciq).")
+    task: str = Field(
+        "generic",
+        max_length=200,
+        description="Task framing, e.g. science_question, passage_question, dialogue_comparison, "
+        "review, safety, legal_clause, generic (or a task name such as sciq).",
+    )
     protocol: Literal["debate", "consultancy", "market_making"] = "debate"
     order: Literal["sequential", "simultaneous"] = "sequential"
     turns: int = Field(3, ge=1, le=20)
@@ -47,8 +50,9 @@ class ProtocolParams(BaseModel):
     n_samples: int = Field(1, ge=1, le=32, description="Debates per example, with seeds seed..seed+n-1.")
     word_limit: int | None = Field(150, ge=1, le=5000)
     verify_quotes: bool = False
-    model: str | None = Field(None, max_length=200,
-                              description="Served model name; default: the configured strong model.")
+    model: str | None = Field(
+        None, max_length=200, description="Served model name; default: the configured strong model."
+    )
     sampling: Sampling = Field(default_factory=Sampling)
 
 
@@ -132,7 +136,9 @@ class DebatePublic(BaseModel):
     seed: int
     swap: bool
     model: str
-    model_version_id: int | None = Field(None, description="The finetuned version that argued it (its served name is `model`).")
+    model_version_id: int | None = Field(
+        None, description="The finetuned version that argued it (its served name is `model`)."
+    )
     params: dict[str, Any]
     sampling: dict[str, Any]
     status: str

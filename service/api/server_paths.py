@@ -22,8 +22,12 @@ def check_run_paths(config: RunConfig, settings: Settings) -> None:
         ("strong.checkpoint", config.strong.checkpoint, model_roots, "W2S_MODEL_ROOTS"),
     ):
         if value is not None and not _allowed(value, roots):
-            raise ApiError(422, f"{field} must be a directory under the server's {setting} (set by its operator); "
-                                f"{value!r} is not", "invalid_request", f"body.{field}")
+            raise ApiError(
+                422,
+                f"{field} must be a directory under the server's {setting} (set by its operator); {value!r} is not",
+                "invalid_request",
+                f"body.{field}",
+            )
 
 
 def _allowed(value: str, roots: list[Path]) -> bool:

@@ -16,8 +16,9 @@ from typing import Any
 ROLES = ("system", "user", "assistant")
 POSITIVE = ("yes", "true", "correct", "1")
 NEGATIVE = ("no", "false", "incorrect", "0")
-LABEL_HELP = ("'Yes' or 'No' (also true/false, correct/incorrect, 1/0) or a probability in [0, 1] "
-              "that the candidate is correct")
+LABEL_HELP = (
+    "'Yes' or 'No' (also true/false, correct/incorrect, 1/0) or a probability in [0, 1] that the candidate is correct"
+)
 
 
 def chat_problem(example: dict[str, Any]) -> str | None:
@@ -62,5 +63,8 @@ def chat_to_example(example: dict[str, Any]) -> dict[str, Any]:
     """A validated chat line as `{"prompt", "label", ...its other keys}`."""
     *context, target = example["messages"]
     rest = {key: value for key, value in example.items() if key != "messages"}
-    return {**rest, "prompt": "\n\n".join(message["content"] for message in context),
-            "label": chat_label(target["content"])}
+    return {
+        **rest,
+        "prompt": "\n\n".join(message["content"] for message in context),
+        "label": chat_label(target["content"]),
+    }

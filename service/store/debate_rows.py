@@ -40,8 +40,17 @@ def add_example(
     ).first()
     if existing is not None:
         return existing
-    example = Example(run_id=run_id, task=task, source_id=source_id, candidate_id=candidate_id,
-                      question=question, context=context, candidate=candidate, label=label, split=split)
+    example = Example(
+        run_id=run_id,
+        task=task,
+        source_id=source_id,
+        candidate_id=candidate_id,
+        question=question,
+        context=context,
+        candidate=candidate,
+        label=label,
+        split=split,
+    )
     session.add(example)
     session.flush()
     return example
@@ -61,9 +70,7 @@ def find_debate(session: Session, example_id: int, spec: DebateSpec) -> Debate |
     return session.scalars(select(Debate).where(Debate.dedupe_key == debate_key(example_id, spec))).one_or_none()
 
 
-def save_debate(
-    session: Session, example_id: int, outcome: DebateOutcome, *, run_id: int | None = None
-) -> Debate:
+def save_debate(session: Session, example_id: int, outcome: DebateOutcome, *, run_id: int | None = None) -> Debate:
     """Write (or overwrite a failed earlier attempt of) the debate and all its turns."""
     spec = outcome.spec
     debate = find_debate(session, example_id, spec)
@@ -94,7 +101,18 @@ def save_debate(
     return debate
 
 
-_SPEC_COLUMNS = {"question", "candidate_answer", "context", "protocol", "order", "turns", "seed", "swap", "model", "sampling"}
+_SPEC_COLUMNS = {
+    "question",
+    "candidate_answer",
+    "context",
+    "protocol",
+    "order",
+    "turns",
+    "seed",
+    "swap",
+    "model",
+    "sampling",
+}
 
 
 def protocol_params(spec: DebateSpec) -> dict[str, Any]:
@@ -104,16 +122,18 @@ def protocol_params(spec: DebateSpec) -> dict[str, Any]:
 
 def spec_of(debate: Debate, example: Example) -> DebateSpec:
     """Rebuild the spec a stored debate was run with."""
-    return DebateSpec.from_dict({
-        **debate.params,
-        "question": example.question,
-        "candidate_answer": example.candidate,
-        "context": example.context,
-        "protocol": debate.protocol,
-        "order": debate.order,
-        "turns": debate.num_turns,
-        "seed": debate.seed,
-        "swap": debate.swap,
-        "model": debate.model,
-        "sampling": debate.sampling,
-    })
+    return DebateSpec.from_dict(
+        {
+            **debate.params,
+            "question": example.question,
+            "candidate_answer": example.candidate,
+            "context": example.context,
+            "protocol": debate.protocol,
+            "order": debate.order,
+            "turns": debate.num_turns,
+            "seed": debate.seed,
+            "swap": debate.swap,
+            "model": debate.model,
+            "sampling": debate.sampling,
+        }
+    )

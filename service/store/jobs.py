@@ -84,8 +84,9 @@ def _job_by_key(session: Session, key: str) -> Job | None:
     return session.scalars(select(Job).where(Job.idempotency_key == key)).one_or_none()
 
 
-def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float,
-              run_id: int | None = None) -> ClaimedJob | None:
+def claim_job(
+    session: Session, kinds: Sequence[str], owner: str, lease_s: float, run_id: int | None = None
+) -> ClaimedJob | None:
     """Take the next claimable job of one of `kinds` (of run `run_id` only, if given): queued, due,
     all dependencies succeeded."""
     now = utcnow()
@@ -125,7 +126,9 @@ def claim_job(session: Session, kinds: Sequence[str], owner: str, lease_s: float
     ).one_or_none()
     if claimed is None:  # lost the compare-and-swap
         return None
-    return ClaimedJob(job_id, claimed.kind, claimed.payload, claimed.attempts, claimed.max_attempts, owner, claimed.run_id)
+    return ClaimedJob(
+        job_id, claimed.kind, claimed.payload, claimed.attempts, claimed.max_attempts, owner, claimed.run_id
+    )
 
 
 def has_running_jobs(session: Session) -> bool:
@@ -146,8 +149,13 @@ def heartbeat(
     _update_owned(session, job_id, owner, values)
 
 
-def complete_job(session: Session, job_id: int, owner: str, result: dict[str, Any] | None = None,
-                 progress: dict[str, Any] | None = None) -> None:
+def complete_job(
+    session: Session,
+    job_id: int,
+    owner: str,
+    result: dict[str, Any] | None = None,
+    progress: dict[str, Any] | None = None,
+) -> None:
     """Mark the job succeeded (with its final progress, if given); raises JobLeaseLost if another worker owns it now."""
     values = {"status": "succeeded", "result": result, "finished_at": utcnow(), "error": None}
     if progress is not None:
@@ -172,8 +180,12 @@ def fail_job(
 
 def release_job(session: Session, job_id: int, owner: str) -> None:
     """Hand a running job back to the queue without spending an attempt (its worker is shutting down)."""
-    _update_owned(session, job_id, owner, {"status": "queued", "attempts": Job.attempts - 1, "not_before": None,
-                                           "started_at": None, **_NO_LEASE})
+    _update_owned(
+        session,
+        job_id,
+        owner,
+        {"status": "queued", "attempts": Job.attempts - 1, "not_before": None, "started_at": None, **_NO_LEASE},
+    )
 
 
 def reap_expired(session: Session) -> int:
@@ -184,7 +196,9 @@ def reap_expired(session: Session) -> int:
         query = query.with_for_update(skip_locked=True)
     expired = session.scalars(query).all()
     for job in expired:
-        job.error = f"lease expired: worker {job.lease_owner} stopped heartbeating (attempt {job.attempts}/{job.max_attempts})"
+        job.error = (
+            f"lease expired: worker {job.lease_owner} stopped heartbeating (attempt {job.attempts}/{job.max_attempts})"
+        )
         job.status = "queued" if job.attempts < job.max_attempts else "failed"
         job.finished_at = now if job.status == "failed" else None
         job.lease_owner = job.lease_expires_at = None
@@ -228,9 +242,7 @@ def _get(session: Session, job_id: int) -> Job:
 
 def _update_owned(session: Session, job_id: int, owner: str, values: dict[str, Any]) -> None:
     changed = session.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running")
-        .values(**values)
+        update(Job).where(Job.id == job_id, Job.lease_owner == owner, Job.status == "running").values(**values)
     ).rowcount
     if changed == 1:
         return

@@ -50,8 +50,9 @@ def register_version(
     _require_free(session, name)
     if parent_id is not None and session.get(ModelVersion, parent_id) is None:
         raise VersionNotFound(f"parent model version {parent_id} does not exist; pass the id of a registered version.")
-    row = ModelVersion(model_id=model.id, version=version, served_name=name,
-                       adapter_path=str(adapter_dir), parent_id=parent_id)
+    row = ModelVersion(
+        model_id=model.id, version=version, served_name=name, adapter_path=str(adapter_dir), parent_id=parent_id
+    )
     try:
         with session.begin_nested():  # a clash rolls back only this insert, not the caller's work
             session.add(row)

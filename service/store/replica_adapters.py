@@ -1,7 +1,7 @@
 """Which model version is loaded on which vLLM replica (`replica_adapters`), as publish and sync record it.
 
-    add_loaded(session, "http://10.0.0.7:8000", version_id)
-    loaded_by_replica(session)   # {"http://10.0.0.7:8000": ["run1-strong-v1"], ...}
+add_loaded(session, "http://10.0.0.7:8000", version_id)
+loaded_by_replica(session)   # {"http://10.0.0.7:8000": ["run1-strong-v1"], ...}
 """
 
 from collections.abc import Iterable
@@ -24,8 +24,11 @@ def published_versions(session: Session) -> dict[str, int]:
 
 def add_loaded(session: Session, replica_url: str, version_id: int) -> None:
     """Record that `replica_url` serves `version_id` (again: no new row)."""
-    known = session.scalar(select(ReplicaAdapter.id).where(ReplicaAdapter.replica_url == replica_url,
-                                                           ReplicaAdapter.version_id == version_id))
+    known = session.scalar(
+        select(ReplicaAdapter.id).where(
+            ReplicaAdapter.replica_url == replica_url, ReplicaAdapter.version_id == version_id
+        )
+    )
     if known is None:
         session.add(ReplicaAdapter(replica_url=replica_url, version_id=version_id))
         session.flush()
@@ -34,8 +37,11 @@ def add_loaded(session: Session, replica_url: str, version_id: int) -> None:
 def replace_loaded(session: Session, replica_url: str, version_ids: Iterable[int]) -> None:
     """Make `replica_url`'s rows exactly `version_ids` (a replica that restarted has lost the rest)."""
     wanted = list(version_ids)
-    session.execute(delete(ReplicaAdapter).where(ReplicaAdapter.replica_url == replica_url,
-                                                 ReplicaAdapter.version_id.not_in(wanted)))
+    session.execute(
+        delete(ReplicaAdapter).where(
+            ReplicaAdapter.replica_url == replica_url, ReplicaAdapter.version_id.not_in(wanted)
+        )
+    )
     for version_id in wanted:
         add_loaded(session, replica_url, version_id)
 

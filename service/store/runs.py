@@ -37,8 +37,9 @@ def run_status(job_counts: dict[str, int]) -> str:
 
 def refresh_run(session: Session, run: Run) -> RunProgress:
     """Recompute the run's status from its jobs and store it on the row (so SQL readers see it)."""
-    counts = dict(session.execute(
-        select(Job.status, func.count()).where(Job.run_id == run.id).group_by(Job.status)).all())
+    counts = dict(
+        session.execute(select(Job.status, func.count()).where(Job.run_id == run.id).group_by(Job.status)).all()
+    )
     errors = list(session.scalars(select(Job.error).where(Job.run_id == run.id, Job.status == "failed")))
     status = run_status(counts)
     if status != run.status:
@@ -60,13 +61,19 @@ def refresh_run_after_job(session: Session, run_id: int | None) -> None:
 
 def job_results(session: Session, run_id: int, kind: str) -> list[dict[str, Any]]:
     """The results of the run's succeeded jobs of `kind`, oldest first (what a step reported about its work)."""
-    return list(session.scalars(select(Job.result).where(
-        Job.run_id == run_id, Job.kind == kind, Job.status == "succeeded").order_by(Job.id)))
+    return list(
+        session.scalars(
+            select(Job.result).where(Job.run_id == run_id, Job.kind == kind, Job.status == "succeeded").order_by(Job.id)
+        )
+    )
 
 
 def debate_counts(session: Session, run_id: int) -> dict[str, int]:
-    return dict(session.execute(
-        select(Debate.status, func.count()).where(Debate.run_id == run_id).group_by(Debate.status)).all())
+    return dict(
+        session.execute(
+            select(Debate.status, func.count()).where(Debate.run_id == run_id).group_by(Debate.status)
+        ).all()
+    )
 
 
 @dataclass(frozen=True)

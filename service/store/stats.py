@@ -20,25 +20,33 @@ class RunningJob:
     kind: str
     worker: str
     heartbeat_age_s: float
-    step: int | None       # a training job's optimizer steps so far (its progress reports a loss), else None
+    step: int | None  # a training job's optimizer steps so far (its progress reports a loss), else None
     loss: float | None
 
 
 @dataclass(frozen=True)
 class QueueStats:
-    jobs: dict[tuple[str, str], int]            # (kind, status) -> count
-    oldest_queued_age_s: dict[str, float]       # kind -> age of its oldest queued job
+    jobs: dict[tuple[str, str], int]  # (kind, status) -> count
+    oldest_queued_age_s: dict[str, float]  # kind -> age of its oldest queued job
     running: list[RunningJob]
-    debates: dict[str, int]                     # status -> count
-    debate_tokens: dict[str, int]               # "prompt" | "completion" -> total
+    debates: dict[str, int]  # status -> count
+    debate_tokens: dict[str, int]  # "prompt" | "completion" -> total
 
 
 def queue_stats(session: Session) -> QueueStats:
     now = utcnow()
-    jobs = {(kind, status): n for kind, status, n in
-            session.execute(select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status))}
-    oldest = {kind: _age(now, created) for kind, created in session.execute(
-        select(Job.kind, func.min(Job.created_at)).where(Job.status == "queued").group_by(Job.kind))}
+    jobs = {
+        (kind, status): n
+        for kind, status, n in session.execute(
+            select(Job.kind, Job.status, func.count()).group_by(Job.kind, Job.status)
+        )
+    }
+    oldest = {
+        kind: _age(now, created)
+        for kind, created in session.execute(
+            select(Job.kind, func.min(Job.created_at)).where(Job.status == "queued").group_by(Job.kind)
+        )
+    }
     running = [_running(now, job) for job in session.scalars(select(Job).where(Job.status == "running"))]
     debates = dict(session.execute(select(Debate.status, func.count()).group_by(Debate.status)).all())
     prompt, completion = session.execute(
@@ -55,5 +63,11 @@ def _running(now: datetime, job: Job) -> RunningJob:
     progress = job.progress or {}
     loss = progress.get("loss")
     training = isinstance(loss, int | float) and "done" in progress
-    return RunningJob(job.id, job.kind, job.lease_owner or "", _age(now, job.heartbeat_at),
-                      int(progress["done"]) if training else None, float(loss) if training else None)
+    return RunningJob(
+        job.id,
+        job.kind,
+        job.lease_owner or "",
+        _age(now, job.heartbeat_at),
+        int(progress["done"]) if training else None,
+        float(loss) if training else None,
+    )

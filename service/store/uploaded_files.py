@@ -51,8 +51,10 @@ def check_example(raw: bytes, line: int) -> bool:
 
 def _example_problem(example: Any) -> str | None:
     if not isinstance(example, dict):
-        return (f'expected a JSON object {{"prompt": ..., "label": ...}} or {{"messages": [...]}}, '
-                f'got {type(example).__name__}')
+        return (
+            f'expected a JSON object {{"prompt": ..., "label": ...}} or {{"messages": [...]}}, '
+            f"got {type(example).__name__}"
+        )
     if "messages" in example and "prompt" not in example:
         return chat_problem(example)
     missing = [key for key in ("prompt", "label") if key not in example]
@@ -79,13 +81,20 @@ def _stage(source: BinaryIO, staged: Path, max_bytes: int) -> tuple[int, int]:
         out.flush()
         os.fsync(out.fileno())
     if examples == 0:
-        raise InvalidFile('file has no examples: expected JSON lines {"prompt": str, "label": float in [0, 1]} '
-                          'or {"messages": [..., {"role": "assistant", "content": "Yes"}]}')
+        raise InvalidFile(
+            'file has no examples: expected JSON lines {"prompt": str, "label": float in [0, 1]} '
+            'or {"messages": [..., {"role": "assistant", "content": "Yes"}]}'
+        )
     return size, examples
 
 
 def save_file(
-    sessions: sessionmaker[Session], files_dir: Path, source: BinaryIO, *, filename: str, purpose: str,
+    sessions: sessionmaker[Session],
+    files_dir: Path,
+    source: BinaryIO,
+    *,
+    filename: str,
+    purpose: str,
     max_bytes: int,
 ) -> File:
     """Validate and store an upload; commits its row (with the file in place) or leaves nothing."""
@@ -130,7 +139,11 @@ def get_file(session: Session, file_id: int, *, lock: bool = False, share: bool 
 
 
 def list_files(
-    session: Session, *, after_id: int | None = None, limit: int = 10_000, newest_first: bool = True,
+    session: Session,
+    *,
+    after_id: int | None = None,
+    limit: int = 10_000,
+    newest_first: bool = True,
     purpose: str | None = None,
 ) -> Sequence[File]:
     """A page of files (`limit + 1` rows tell the caller whether there are more)."""
@@ -152,8 +165,10 @@ def delete_file(sessions: sessionmaker[Session], file_id: int, users: FileUsers)
         job_ids = users(session, file_id)
         if job_ids:
             names = ", ".join(f"ftjob-{job_id}" for job_id in job_ids)
-            raise FileInUse(f"file-{file_id} is used by queued or running fine-tuning job(s) {names}; "
-                            "cancel them or wait until they finish")
+            raise FileInUse(
+                f"file-{file_id} is used by queued or running fine-tuning job(s) {names}; "
+                "cancel them or wait until they finish"
+            )
         path = Path(row.path)
         session.delete(row)
     path.unlink(missing_ok=True)
@@ -161,8 +176,10 @@ def delete_file(sessions: sessionmaker[Session], file_id: int, users: FileUsers)
 
 def read_file_rows(session: Session, file_id: int) -> list[dict[str, Any]]:
     """The examples of stored file `file_id` as `{"prompt", "label", ...}` (FileNotFound if it was deleted)."""
-    return [example if "prompt" in example else chat_to_example(example)
-            for example in read_examples(get_file(session, file_id).path)]
+    return [
+        example if "prompt" in example else chat_to_example(example)
+        for example in read_examples(get_file(session, file_id).path)
+    ]
 
 
 def read_examples(path: str | Path) -> Iterator[dict[str, Any]]:

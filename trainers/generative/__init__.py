@@ -17,5 +17,11 @@ from trainers.generative.tasks import (
     split_generative,
 )
 
-__all__ = ["GENERATIVE_TASKS", "GenerativeExample", "GenerativeTask", "get_generative_task",
-           "load_generative_examples", "split_generative"]
+__all__ = [
+    "GENERATIVE_TASKS",
+    "GenerativeExample",
+    "GenerativeTask",
+    "get_generative_task",
+    "load_generative_examples",
+    "split_generative",
+]

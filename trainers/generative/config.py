@@ -41,8 +41,11 @@ class GenStrongSettings(_Strict):
     model: str | None = Field(None, description="Served name of the strong base in vLLM; None = W2S_STRONG_MODEL")
     checkpoint: str | None = Field(None, description="Its weights for training; None = W2S_STRONG_MODEL_PATH")
     lora: LoraSettings | None = LoraSettings()
-    publish: bool = Field(True, description="Load each finetuned adapter into vLLM and generate the test outputs "
-                                            "there (needs lora); false = generate in the worker")
+    publish: bool = Field(
+        True,
+        description="Load each finetuned adapter into vLLM and generate the test outputs "
+        "there (needs lora); false = generate in the worker",
+    )
     train: SftSettings = SftSettings()
 
 
@@ -50,8 +53,10 @@ class RefineSettings(_Strict):
     methods: tuple[RefineMethod, ...] = ("icl", "intent")
     batch_size: int = Field(8, ge=2, description="weak (prompt, output) pairs per ICL context / inferred intent")
     prompt_style: Literal["instruct", "bare"] = Field(
-        "instruct", description="instruct: labelled 'Prompt:/Answer:' pairs and an instruction to state the intent; "
-                                "bare: raw 'prompt+output' lines, for models pretrained on bare text (the testbed)")
+        "instruct",
+        description="instruct: labelled 'Prompt:/Answer:' pairs and an instruction to state the intent; "
+        "bare: raw 'prompt+output' lines, for models pretrained on bare text (the testbed)",
+    )
     intent_tokens: int = Field(48, ge=1)
 
 

@@ -38,8 +38,9 @@ def refiner_model_name(run_id: int, method: str) -> str:
     return f"run{run_id}-refine-{method}"
 
 
-def submit_generative_run(session: Session, config: GenerativeRunConfig, *, strong_model: str,
-                          code_version: str = "") -> tuple[Run, bool]:
+def submit_generative_run(
+    session: Session, config: GenerativeRunConfig, *, strong_model: str, code_version: str = ""
+) -> tuple[Run, bool]:
     digest = config_hash({**config.model_dump(mode="json", exclude={"name"}), "resolved_strong_model": strong_model})
     run, created = open_run(session, config, digest, strong_model=strong_model, code_version=code_version)
     plan_generative_jobs(session, run.id, config)

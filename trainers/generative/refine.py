@@ -31,7 +31,7 @@ class Pair:
 
 
 def batches(pairs: Sequence[Pair], size: int) -> list[list[Pair]]:
-    return [list(pairs[start:start + size]) for start in range(0, len(pairs), size)]
+    return [list(pairs[start : start + size]) for start in range(0, len(pairs), size)]
 
 
 def _shown(pair: Pair, style: str) -> str:
@@ -56,8 +56,9 @@ def intent_prompt(batch: Sequence[Pair], style: str) -> str:
     shown = _separator(style).join(_shown(pair, style) for pair in batch)
     if style == "bare":
         return f"{shown}\n"
-    return ("Here are a supervisor's answers to some prompts.\n\n" f"{shown}\n\n"
-            "In one sentence, the supervisor's intent is:")
+    return (
+        f"Here are a supervisor's answers to some prompts.\n\n{shown}\n\nIn one sentence, the supervisor's intent is:"
+    )
 
 
 def intent_refine_prompt(intent: str, pair: Pair, style: str) -> str:
@@ -66,8 +67,9 @@ def intent_refine_prompt(intent: str, pair: Pair, style: str) -> str:
     return f"Answer following the supervisor's intent: {intent}\n\n{_asked(pair.prompt, style)}"
 
 
-def refine_icl(pairs: Sequence[Pair], *, batch_size: int, style: str, complete: Complete,
-               max_tokens: int) -> dict[int, str]:
+def refine_icl(
+    pairs: Sequence[Pair], *, batch_size: int, style: str, complete: Complete, max_tokens: int
+) -> dict[int, str]:
     """example id -> the strong model's answer with the rest of its batch as demonstrations."""
     asked = [(pair, icl_prompt(pair, batch, style)) for batch in batches(pairs, batch_size) for pair in batch]
     answers = complete([prompt for _, prompt in asked], max_tokens, ANSWER_STOP)
@@ -80,10 +82,14 @@ def infer_intents(groups: Sequence[Sequence[Pair]], *, style: str, complete: Com
     return [answer.strip() for answer in answers]
 
 
-def refine_with_intents(groups: Sequence[Sequence[Pair]], intents: Sequence[str], *, style: str,
-                        complete: Complete, max_tokens: int) -> dict[int, str]:
+def refine_with_intents(
+    groups: Sequence[Sequence[Pair]], intents: Sequence[str], *, style: str, complete: Complete, max_tokens: int
+) -> dict[int, str]:
     """example id -> the strong model's answer with its batch's intent in front of the prompt."""
-    asked = [(pair, intent_refine_prompt(intent, pair, style))
-             for batch, intent in zip(groups, intents, strict=True) for pair in batch]
+    asked = [
+        (pair, intent_refine_prompt(intent, pair, style))
+        for batch, intent in zip(groups, intents, strict=True)
+        for pair in batch
+    ]
     answers = complete([prompt for _, prompt in asked], max_tokens, ANSWER_STOP)
     return {pair.example_id: answer for (pair, _), answer in zip(asked, answers, strict=True)}

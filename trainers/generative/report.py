@@ -64,10 +64,13 @@ def score_run(sessions: sessionmaker[Session], run_id: int, config: GenerativeRu
     else:
         scorer, quality = build_scorer(spec, data_dir=data_dir, api_key=api_key), None
     with sessions() as session:
-        todo = [(g.id, Scored(e.question, g.text, e.candidate)) for g, e in _test_generations(session, run_id, config)
-                if g.score is None]
+        todo = [
+            (g.id, Scored(e.question, g.text, e.candidate))
+            for g, e in _test_generations(session, run_id, config)
+            if g.score is None
+        ]
     for start in range(0, len(todo), SCORE_CHUNK):
-        chunk = todo[start:start + SCORE_CHUNK]
+        chunk = todo[start : start + SCORE_CHUNK]
         values = scorer.score([item for _, item in chunk])
         with sessions.begin() as session:
             for (generation_id, _), value in zip(chunk, values, strict=True):
@@ -80,11 +83,15 @@ def _condition_models(session: Session, run_id: int, config: GenerativeRunConfig
     return {model_by_name(session, generative_model_name(run_id, c)).id: c for c in config.conditions()}
 
 
-def _test_generations(session: Session, run_id: int,
-                      config: GenerativeRunConfig) -> list[tuple[Generation, Example]]:
+def _test_generations(session: Session, run_id: int, config: GenerativeRunConfig) -> list[tuple[Generation, Example]]:
     ids = list(_condition_models(session, run_id, config))
-    return list(session.execute(select(Generation, Example).join(Example, Generation.example_id == Example.id)
-                                .where(Generation.model_id.in_(ids), Example.split == "test")).tuples())
+    return list(
+        session.execute(
+            select(Generation, Example)
+            .join(Example, Generation.example_id == Example.id)
+            .where(Generation.model_id.in_(ids), Example.split == "test")
+        ).tuples()
+    )
 
 
 def bootstrap_interval(values: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
@@ -102,8 +109,9 @@ def generative_pgr(weak: float, w2s: float, ceiling: float, *, lower_is_better: 
     return (w2s - weak) / (ceiling - weak)
 
 
-def build_generative_report(session: Session, run_id: int, config: GenerativeRunConfig,
-                            quality: float | None) -> GenerativeReport:
+def build_generative_report(
+    session: Session, run_id: int, config: GenerativeRunConfig, quality: float | None
+) -> GenerativeReport:
     task = get_generative_task(config.task)
     by_condition: dict[str, dict[int, Generation]] = {}
     examples: dict[int, Example] = {}
@@ -115,44 +123,73 @@ def build_generative_report(session: Session, run_id: int, config: GenerativeRun
     scores = [_condition_score(c, means, task.lower_is_better, config.seed) for c in config.conditions()]
     model_of = {condition: model_id for model_id, condition in condition_of.items()}
     for row in scores:
-        write_metrics(session, run_id, model_of[row.condition], f"gen/{row.condition}",
-                      {"mean_score": row.mean, "ci_low": row.ci_low, "ci_high": row.ci_high, "pgr": row.pgr})
+        write_metrics(
+            session,
+            run_id,
+            model_of[row.condition],
+            f"gen/{row.condition}",
+            {"mean_score": row.mean, "ci_low": row.ci_low, "ci_high": row.ci_high, "pgr": row.pgr},
+        )
     write_metrics(session, run_id, None, "scorer", {"heldout_auroc": quality})
-    shown = sorted(examples)[:config.examples_in_report]
-    rows = [ExampleRow(prompt=examples[i].question, reference=examples[i].candidate,
-                       outputs={c: by_condition[c][i].text for c in config.conditions()}) for i in shown]
-    return GenerativeReport(run_id=run_id, task=config.task, score_name=task.score_name,
-                            lower_is_better=task.lower_is_better, scorer=config.scorer_spec.kind,
-                            scorer_heldout_auroc=quality, conditions=scores, examples=rows)
+    shown = sorted(examples)[: config.examples_in_report]
+    rows = [
+        ExampleRow(
+            prompt=examples[i].question,
+            reference=examples[i].candidate,
+            outputs={c: by_condition[c][i].text for c in config.conditions()},
+        )
+        for i in shown
+    ]
+    return GenerativeReport(
+        run_id=run_id,
+        task=config.task,
+        score_name=task.score_name,
+        lower_is_better=task.lower_is_better,
+        scorer=config.scorer_spec.kind,
+        scorer_heldout_auroc=quality,
+        conditions=scores,
+        examples=rows,
+    )
 
 
-def _condition_score(condition: str, means: dict[str, np.ndarray], lower_is_better: bool,
-                     seed: int) -> ConditionScore:
+def _condition_score(condition: str, means: dict[str, np.ndarray], lower_is_better: bool, seed: int) -> ConditionScore:
     values = means[condition]
     low, high = bootstrap_interval(values, seed=seed)
     pgr = None
     if condition.startswith("w2s"):
-        pgr = generative_pgr(means["weak"].mean(), values.mean(), means["ceiling"].mean(),
-                             lower_is_better=lower_is_better)
-    return ConditionScore(condition=condition, n=len(values), mean=float(values.mean()), ci_low=low, ci_high=high,
-                          pgr=pgr)
+        pgr = generative_pgr(
+            means["weak"].mean(), values.mean(), means["ceiling"].mean(), lower_is_better=lower_is_better
+        )
+    return ConditionScore(
+        condition=condition, n=len(values), mean=float(values.mean()), ci_low=low, ci_high=high, pgr=pgr
+    )
 
 
 def generative_markdown(report: GenerativeReport) -> str:
     direction = "lower is better" if report.lower_is_better else "higher is better"
-    lines = [f"# Generative W2S: run {report.run_id} ({report.task})", "",
-             f"Score: {report.score_name} ({direction}), scorer `{report.scorer}`"
-             + (f", held-out AUROC {report.scorer_heldout_auroc:.3f}" if report.scorer_heldout_auroc else "") + ".",
-             f"PGR = (w2s - weak) / (ceiling - weak) on that score; undefined (-) unless the ceiling beats weak "
-             f"({direction}).", "",
-             "| condition | n | mean | 95% CI | PGR |", "|---|---:|---:|---|---:|"]
+    lines = [
+        f"# Generative W2S: run {report.run_id} ({report.task})",
+        "",
+        f"Score: {report.score_name} ({direction}), scorer `{report.scorer}`"
+        + (f", held-out AUROC {report.scorer_heldout_auroc:.3f}" if report.scorer_heldout_auroc else "")
+        + ".",
+        f"PGR = (w2s - weak) / (ceiling - weak) on that score; undefined (-) unless the ceiling beats weak "
+        f"({direction}).",
+        "",
+        "| condition | n | mean | 95% CI | PGR |",
+        "|---|---:|---:|---|---:|",
+    ]
     for row in report.conditions:
         pgr = "-" if row.pgr is None else f"{row.pgr:.2f}"
         lines.append(f"| {row.condition} | {row.n} | {row.mean:.3f} | [{row.ci_low:.3f}, {row.ci_high:.3f}] | {pgr} |")
     conditions = [row.condition for row in report.conditions]
-    lines += ["", "## Example generations (test split)", "",
-              "| prompt | reference | " + " | ".join(conditions) + " |",
-              "|" + "---|" * (len(conditions) + 2)]
+    lines += [
+        "",
+        "## Example generations (test split)",
+        "",
+        "| prompt | reference | " + " | ".join(conditions) + " |",
+        "|" + "---|" * (len(conditions) + 2),
+    ]
     for example in report.examples:
         cells = [example.prompt, example.reference, *(example.outputs[c] for c in conditions)]
         lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")

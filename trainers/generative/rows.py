@@ -17,8 +17,15 @@ def generated_texts(session: Session, model_id: int) -> dict[int, Generation]:
     return {row.example_id: row for row in rows}
 
 
-def write_generations(session: Session, run_id: int, model_id: int, texts: Mapping[int, str], *,
-                      scores: Mapping[int, float] | None = None, intents: Mapping[int, int] | None = None) -> None:
+def write_generations(
+    session: Session,
+    run_id: int,
+    model_id: int,
+    texts: Mapping[int, str],
+    *,
+    scores: Mapping[int, float] | None = None,
+    intents: Mapping[int, int] | None = None,
+) -> None:
     """Upsert the text (and score, intent) of each example id in `texts`."""
     existing = generated_texts(session, model_id)
     for example_id, text in texts.items():
@@ -44,5 +51,6 @@ def write_intent(session: Session, run_id: int, model_id: int, batch: int, text:
 
 
 def split_examples_of(session: Session, run_id: int, split: str) -> list[Example]:
-    return list(session.scalars(select(Example).where(Example.run_id == run_id, Example.split == split)
-                                .order_by(Example.id)))
+    return list(
+        session.scalars(select(Example).where(Example.run_id == run_id, Example.split == split).order_by(Example.id))
+    )

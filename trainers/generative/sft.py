@@ -41,10 +41,10 @@ def encode_pair(tokenizer: Any, prompt: str, target: str, *, max_length: int) ->
     EOS), and the prompt is cut from the left to fit the rest."""
     prompt_ids = list(tokenizer(prompt, add_special_tokens=False)["input_ids"])
     target_ids = [*tokenizer(target, add_special_tokens=False)["input_ids"], tokenizer.eos_token_id]
-    target_ids = target_ids[:max_length // 2]
+    target_ids = target_ids[: max_length // 2]
     prefix = special_prefix(tokenizer)
     room = max_length - len(prefix) - len(target_ids)
-    prompt_ids = prefix + prompt_ids[max(0, len(prompt_ids) - room):]
+    prompt_ids = prefix + prompt_ids[max(0, len(prompt_ids) - room) :]
     return SftRow(prompt_ids + target_ids, [IGNORE] * len(prompt_ids) + target_ids)
 
 
@@ -55,9 +55,9 @@ def collate(rows: Sequence[SftRow], pad_id: int) -> dict[str, torch.Tensor]:
     labels = torch.full((len(rows), width), IGNORE)
     mask = torch.zeros((len(rows), width), dtype=torch.long)
     for index, row in enumerate(rows):
-        input_ids[index, :len(row.input_ids)] = torch.tensor(row.input_ids)
-        labels[index, :len(row.labels)] = torch.tensor(row.labels)
-        mask[index, :len(row.input_ids)] = 1
+        input_ids[index, : len(row.input_ids)] = torch.tensor(row.input_ids)
+        labels[index, : len(row.labels)] = torch.tensor(row.labels)
+        mask[index, : len(row.input_ids)] = 1
     return {"input_ids": input_ids, "attention_mask": mask, "labels": labels}
 
 
@@ -66,8 +66,13 @@ def target_loss(model: Any, batch: dict[str, torch.Tensor]) -> torch.Tensor:
     return model(**batch).loss
 
 
-def sft_train(model: Any, tokenizer: Any, rows: Sequence[SftRow], config: SftConfig,
-              on_step: Callable[[int, int, float], None] | None = None) -> list[float]:
+def sft_train(
+    model: Any,
+    tokenizer: Any,
+    rows: Sequence[SftRow],
+    config: SftConfig,
+    on_step: Callable[[int, int, float], None] | None = None,
+) -> list[float]:
     """Train `model` in place on `rows`; the loss of every step."""
     order = random.Random(f"sft:{config.seed}")
     steps = max(1, round(config.epochs * len(rows) / config.batch_size))
@@ -77,7 +82,7 @@ def sft_train(model: Any, tokenizer: Any, rows: Sequence[SftRow], config: SftCon
     for step in range(steps):
         if len(pool) < config.batch_size:
             pool += order.sample(list(rows), len(rows))
-        batch, pool = pool[:config.batch_size], pool[config.batch_size:]
+        batch, pool = pool[: config.batch_size], pool[config.batch_size :]
         loss = target_loss(model, collate(batch, tokenizer.pad_token_id))
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -91,19 +96,34 @@ def sft_train(model: Any, tokenizer: Any, rows: Sequence[SftRow], config: SftCon
 
 
 @torch.no_grad()
-def generate(model: Any, tokenizer: Any, prompts: Sequence[str], *, max_new_tokens: int,
-             batch_size: int = 32, max_prompt_tokens: int = 256) -> list[str]:
+def generate(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[str],
+    *,
+    max_new_tokens: int,
+    batch_size: int = 32,
+    max_prompt_tokens: int = 256,
+) -> list[str]:
     """Greedy continuations (without the prompt or special tokens), batched with left padding."""
     model.eval()
     prefix = special_prefix(tokenizer)
     outputs = []
     for start in range(0, len(prompts), batch_size):
-        encoded = [prefix + list(tokenizer(p, add_special_tokens=False)["input_ids"])[-max_prompt_tokens:]
-                   for p in prompts[start:start + batch_size]]
+        encoded = [
+            prefix + list(tokenizer(p, add_special_tokens=False)["input_ids"])[-max_prompt_tokens:]
+            for p in prompts[start : start + batch_size]
+        ]
         width = max(map(len, encoded))
         ids = torch.tensor([[tokenizer.pad_token_id] * (width - len(e)) + e for e in encoded])
         mask = torch.tensor([[0] * (width - len(e)) + [1] * len(e) for e in encoded])
-        out = model.generate(input_ids=ids, attention_mask=mask, max_new_tokens=max_new_tokens, do_sample=False,
-                             pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id)
+        out = model.generate(
+            input_ids=ids,
+            attention_mask=mask,
+            max_new_tokens=max_new_tokens,
+            do_sample=False,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=tokenizer.eos_token_id,
+        )
         outputs += tokenizer.batch_decode(out[:, width:], skip_special_tokens=True)
     return outputs

@@ -42,10 +42,10 @@ class GenerativeTask:
 
 
 GENERATIVE_TASKS: dict[str, GenerativeTask] = {
-    task.name: task for task in (
+    task.name: task
+    for task in (
         GenerativeTask("toxicity", scorer="local", lower_is_better=True, score_name="mean toxicity"),
-        GenerativeTask("testbed_qa", scorer="exact_match", lower_is_better=False, score_name="accuracy",
-                       built_in=True),
+        GenerativeTask("testbed_qa", scorer="exact_match", lower_is_better=False, score_name="accuracy", built_in=True),
         GenerativeTask("sciq_qa", scorer="exact_match", lower_is_better=False, score_name="accuracy"),
     )
 }
@@ -57,8 +57,9 @@ def get_generative_task(name: str) -> GenerativeTask:
     return GENERATIVE_TASKS[name]
 
 
-def load_generative_examples(name: str, *, data_dir: Path | None, seed: int,
-                             limit: int | None = None) -> list[GenerativeExample]:
+def load_generative_examples(
+    name: str, *, data_dir: Path | None, seed: int, limit: int | None = None
+) -> list[GenerativeExample]:
     """Every example of generative task `name` (built-in tasks need no `data_dir`, file tasks do)."""
     task = get_generative_task(name)
     if task.built_in:
@@ -72,8 +73,9 @@ def load_generative_examples(name: str, *, data_dir: Path | None, seed: int,
     return examples if limit is None else examples[:limit]
 
 
-def split_generative(examples: list[GenerativeExample], sizes: dict[str, int],
-                     seed: int) -> dict[str, list[GenerativeExample]]:
+def split_generative(
+    examples: list[GenerativeExample], sizes: dict[str, int], seed: int
+) -> dict[str, list[GenerativeExample]]:
     """Exactly sizes[split] examples per split, drawn by seed without overlap."""
     wanted = sum(sizes.values())
     if wanted > len(examples):
@@ -81,7 +83,7 @@ def split_generative(examples: list[GenerativeExample], sizes: dict[str, int],
     pool = random.Random(f"generative-split:{seed}").sample(examples, wanted)
     splits, start = {}, 0
     for name in SPLIT_NAMES:
-        splits[name] = pool[start:start + sizes[name]]
+        splits[name] = pool[start : start + sizes[name]]
         start += sizes[name]
     return splits
 
@@ -96,15 +98,18 @@ def toxicity_examples(rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[Ge
 
 def sciq_qa_examples(rows: Iterable[tuple[str, dict[str, Any]]]) -> Iterator[GenerativeExample]:
     for source_id, row in rows:
-        yield GenerativeExample("sciq_qa", source_id, f"Q: {row['question'].strip()} A:",
-                                f" {row['correct_answer'].strip()}")
+        yield GenerativeExample(
+            "sciq_qa", source_id, f"Q: {row['question'].strip()} A:", f" {row['correct_answer'].strip()}"
+        )
 
 
 def testbed_qa_examples(seed: int) -> list[GenerativeExample]:
     """Every testbed fact as question -> answer text, in a seeded order."""
-    examples = [GenerativeExample("testbed_qa", f"testbed:{fact.family}:{fact.a}:{fact.b}", fact.question,
-                                  str(fact.answer))
-                for facts in all_facts().values() for fact in facts]
+    examples = [
+        GenerativeExample("testbed_qa", f"testbed:{fact.family}:{fact.a}:{fact.b}", fact.question, str(fact.answer))
+        for facts in all_facts().values()
+        for fact in facts
+    ]
     return random.Random(f"testbed_qa:{seed}").sample(examples, len(examples))
 
 

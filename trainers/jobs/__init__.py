@@ -49,8 +49,13 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
 
     return {
         "ingest": ingest_handler(env),
-        "debate": debate_handler(env.vllm_base_urls, api_key=env.vllm_api_key, max_in_flight=max_in_flight,
-                                 affinity=env.vllm_pool_affinity, check_interval_s=env.vllm_health_interval_s),
+        "debate": debate_handler(
+            env.vllm_base_urls,
+            api_key=env.vllm_api_key,
+            max_in_flight=max_in_flight,
+            affinity=env.vllm_pool_affinity,
+            check_interval_s=env.vllm_health_interval_s,
+        ),
         "weak": weak_handler(env),
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),

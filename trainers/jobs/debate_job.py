@@ -41,19 +41,26 @@ MAX_UNAVAILABLE_WAIT_S = 30.0
 
 @dataclass(frozen=True)
 class PoolOptions:
-    targets: tuple[str, ...]           # base URLs of the strong model's replicas (one: a pool of one)
+    targets: tuple[str, ...]  # base URLs of the strong model's replicas (one: a pool of one)
     api_key: str | None = None
-    max_in_flight: int = 64            # requests in flight per replica
-    affinity: bool = True              # all turns of a debate on one replica
+    max_in_flight: int = 64  # requests in flight per replica
+    affinity: bool = True  # all turns of a debate on one replica
     check_interval_s: float = DEFAULT_CHECK_INTERVAL_S
 
 
-def debate_handler(targets: str | Sequence[str], *, api_key: str | None = None, max_in_flight: int = 64,
-                   unavailable_wait_s: float = 2.0, affinity: bool = True,
-                   check_interval_s: float = DEFAULT_CHECK_INTERVAL_S) -> Handler:
+def debate_handler(
+    targets: str | Sequence[str],
+    *,
+    api_key: str | None = None,
+    max_in_flight: int = 64,
+    unavailable_wait_s: float = 2.0,
+    affinity: bool = True,
+    check_interval_s: float = DEFAULT_CHECK_INTERVAL_S,
+) -> Handler:
     """Debate jobs against the replicas `targets` (a base URL or several); `max_in_flight` is per replica."""
-    options = PoolOptions((targets,) if isinstance(targets, str) else tuple(targets), api_key, max_in_flight,
-                          affinity, check_interval_s)
+    options = PoolOptions(
+        (targets,) if isinstance(targets, str) else tuple(targets), api_key, max_in_flight, affinity, check_interval_s
+    )
 
     def handle(ctx: JobContext) -> dict[str, Any]:
         return asyncio.run(_run(ctx, options, unavailable_wait_s))
@@ -88,11 +95,18 @@ async def _run(ctx: JobContext, options: PoolOptions, wait_s: float) -> dict[str
 
 def _pool(ctx: JobContext, options: PoolOptions) -> ReplicaPool:
     """The replicas, each brought up to date with this database's published versions before it serves."""
+
     async def sync(url: str) -> None:
         await asyncio.to_thread(sync_replica, ctx.sessions, url, api_key=options.api_key)
 
-    return ReplicaPool(options.targets, api_key=options.api_key, max_in_flight_per_replica=options.max_in_flight,
-                       affinity=options.affinity, check_interval_s=options.check_interval_s, on_recovery=sync)
+    return ReplicaPool(
+        options.targets,
+        api_key=options.api_key,
+        max_in_flight_per_replica=options.max_in_flight,
+        affinity=options.affinity,
+        check_interval_s=options.check_interval_s,
+        on_recovery=sync,
+    )
 
 
 def _stored_statuses(ctx: JobContext, items: list[tuple[int, DebateSpec]]) -> list[str | None]:
@@ -105,8 +119,14 @@ def _unstored(items: list[tuple[int, DebateSpec]], statuses: list[str | None]) -
     return [item for item, status in zip(items, statuses, strict=True) if status is None]
 
 
-async def _stream(ctx: JobContext, pool: ReplicaPool, pending: list[tuple[int, DebateSpec]],
-                  run_id: int | None, counts: dict[str, int], total: int) -> None:
+async def _stream(
+    ctx: JobContext,
+    pool: ReplicaPool,
+    pending: list[tuple[int, DebateSpec]],
+    run_id: int | None,
+    counts: dict[str, int],
+    total: int,
+) -> None:
     specs = [spec for _, spec in pending]
     async with contextlib.aclosing(stream_debates(pool, specs, max_in_flight=pool.max_in_flight)) as stream:
         async for position, outcome in stream:

@@ -28,14 +28,16 @@ def shard_items(session: Session, payload: DebateShardPayload) -> list[tuple[int
     """(example id, spec) for every example of a run's shard."""
     _, config = load_run(session, payload.run_id)
     template = debate_template(config, payload.protocol, seed=payload.seed, model=payload.model)
-    examples = run_examples(session, payload.run_id)[payload.offset:payload.offset + payload.limit]
+    examples = run_examples(session, payload.run_id)[payload.offset : payload.offset + payload.limit]
     predictions: dict[int, float] = {}
     if payload.weak_model_member is not None:  # its out-of-sample predictions: cross-fitted on weak_train
         naive = model_by_name(session, crossfit_model_name(payload.run_id, payload.weak_model_member))
         predictions = model_labels(session, naive.id)
     return [
-        (example.id, template.with_example(example.question, example.candidate, example.context,
-                                           predictions.get(example.id)))
+        (
+            example.id,
+            template.with_example(example.question, example.candidate, example.context, predictions.get(example.id)),
+        )
         for example in examples
     ]
 
@@ -51,8 +53,13 @@ def enqueue_debate_items(
 ) -> list[int]:
     """One `debate` job per `shard_size` (example_id, spec) pairs; returns the job ids."""
     return [
-        enqueue(session, DebateItemsPayload.of(run_id, items[start:start + shard_size]),
-                idempotency_key=f"{key_prefix}:shard{shard}", depends_on=depends_on, run_id=run_id,
-                max_attempts=5).id
+        enqueue(
+            session,
+            DebateItemsPayload.of(run_id, items[start : start + shard_size]),
+            idempotency_key=f"{key_prefix}:shard{shard}",
+            depends_on=depends_on,
+            run_id=run_id,
+            max_attempts=5,
+        ).id
         for shard, start in enumerate(range(0, len(items), shard_size))
     ]

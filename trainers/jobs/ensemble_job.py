@@ -33,8 +33,10 @@ def average_labels(members: list[dict[int, float]]) -> dict[int, float]:
     examples = set(members[0])
     for labels in members[1:]:
         if set(labels) != examples:
-            raise PermanentJobError(f"ensemble members labelled different examples "
-                                    f"({len(examples ^ set(labels))} differ); re-run the weak jobs")
+            raise PermanentJobError(
+                f"ensemble members labelled different examples "
+                f"({len(examples ^ set(labels))} differ); re-run the weak jobs"
+            )
     return {example_id: fmean(labels[example_id] for labels in members) for example_id in sorted(examples)}
 
 
@@ -46,9 +48,17 @@ def ensemble_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handl
             load_run(session, run_id)  # fails clearly if the run was deleted
             rows = [model_by_name(session, weak_model_name(run_id, member)) for member in members]
             soft = average_labels([model_labels(session, row.id) for row in rows])
-            model = get_or_create_model(session, condition_model_name(run_id, seed, condition), role="weak",
-                                        base=rows[0].base, run_id=run_id, condition=condition, member=None,
-                                        seed=seed, checkpoint_path=None)
+            model = get_or_create_model(
+                session,
+                condition_model_name(run_id, seed, condition),
+                role="weak",
+                base=rows[0].base,
+                run_id=run_id,
+                condition=condition,
+                member=None,
+                seed=seed,
+                checkpoint_path=None,
+            )
             write_labels(session, model.id, soft)
             ids, gold = labelled(run_examples(session, run_id, "test"))
             metrics = binary_metrics(gold, [soft[i] for i in ids])

@@ -17,14 +17,14 @@ from trainers.testbed import STRONG, WEAK, ensure_testbed_model
 @dataclass(frozen=True)
 class WorkerEnv:
     artifacts_dir: Path
-    strong_checkpoint: Path            # weights of the served strong base (W2S_STRONG_MODEL_PATH or the testbed's)
-    strong_is_built_in: bool           # the testbed's strong model: pretrain it if it is missing
+    strong_checkpoint: Path  # weights of the served strong base (W2S_STRONG_MODEL_PATH or the testbed's)
+    strong_is_built_in: bool  # the testbed's strong model: pretrain it if it is missing
     vllm_base_urls: tuple[str, ...] = ()  # the strong model's replicas: debates go there, adapters are published
-                                          # to each (() = do not publish)
-    vllm_pool_affinity: bool = True        # all turns of a debate on one replica
-    vllm_health_interval_s: float = 5.0    # seconds between health checks of each replica
+    # to each (() = do not publish)
+    vllm_pool_affinity: bool = True  # all turns of a debate on one replica
+    vllm_health_interval_s: float = 5.0  # seconds between health checks of each replica
     vllm_api_key: str | None = None
-    launch: Launch = Launch()          # processes per strong job (torchrun when more than one)
+    launch: Launch = Launch()  # processes per strong job (torchrun when more than one)
 
     @property
     def vllm_base_url(self) -> str:

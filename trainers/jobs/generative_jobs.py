@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -60,16 +61,30 @@ def gen_ingest_handler(_env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Han
         with ctx.sessions.begin() as session:
             for split, rows in splits.items():
                 for example in rows:
-                    add_example(session, run_id=run_id, task=example.task, source_id=example.source_id,
-                                candidate_id=REFERENCE, question=example.prompt, candidate=example.target,
-                                split=split)
+                    add_example(
+                        session,
+                        run_id=run_id,
+                        task=example.task,
+                        source_id=example.source_id,
+                        candidate_id=REFERENCE,
+                        question=example.prompt,
+                        candidate=example.target,
+                        split=split,
+                    )
         return {"splits": {name: len(rows) for name, rows in splits.items()}}
 
     return handle
 
 
-def _train_or_resume(ctx: JobContext, base: str, pairs: list[tuple[str, str]], config: GenerativeRunConfig, *,
-                     strong: bool, out_dir: Path) -> tuple[Any, Any]:
+def _train_or_resume(
+    ctx: JobContext,
+    base: str,
+    pairs: list[tuple[str, str]],
+    config: GenerativeRunConfig,
+    *,
+    strong: bool,
+    out_dir: Path,
+) -> tuple[Any, Any]:
     """The model SFT-trained on `pairs`, saved in `out_dir`; a resumed job loads it instead of training again."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -99,8 +114,16 @@ def _with_lora(model: Any, config: GenerativeRunConfig) -> Any:
     from peft import LoraConfig, get_peft_model
 
     lora = config.strong.lora
-    return get_peft_model(model, LoraConfig(r=lora.r, lora_alpha=lora.alpha, lora_dropout=lora.dropout,
-                                            target_modules=list(lora.target_modules), task_type="CAUSAL_LM"))
+    return get_peft_model(
+        model,
+        LoraConfig(
+            r=lora.r,
+            lora_alpha=lora.alpha,
+            lora_dropout=lora.dropout,
+            target_modules=list(lora.target_modules),
+            task_type="CAUSAL_LM",
+        ),
+    )
 
 
 def _load_trained(out_dir: Path, base: str, *, strong: bool) -> Any:
@@ -113,15 +136,14 @@ def _load_trained(out_dir: Path, base: str, *, strong: bool) -> Any:
     return AutoModelForCausalLM.from_pretrained(out_dir).eval()
 
 
-def _generate_missing(ctx: JobContext, run_id: int, model_id: int, examples: list[Example],
-                      generate) -> int:  # noqa: ANN001 - Callable[[list[str]], list[str]]
+def _generate_missing(ctx: JobContext, run_id: int, model_id: int, examples: list[Example], generate) -> int:  # noqa: ANN001 - Callable[[list[str]], list[str]]
     """Generate for the examples without a row yet, CHUNK at a time, each chunk committed; how many were new."""
     with ctx.sessions() as session:
         done = set(generated_texts(session, model_id))
     todo = [example for example in examples if example.id not in done]
     for start in range(0, len(todo), CHUNK):
         ctx.check()
-        chunk = todo[start:start + CHUNK]
+        chunk = todo[start : start + CHUNK]
         texts = generate([example.question for example in chunk])
         with ctx.sessions.begin() as session:
             write_generations(session, run_id, model_id, {e.id: t for e, t in zip(chunk, texts, strict=True)})
@@ -138,12 +160,21 @@ def gen_weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handle
         with ctx.sessions.begin() as session:
             train = [(e.question, e.candidate) for e in split_examples_of(session, run_id, "weak_train")]
             targets = split_examples_of(session, run_id, "strong_train") + split_examples_of(session, run_id, "test")
-            model_id = get_or_create_model(session, generative_model_name(run_id, "weak"), role="weak", base=base,
-                                           run_id=run_id, condition="weak", seed=config.seed).id
-        model, tokenizer = _train_or_resume(ctx, base, train, config, strong=False,
-                                            out_dir=env.job_dir(ctx.job.id) / "weak")
-        new = _generate_missing(ctx, run_id, model_id, targets,
-                                partial(generate, model, tokenizer, max_new_tokens=config.max_new_tokens))
+            model_id = get_or_create_model(
+                session,
+                generative_model_name(run_id, "weak"),
+                role="weak",
+                base=base,
+                run_id=run_id,
+                condition="weak",
+                seed=config.seed,
+            ).id
+        model, tokenizer = _train_or_resume(
+            ctx, base, train, config, strong=False, out_dir=env.job_dir(ctx.job.id) / "weak"
+        )
+        new = _generate_missing(
+            ctx, run_id, model_id, targets, partial(generate, model, tokenizer, max_new_tokens=config.max_new_tokens)
+        )
         return {"model_id": model_id, "generated": new, "examples": len(targets)}
 
     return handle
@@ -160,13 +191,20 @@ def gen_refine_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
             weak = generated_texts(session, model_by_name(session, generative_model_name(run_id, "weak")).id)
             train = split_examples_of(session, run_id, "strong_train")
             pairs = [Pair(e.id, e.question, weak[e.id].text) for e in train]
-            refiner_id = get_or_create_model(session, refiner_model_name(run_id, method), role="strong",
-                                             base=strong_model, run_id=run_id, condition=f"refine:{method}",
-                                             seed=config.seed).id
+            refiner_id = get_or_create_model(
+                session,
+                refiner_model_name(run_id, method),
+                role="strong",
+                base=strong_model,
+                run_id=run_id,
+                condition=f"refine:{method}",
+                seed=config.seed,
+            ).id
 
         def complete(prompts: list[str], max_tokens: int, stop: list[str]) -> list[str]:
-            return complete_all(env.vllm_base_url, strong_model, prompts, max_tokens=max_tokens, stop=stop,
-                                api_key=env.vllm_api_key)
+            return complete_all(
+                env.vllm_base_url, strong_model, prompts, max_tokens=max_tokens, stop=stop, api_key=env.vllm_api_key
+            )
 
         common = {"style": settings.prompt_style, "complete": complete}
         if method == "icl":
@@ -196,14 +234,26 @@ def gen_strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
         with ctx.sessions.begin() as session:
             pairs = _training_pairs(session, run_id, source)
             test = split_examples_of(session, run_id, "test")
-            model_id = get_or_create_model(session, generative_model_name(run_id, condition), role="strong", base=base,
-                                           run_id=run_id, condition=condition, seed=config.seed,
-                                           checkpoint_path=str(out_dir)).id
+            model_id = get_or_create_model(
+                session,
+                generative_model_name(run_id, condition),
+                role="strong",
+                base=base,
+                run_id=run_id,
+                condition=condition,
+                seed=config.seed,
+                checkpoint_path=str(out_dir),
+            ).id
         model, tokenizer = _train_or_resume(ctx, base, pairs, config, strong=True, out_dir=out_dir)
         generate, served = _strong_generator(ctx, env, config, model_id, (model, tokenizer), out_dir)
         new = _generate_missing(ctx, run_id, model_id, test, generate)
-        return {"model_id": model_id, "trained_on": len(pairs), "targets_sha256": targets_digest(pairs),
-                "generated": new, "served_name": served}
+        return {
+            "model_id": model_id,
+            "trained_on": len(pairs),
+            "targets_sha256": targets_digest(pairs),
+            "generated": new,
+            "served_name": served,
+        }
 
     return handle
 
@@ -225,8 +275,14 @@ def targets_digest(pairs: list[tuple[str, str]]) -> str:
     return hashlib.sha256(json.dumps([target for _, target in pairs]).encode()).hexdigest()
 
 
-def _strong_generator(ctx: JobContext, env: WorkerEnv, config: GenerativeRunConfig, model_id: int,
-                      trained: tuple[Any, Any], adapter_dir: Path):  # noqa: ANN202 - (generate, served name)
+def _strong_generator(
+    ctx: JobContext,
+    env: WorkerEnv,
+    config: GenerativeRunConfig,
+    model_id: int,
+    trained: tuple[Any, Any],
+    adapter_dir: Path,
+) -> tuple[Callable[..., list[str]], str | None]:
     """Through vLLM when the adapter is published (as the classification pipeline serves its strong models),
     else in the worker."""
     from trainers.generative.sft import generate
@@ -234,8 +290,9 @@ def _strong_generator(ctx: JobContext, env: WorkerEnv, config: GenerativeRunConf
     if not (config.strong.publish and config.strong.lora is not None and env.vllm_base_url):
         return partial(generate, *trained, max_new_tokens=config.max_new_tokens), None
     served = _published_name(ctx, env, model_id, adapter_dir)
-    return partial(complete_all, env.vllm_base_url, served, max_tokens=config.max_new_tokens,
-                   api_key=env.vllm_api_key), served
+    return partial(
+        complete_all, env.vllm_base_url, served, max_tokens=config.max_new_tokens, api_key=env.vllm_api_key
+    ), served
 
 
 def _published_name(ctx: JobContext, env: WorkerEnv, model_id: int, adapter_dir: Path) -> str:
@@ -247,8 +304,11 @@ def _published_name(ctx: JobContext, env: WorkerEnv, model_id: int, adapter_dir:
     from trainers.strong.replicas import publish_everywhere
 
     with ctx.sessions.begin() as session:
-        version = session.scalars(select(ModelVersion).where(
-            ModelVersion.model_id == model_id, ModelVersion.adapter_path == str(adapter_dir.resolve()))).first()
+        version = session.scalars(
+            select(ModelVersion).where(
+                ModelVersion.model_id == model_id, ModelVersion.adapter_path == str(adapter_dir.resolve())
+            )
+        ).first()
         if version is None:
             version = register_version(session, session.get(Model, model_id), adapter_dir)
         version_id, served = version.id, version.served_name
@@ -273,7 +333,9 @@ def gen_report_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(generative_markdown(report))
         (out / "report.json").write_text(report.model_dump_json(indent=2))
-        return {"files": {"markdown": str(out / "report.md"), "json": str(out / "report.json")},
-                "report": report.model_dump(mode="json", exclude={"examples"})}
+        return {
+            "files": {"markdown": str(out / "report.md"), "json": str(out / "report.json")},
+            "report": report.model_dump(mode="json", exclude={"examples"}),
+        }
 
     return handle

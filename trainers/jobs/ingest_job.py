@@ -33,10 +33,18 @@ def ingest_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
         with ctx.sessions.begin() as session:
             for split, examples in splits.items():
                 for example in examples:
-                    add_example(session, run_id=run_id, task=example.task, source_id=example.source_id,
-                                candidate_id=example.candidate_id, question=example.question,
-                                candidate=example.candidate, context=example.context, label=example.label,
-                                split=split)
+                    add_example(
+                        session,
+                        run_id=run_id,
+                        task=example.task,
+                        source_id=example.source_id,
+                        candidate_id=example.candidate_id,
+                        question=example.question,
+                        candidate=example.candidate,
+                        context=example.context,
+                        label=example.label,
+                        split=split,
+                    )
         return {"dropped": dropped, "splits": {name: class_balance(rows) for name, rows in splits.items()}}
 
     return handle
@@ -44,8 +52,13 @@ def ingest_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
 
 def _examples(config: RunConfig, env: WorkerEnv) -> tuple[dict[str, list], dict[str, Any]]:
     try:
-        examples = load_examples(config.task, data_dir=Path(config.data_dir) if config.data_dir else None,
-                                 seed=config.seed, limit=config.limit, size=sum(config.splits.values()))
+        examples = load_examples(
+            config.task,
+            data_dir=Path(config.data_dir) if config.data_dir else None,
+            seed=config.seed,
+            limit=config.limit,
+            size=sum(config.splits.values()),
+        )
     except TaskDataError as exc:
         raise PermanentJobError(str(exc)) from exc
     kept, dropped = apply_budgets(examples, length_budgets(config, env))
@@ -55,8 +68,9 @@ def _examples(config: RunConfig, env: WorkerEnv) -> tuple[dict[str, list], dict[
         note = dropped_note(dropped)
         if note is None:
             raise PermanentJobError(str(exc)) from exc
-        raise PermanentJobError(f"too few examples fit the models' length budgets: {note}. Then {exc}, "
-                                "or raise the max_length named above") from exc
+        raise PermanentJobError(
+            f"too few examples fit the models' length budgets: {note}. Then {exc}, or raise the max_length named above"
+        ) from exc
 
 
 def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
@@ -65,8 +79,11 @@ def length_budgets(config: RunConfig, env: WorkerEnv) -> list[Budget]:
     strong = _tokenizer(env.strong_model_path(config.strong.checkpoint), "strong.checkpoint")
     return [
         Budget("weak.train.max_length", config.weak.train.max_length - TRANSCRIPT_RESERVE, _counter(weak, "")),
-        Budget("strong.train.max_length", config.strong.train.max_length,
-               _counter(strong, prompt_suffix(config.strong.head))),
+        Budget(
+            "strong.train.max_length",
+            config.strong.train.max_length,
+            _counter(strong, prompt_suffix(config.strong.head)),
+        ),
     ]
 
 
@@ -85,5 +102,6 @@ def _tokenizer(path: str, field: str) -> PreTrainedTokenizerBase:
     try:
         return AutoTokenizer.from_pretrained(path)
     except OSError as exc:
-        raise PermanentJobError(f"cannot load the tokenizer of {field} ({path}) to check the examples' lengths: "
-                                f"{exc}") from exc
+        raise PermanentJobError(
+            f"cannot load the tokenizer of {field} ({path}) to check the examples' lengths: {exc}"
+        ) from exc

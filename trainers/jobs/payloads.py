@@ -78,8 +78,10 @@ class DebateShardPayload(_Payload):
     limit: int = Field(ge=1)
     model: str
     weak_model_member: Member | None = Field(
-        None, exclude_if=lambda member: member is None,
-        description="market_making: the naive member whose out-of-sample predictions pick the side")
+        None,
+        exclude_if=lambda member: member is None,
+        description="market_making: the naive member whose out-of-sample predictions pick the side",
+    )
 
 
 class DebateItem(_Payload):
@@ -97,8 +99,9 @@ class DebateItemsPayload(_Payload):
 
     @classmethod
     def of(cls, run_id: int | None, items: list[tuple[int, DebateSpec]]) -> DebateItemsPayload:
-        return cls(run_id=run_id, items=[DebateItem(example_id=example_id, spec=spec.to_dict())
-                                         for example_id, spec in items])
+        return cls(
+            run_id=run_id, items=[DebateItem(example_id=example_id, spec=spec.to_dict()) for example_id, spec in items]
+        )
 
     def specs(self) -> list[tuple[int, DebateSpec]]:
         return [(item.example_id, DebateSpec.from_dict(item.spec)) for item in self.items]
@@ -198,8 +201,9 @@ class FineTuneHyperparameters(_Payload):
     lora: LoraSettings | None = LoraSettings()
     seed: int = 0
     eval_every: int = Field(0, ge=0)
-    train: dict[str, Any] = Field(default_factory=dict, exclude_if=_is_empty,
-                                  description="The other `TrainSettings` fields the job sets")
+    train: dict[str, Any] = Field(
+        default_factory=dict, exclude_if=_is_empty, description="The other `TrainSettings` fields the job sets"
+    )
     logconf: LogconfSettings = Field(LogconfSettings(), exclude_if=lambda value: value == LogconfSettings())
     product: ProductSettings = Field(ProductSettings(), exclude_if=lambda value: value == ProductSettings())
 
@@ -211,8 +215,15 @@ class FineTuneHyperparameters(_Payload):
             train["epochs"] = float(self.n_epochs)
         if self.batch_size != "auto":
             train["batch_size"] = self.batch_size
-        return StrongSettings(head=self.head, lora=self.lora, publish=publish, losses=(self.loss,),
-                              logconf=self.logconf, product=self.product, train=user_train_settings(train))
+        return StrongSettings(
+            head=self.head,
+            lora=self.lora,
+            publish=publish,
+            losses=(self.loss,),
+            logconf=self.logconf,
+            product=self.product,
+            train=user_train_settings(train),
+        )
 
 
 class FineTunePayload(_Payload):
@@ -283,9 +294,21 @@ class GenReportPayload(_Payload):
 TrainSource = FileSource | LabelsModelSource | LabelsModelNameSource | GroundTruthSource
 DebatePayload = DebateShardPayload | DebateItemsPayload
 StrongPayload = Annotated[FineTunePayload | RunStrongPayload, Field(union_mode="left_to_right")]
-JobPayload = (IngestPayload | DebateShardPayload | DebateItemsPayload | WeakPayload | EnsemblePayload
-              | RunStrongPayload | FineTunePayload | ReportPayload | GenIngestPayload | GenWeakPayload
-              | GenRefinePayload | GenStrongPayload | GenReportPayload)
+JobPayload = (
+    IngestPayload
+    | DebateShardPayload
+    | DebateItemsPayload
+    | WeakPayload
+    | EnsemblePayload
+    | RunStrongPayload
+    | FineTunePayload
+    | ReportPayload
+    | GenIngestPayload
+    | GenWeakPayload
+    | GenRefinePayload
+    | GenStrongPayload
+    | GenReportPayload
+)
 
 _PAYLOADS: dict[str, TypeAdapter] = {
     "ingest": TypeAdapter(IngestPayload),
@@ -294,8 +317,10 @@ _PAYLOADS: dict[str, TypeAdapter] = {
     "ensemble": TypeAdapter(EnsemblePayload),
     "strong": TypeAdapter(StrongPayload),
     "report": TypeAdapter(ReportPayload),
-    **{payload.KIND: TypeAdapter(payload)
-       for payload in (GenIngestPayload, GenWeakPayload, GenRefinePayload, GenStrongPayload, GenReportPayload)},
+    **{
+        payload.KIND: TypeAdapter(payload)
+        for payload in (GenIngestPayload, GenWeakPayload, GenRefinePayload, GenStrongPayload, GenReportPayload)
+    },
 }
 JOB_KINDS = tuple(_PAYLOADS)
 
@@ -307,10 +332,13 @@ def parse_payload(kind: str, payload: dict[str, Any]) -> JobPayload:
     try:
         return _PAYLOADS[kind].validate_python(payload)
     except ValidationError as exc:
-        problems = "; ".join(f"{'.'.join(str(p) for p in error['loc']) or '(payload)'}: {error['msg']}"
-                             for error in exc.errors())
-        raise InvalidPayload(f"the payload of this {kind!r} job does not parse ({problems}); "
-                             "it was written by other code: re-submit the work") from exc
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in error['loc']) or '(payload)'}: {error['msg']}" for error in exc.errors()
+        )
+        raise InvalidPayload(
+            f"the payload of this {kind!r} job does not parse ({problems}); "
+            "it was written by other code: re-submit the work"
+        ) from exc
 
 
 def job_payload(ctx: JobContext) -> JobPayload:

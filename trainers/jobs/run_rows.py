@@ -32,15 +32,24 @@ def run_examples(session: Session, run_id: int, split: str | None = None) -> lis
 
 
 def task_example(example: Example) -> TaskExample:
-    return TaskExample(task=example.task, source_id=example.source_id, candidate_id=example.candidate_id,
-                       question=example.question, candidate=example.candidate, label=int(example.label or 0),
-                       context=example.context)
+    return TaskExample(
+        task=example.task,
+        source_id=example.source_id,
+        candidate_id=example.candidate_id,
+        question=example.question,
+        candidate=example.candidate,
+        label=int(example.label or 0),
+        context=example.context,
+    )
 
 
 def transcripts(session: Session, run_id: int, protocol: str, seed: int) -> dict[int, list[SpokenTurn]]:
     """example id -> turns of the run's succeeded debate with this protocol and seed."""
-    debates = session.scalars(select(Debate).where(
-        Debate.run_id == run_id, Debate.protocol == protocol, Debate.seed == seed, Debate.status == "succeeded"))
+    debates = session.scalars(
+        select(Debate).where(
+            Debate.run_id == run_id, Debate.protocol == protocol, Debate.seed == seed, Debate.status == "succeeded"
+        )
+    )
     columns = [column.key for column in Turn.__table__.columns if column.key not in ("id", "debate_id")]
     return {
         debate.example_id: [SpokenTurn.from_dict({c: getattr(turn, c) for c in columns}) for turn in debate.turns]
@@ -83,13 +92,25 @@ def write_labels(session: Session, model_id: int, soft_labels: Mapping[int, floa
     session.flush()
 
 
-def write_metrics(session: Session, run_id: int | None, model_id: int | None, condition: str,
-                  values: Mapping[str, float | None], split: str = "test") -> None:
+def write_metrics(
+    session: Session,
+    run_id: int | None,
+    model_id: int | None,
+    condition: str,
+    values: Mapping[str, float | None],
+    split: str = "test",
+) -> None:
     """Upsert metric rows (run, model, condition, split, name) -> value."""
     for name, value in values.items():
-        metric = session.scalars(select(Metric).where(
-            Metric.run_id == run_id, Metric.model_id == model_id, Metric.condition == condition,
-            Metric.split == split, Metric.name == name)).one_or_none()
+        metric = session.scalars(
+            select(Metric).where(
+                Metric.run_id == run_id,
+                Metric.model_id == model_id,
+                Metric.condition == condition,
+                Metric.split == split,
+                Metric.name == name,
+            )
+        ).one_or_none()
         if metric is None:
             metric = Metric(run_id=run_id, model_id=model_id, condition=condition, split=split, name=name)
             session.add(metric)

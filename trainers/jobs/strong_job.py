@@ -31,6 +31,7 @@ from service.store.models import Example, Job, Model, ModelVersion
 from service.store.uploaded_files import read_file_rows
 from trainers.classification_metrics import binary_metrics
 from trainers.hyperparameters import StrongSettings
+from trainers.jobs.debate_job import MAX_UNAVAILABLE_WAIT_S
 from trainers.jobs.env import WorkerEnv
 from trainers.jobs.payloads import (
     BASE_LR,
@@ -56,12 +57,11 @@ from trainers.jobs.run_rows import (
     write_labels,
     write_metrics,
 )
-from trainers.jobs.debate_job import MAX_UNAVAILABLE_WAIT_S
 from trainers.pipeline.budgets import prompt_suffix
 from trainers.pipeline.plan import strong_model_name
-from trainers.strong.replicas import publish_everywhere
 from trainers.strong.fit import FitSpec, fit
 from trainers.strong.launch import join, launch_tag, run_distributed
+from trainers.strong.replicas import publish_everywhere
 from trainers.tasks import format_example, get_task
 from trainers.training import ClassifierInput
 from trainers.training.classifier import SPEC_FILE, ClassifierSpec
@@ -86,7 +86,7 @@ class StrongJob:
     run_id: int | None
     parent_version_id: int | None = None  # fine-tuning a published version: continue its adapter
     parent_adapter: str | None = None
-    parent_base: str | None = None        # the base the parent adapter was trained on
+    parent_base: str | None = None  # the base the parent adapter was trained on
 
 
 def strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
@@ -103,18 +103,30 @@ def resolve_job(session: Session, payload: FineTunePayload | RunStrongPayload) -
     """A run step takes its settings from the run config; an API fine-tune from its hyperparameters."""
     if isinstance(payload, FineTunePayload):
         parent = _parent(session, payload.parent_version_id)
-        return StrongJob(condition=FINE_TUNE, settings=payload.settings(), loss=payload.hyperparameters.loss,
-                         seed=payload.hyperparameters.seed,
-                         answer_words=parent.answer_words if parent else DEFAULT_ANSWER_WORDS,
-                         train=_train_rows(session, payload.train, None),
-                         evaluate=_eval_rows(session, payload.validation, None), run_id=None,
-                         parent_version_id=payload.parent_version_id,
-                         parent_adapter=parent and parent.adapter, parent_base=parent and parent.base)
+        return StrongJob(
+            condition=FINE_TUNE,
+            settings=payload.settings(),
+            loss=payload.hyperparameters.loss,
+            seed=payload.hyperparameters.seed,
+            answer_words=parent.answer_words if parent else DEFAULT_ANSWER_WORDS,
+            train=_train_rows(session, payload.train, None),
+            evaluate=_eval_rows(session, payload.validation, None),
+            run_id=None,
+            parent_version_id=payload.parent_version_id,
+            parent_adapter=parent and parent.adapter,
+            parent_base=parent and parent.base,
+        )
     config = load_run(session, payload.run_id)[1]
-    return StrongJob(condition=payload.condition, settings=config.strong, loss=payload.loss, seed=payload.seed,
-                     answer_words=get_task(config.task).answer_words,
-                     train=_train_rows(session, payload.train, payload.run_id),
-                     evaluate=_eval_rows(session, payload.validation, payload.run_id), run_id=payload.run_id)
+    return StrongJob(
+        condition=payload.condition,
+        settings=config.strong,
+        loss=payload.loss,
+        seed=payload.seed,
+        answer_words=get_task(config.task).answer_words,
+        train=_train_rows(session, payload.train, payload.run_id),
+        evaluate=_eval_rows(session, payload.validation, payload.run_id),
+        run_id=payload.run_id,
+    )
 
 
 @dataclass(frozen=True)
@@ -134,23 +146,31 @@ def _parent(session: Session, version_id: int | None) -> _Parent | None:
     try:
         spec = ClassifierSpec.from_json((Path(version.adapter_path) / SPEC_FILE).read_text())
     except (OSError, ValueError) as exc:
-        raise PermanentJobError(f"cannot read the classifier saved with version {version.served_name!r} at "
-                                f"{version.adapter_path}: {exc}") from exc
+        raise PermanentJobError(
+            f"cannot read the classifier saved with version {version.served_name!r} at {version.adapter_path}: {exc}"
+        ) from exc
     if spec.head != "lm" or spec.lora is None:
-        raise PermanentJobError(f"version {version.served_name!r} is not an lm-head LoRA adapter ({spec.head}, "
-                                f"lora={spec.lora is not None}); only those can be continued")
+        raise PermanentJobError(
+            f"version {version.served_name!r} is not an lm-head LoRA adapter ({spec.head}, "
+            f"lora={spec.lora is not None}); only those can be continued"
+        )
     return _Parent(version.adapter_path, spec.base_model, spec.answer_words)
 
 
 def _train_rows(session: Session, source: TrainSource, run_id: int | None) -> list[tuple[ClassifierInput, float]]:
     if isinstance(source, FileSource):
-        return [(ClassifierInput(text=row["prompt"]), float(row["label"]))
-                for row in read_file_rows(session, source.file_id)]
+        return [
+            (ClassifierInput(text=row["prompt"]), float(row["label"]))
+            for row in read_file_rows(session, source.file_id)
+        ]
     if isinstance(source, GroundTruthSource):
         rows = [(_input(example), float(example.label)) for example in run_examples(session, run_id, "strong_train")]
     else:
-        model = (model_by_name(session, source.labels_model_name) if isinstance(source, LabelsModelNameSource)
-                 else _model(session, source.labels_model_id))
+        model = (
+            model_by_name(session, source.labels_model_name)
+            if isinstance(source, LabelsModelNameSource)
+            else _model(session, source.labels_model_id)
+        )
         labels = model_labels(session, model.id)
         examples = run_examples(session, model.run_id, "strong_train") if model.run_id else []
         rows = [(_input(example), labels[example.id]) for example in examples if example.id in labels]
@@ -159,15 +179,19 @@ def _train_rows(session: Session, source: TrainSource, run_id: int | None) -> li
     return rows
 
 
-def _eval_rows(session: Session, source: FileSource | SplitSource | None,
-               run_id: int | None) -> list[tuple[ClassifierInput, int, int | None]]:
+def _eval_rows(
+    session: Session, source: FileSource | SplitSource | None, run_id: int | None
+) -> list[tuple[ClassifierInput, int, int | None]]:
     if source is None:
         return []
     if isinstance(source, FileSource):
-        return [(ClassifierInput(text=row["prompt"]), int(float(row["label"]) >= 0.5), None)
-                for row in read_file_rows(session, source.file_id)]
-    return [(_input(example), int(example.label), example.id)
-            for example in run_examples(session, run_id, source.split)]
+        return [
+            (ClassifierInput(text=row["prompt"]), int(float(row["label"]) >= 0.5), None)
+            for row in read_file_rows(session, source.file_id)
+        ]
+    return [
+        (_input(example), int(example.label), example.id) for example in run_examples(session, run_id, source.split)
+    ]
 
 
 def _input(example: Example) -> ClassifierInput:
@@ -188,52 +212,94 @@ def train_and_publish(ctx: JobContext, env: WorkerEnv, job: StrongJob) -> dict[s
     spec = fit_spec(job, env, env.job_dir(ctx.job.id) / "checkpoint", out_dir)
     on_step = progress_reporter(ctx, "train")
     if env.launch.distributed:
-        ctx.event(f"Training on {env.launch.nproc_per_node * env.launch.nnodes} processes "
-                  f"({env.launch.nnodes} node(s) x {env.launch.nproc_per_node}, {env.launch.sharding.upper()})")
-        outcome = run_distributed(spec, env.launch, launch_dir(env, ctx.job.id), on_step=on_step, check=ctx.check,
-                                  tag=f"job {ctx.job.id} launch {secrets.token_hex(4)}")
+        ctx.event(
+            f"Training on {env.launch.nproc_per_node * env.launch.nnodes} processes "
+            f"({env.launch.nnodes} node(s) x {env.launch.nproc_per_node}, {env.launch.sharding.upper()})"
+        )
+        outcome = run_distributed(
+            spec,
+            env.launch,
+            launch_dir(env, ctx.job.id),
+            on_step=on_step,
+            check=ctx.check,
+            tag=f"job {ctx.job.id} launch {secrets.token_hex(4)}",
+        )
     else:
         outcome = fit(spec, on_step)
     ctx.report(outcome.steps, outcome.steps, stage="evaluate")
     metrics = binary_metrics([row[1] for row in job.evaluate], outcome.probs) if job.evaluate else {}
     with ctx.sessions.begin() as session:
-        row = get_or_create_model(session, name, role="strong", base=spec.base, run_id=job.run_id,
-                                  condition=job.condition, member=None, seed=job.seed, checkpoint_path=str(out_dir))
-        write_labels(session, row.id, {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, outcome.probs, strict=True)
-                                       if ex_id is not None})
+        row = get_or_create_model(
+            session,
+            name,
+            role="strong",
+            base=spec.base,
+            run_id=job.run_id,
+            condition=job.condition,
+            member=None,
+            seed=job.seed,
+            checkpoint_path=str(out_dir),
+        )
+        write_labels(
+            session,
+            row.id,
+            {ex_id: p for (_, _, ex_id), p in zip(job.evaluate, outcome.probs, strict=True) if ex_id is not None},
+        )
         write_metrics(session, job.run_id, row.id, job.condition, scores(metrics))
         version = _register(session, row, out_dir, settings, env, job.parent_version_id)
     served = publish_waiting(ctx, env, version) if version is not None else None
-    return {"model_id": row.id, "fine_tuned_model": served, "trained_tokens": outcome.tokens, "metrics": metrics,
-            "steps": outcome.steps, "final_loss": outcome.final_loss, "resumed_from_step": outcome.resumed_from_step,
-            "evaluations": outcome.evaluations, "processes": env.launch.nproc_per_node * env.launch.nnodes,
-            "hyperparameters": {"n_epochs": settings.train.epochs, "batch_size": settings.train.batch_size,
-                                "learning_rate_multiplier": settings.train.lr / BASE_LR}}
+    return {
+        "model_id": row.id,
+        "fine_tuned_model": served,
+        "trained_tokens": outcome.tokens,
+        "metrics": metrics,
+        "steps": outcome.steps,
+        "final_loss": outcome.final_loss,
+        "resumed_from_step": outcome.resumed_from_step,
+        "evaluations": outcome.evaluations,
+        "processes": env.launch.nproc_per_node * env.launch.nnodes,
+        "hyperparameters": {
+            "n_epochs": settings.train.epochs,
+            "batch_size": settings.train.batch_size,
+            "learning_rate_multiplier": settings.train.lr / BASE_LR,
+        },
+    }
 
 
 def fit_spec(job: StrongJob, env: WorkerEnv, checkpoint_dir: Path, out_dir: Path) -> FitSpec:
     """The training half of the job, as the JSON `fit` (or each torchrun rank) reads."""
     settings = job.settings
     return FitSpec(
-        base=job.parent_base or env.strong_model_path(settings.checkpoint), head=settings.head,
-        answer_words=job.answer_words, lora=settings.lora.model_dump() if settings.lora else None,
-        train=settings.train.with_seed(job.seed).model_dump(), loss=job.loss,
+        base=job.parent_base or env.strong_model_path(settings.checkpoint),
+        head=settings.head,
+        answer_words=job.answer_words,
+        lora=settings.lora.model_dump() if settings.lora else None,
+        train=settings.train.with_seed(job.seed).model_dump(),
+        loss=job.loss,
         loss_params=settings.loss_params(job.loss),
         prompt_suffix=prompt_suffix(settings.head),
-        train_inputs=[row[0] for row in job.train], train_targets=[row[1] for row in job.train],
-        eval_inputs=[row[0] for row in job.evaluate], eval_gold=[row[1] for row in job.evaluate],
-        checkpoint_dir=str(checkpoint_dir), out_dir=str(out_dir), seed=job.seed, init_adapter=job.parent_adapter,
-        sharding=env.launch.sharding)
+        train_inputs=[row[0] for row in job.train],
+        train_targets=[row[1] for row in job.train],
+        eval_inputs=[row[0] for row in job.evaluate],
+        eval_gold=[row[1] for row in job.evaluate],
+        checkpoint_dir=str(checkpoint_dir),
+        out_dir=str(out_dir),
+        seed=job.seed,
+        init_adapter=job.parent_adapter,
+        sharding=env.launch.sharding,
+    )
 
 
-def _register(session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv,
-              parent_id: int | None) -> int | None:
+def _register(
+    session: Session, row: Model, out_dir: Path, settings: StrongSettings, env: WorkerEnv, parent_id: int | None
+) -> int | None:
     """A model_versions row for a servable adapter (LM head + LoRA) when publishing is on."""
     if not (settings.publish and settings.head == "lm" and settings.lora and env.vllm_base_urls):
         return None
     # A retried job re-uses the version its earlier attempt registered for the same adapter dir.
-    earlier = session.scalars(select(ModelVersion).where(
-        ModelVersion.model_id == row.id, ModelVersion.adapter_path == str(out_dir.resolve()))).first()
+    earlier = session.scalars(
+        select(ModelVersion).where(ModelVersion.model_id == row.id, ModelVersion.adapter_path == str(out_dir.resolve()))
+    ).first()
     if earlier is not None:
         return earlier.id
     # A random tag keeps served names unique across databases that share one vLLM (two runs
@@ -249,7 +315,9 @@ def publish_waiting(ctx: JobContext, env: WorkerEnv, version_id: int, wait_s: fl
     ctx.report(1, 1, stage="publish")
     while True:
         try:
-            return publish_everywhere(ctx.sessions, version_id, env.vllm_base_urls, api_key=env.vllm_api_key).served_name
+            return publish_everywhere(
+                ctx.sessions, version_id, env.vllm_base_urls, api_key=env.vllm_api_key
+            ).served_name
         except VLLMUnreachable as exc:
             log.warning("job %s: vLLM unreachable for publishing, retrying in %.0fs: %s", ctx.job.id, wait_s, exc)
             ctx.progress["waiting_for_strong_model"] = str(exc)
@@ -261,8 +329,9 @@ def launch_dir(env: WorkerEnv, job_id: int) -> Path:
     return env.job_dir(job_id) / "launch"
 
 
-def follow_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv, stop: threading.Event,
-                       poll_s: float = 1.0) -> int:
+def follow_strong_jobs(
+    sessions: sessionmaker[Session], env: WorkerEnv, stop: threading.Event, poll_s: float = 1.0
+) -> int:
     """A machine with node_rank > 0: join each running strong job's launch by node 0, one at a time.
 
     Only jobs whose lease is alive are joined, and a joined launch is left (its ranks killed) once
@@ -285,10 +354,19 @@ def follow_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv, stop: th
             if tag is not None and tag not in joined:
                 joined.add(tag)
                 log.info("node %d joins %s", env.launch.node_rank, tag)
-                code = join(env.launch, launch_dir(env, job_id), tag, poll_s=poll_s,
-                            wanted=functools.partial(wanted, job_id, tag))
-                log.info("%s: node %d's ranks %s", tag, env.launch.node_rank,
-                         "left it (node 0 is gone)" if code is None else f"exited with {code}")
+                code = join(
+                    env.launch,
+                    launch_dir(env, job_id),
+                    tag,
+                    poll_s=poll_s,
+                    wanted=functools.partial(wanted, job_id, tag),
+                )
+                log.info(
+                    "%s: node %d's ranks %s",
+                    tag,
+                    env.launch.node_rank,
+                    "left it (node 0 is gone)" if code is None else f"exited with {code}",
+                )
         stop.wait(poll_s)
     return len(joined)
 
@@ -297,8 +375,11 @@ def _live_strong_jobs(sessions: sessionmaker[Session], env: WorkerEnv) -> list[i
     """Running strong jobs whose worker still renews the lease; None when the database could not say."""
     try:
         with sessions() as session:
-            return list(session.scalars(select(Job.id).where(
-                Job.kind == "strong", Job.status == "running", Job.lease_expires_at > utcnow())))
+            return list(
+                session.scalars(
+                    select(Job.id).where(Job.kind == "strong", Job.status == "running", Job.lease_expires_at > utcnow())
+                )
+            )
     except Exception:  # noqa: BLE001 - a DB hiccup must not end the follower
         log.exception("node %d could not list running strong jobs", env.launch.node_rank)
         return None

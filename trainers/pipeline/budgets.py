@@ -45,12 +45,14 @@ def budget_problems(weak_max_length: int, strong_max_length: int, strong_head: s
     if weak_max_length <= TRANSCRIPT_RESERVE:
         problems.append(
             f"weak.train.max_length={weak_max_length} leaves no room for the example text: "
-            f"{TRANSCRIPT_RESERVE} tokens of it are kept for the debate transcript; set it above {TRANSCRIPT_RESERVE}")
+            f"{TRANSCRIPT_RESERVE} tokens of it are kept for the debate transcript; set it above {TRANSCRIPT_RESERVE}"
+        )
     if prompt_suffix(strong_head) and strong_max_length < MIN_STRONG_LENGTH:
         problems.append(
             f"strong.train.max_length={strong_max_length} may leave no room for the example text: the prompt "
             f"suffix {PROMPT_SUFFIX!r} can take up to {MIN_STRONG_LENGTH - 2} tokens and a special prefix 1; "
-            f"set it to at least {MIN_STRONG_LENGTH}")
+            f"set it to at least {MIN_STRONG_LENGTH}"
+        )
     return problems
 
 
@@ -63,8 +65,9 @@ class Budget:
     count: Callable[[list[str]], list[int]]
 
 
-def apply_budgets(examples: Sequence[TaskExample],
-                  budgets: Sequence[Budget]) -> tuple[list[TaskExample], dict[str, Any]]:
+def apply_budgets(
+    examples: Sequence[TaskExample], budgets: Sequence[Budget]
+) -> tuple[list[TaskExample], dict[str, Any]]:
     """The examples that fit every budget, and a summary of the dropped ones (see `dropped_note`).
 
     Each budget is counted over all examples, so the summary says how many each model alone
@@ -89,12 +92,17 @@ def dropped_note(summary: dict[str, Any]) -> str | None:
     """One line on the dropped examples and the class balance of kept vs dropped; None if none were dropped."""
     if not summary["dropped"]:
         return None
-    reasons = ", ".join(f"{count} too long for {field} (text limit {summary['text_limits'][field]} tokens)"
-                        for field, count in summary["too_long_for"].items() if count)
-    return (f"ingest dropped {summary['dropped']} of {summary['examples']} examples "
-            f"({_percent(summary['dropped'] / summary['examples'])}) that do not fit a model's length budget: "
-            f"{reasons}; positive class {_percent(summary['kept_balance']['positive_fraction'])} of the kept, "
-            f"{_percent(summary['dropped_balance']['positive_fraction'])} of the dropped")
+    reasons = ", ".join(
+        f"{count} too long for {field} (text limit {summary['text_limits'][field]} tokens)"
+        for field, count in summary["too_long_for"].items()
+        if count
+    )
+    return (
+        f"ingest dropped {summary['dropped']} of {summary['examples']} examples "
+        f"({_percent(summary['dropped'] / summary['examples'])}) that do not fit a model's length budget: "
+        f"{reasons}; positive class {_percent(summary['kept_balance']['positive_fraction'])} of the kept, "
+        f"{_percent(summary['dropped_balance']['positive_fraction'])} of the dropped"
+    )
 
 
 def ingest_notes(session: Session, run_id: int) -> list[str]:

@@ -52,10 +52,12 @@ class DebateSettings(_Strict):
     max_tokens: int = Field(256, ge=1)
     shard_size: int = Field(200, ge=1, description="examples per debate job")
     resample_per_seed: bool = Field(
-        False, description="False: every training seed reuses the same debate samples (debate seeds 0..k-1), so "
-                           "seeds measure training noise only and the debates are paid for once. True: the seed "
-                           "at index j of `seeds` reads debate seeds j*k .. j*k+k-1 (new debates are run), so "
-                           "the spread over seeds also covers debate sampling")
+        False,
+        description="False: every training seed reuses the same debate samples (debate seeds 0..k-1), so "
+        "seeds measure training noise only and the debates are paid for once. True: the seed "
+        "at index j of `seeds` reads debate seeds j*k .. j*k+k-1 (new debates are run), so "
+        "the spread over seeds also covers debate sampling",
+    )
 
     def sampling(self) -> SamplingParams:
         return SamplingParams(temperature=self.temperature, top_p=self.top_p, max_tokens=self.max_tokens)
@@ -64,15 +66,19 @@ class DebateSettings(_Strict):
 class RunConfig(_Strict):
     name: str = Field("", max_length=200)
     task: str = Field(max_length=200)
-    data_dir: str | None = Field(None, max_length=PATH_MAX,
-                                 description="Local dir of the task's JSONL files; None = the HF hub")
+    data_dir: str | None = Field(
+        None, max_length=PATH_MAX, description="Local dir of the task's JSONL files; None = the HF hub"
+    )
     limit: int | None = Field(None, ge=1, description="Read only the first N source rows")
-    seed: int = Field(0, ge=0, le=MAX_SEED,
-                      description="Draws the examples and their splits (the same for every training seed)")
+    seed: int = Field(
+        0, ge=0, le=MAX_SEED, description="Draws the examples and their splits (the same for every training seed)"
+    )
     seeds: tuple[int, ...] = Field(
-        (0,), description="Training seeds: a list, or a count n meaning 0..n-1. Each seed trains its own weak "
-                          "members (data order, init), ensembles, W2S strong models and ceiling; the report "
-                          "averages over seeds and bootstraps over seeds and test examples")
+        (0,),
+        description="Training seeds: a list, or a count n meaning 0..n-1. Each seed trains its own weak "
+        "members (data order, init), ensembles, W2S strong models and ceiling; the report "
+        "averages over seeds and bootstraps over seeds and test examples",
+    )
     splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 200, "strong_train": 200, "test": 200})
     weak: WeakSettings = WeakSettings()
     strong: StrongSettings = StrongSettings()
@@ -102,10 +108,17 @@ class RunConfig(_Strict):
     @field_validator("seeds")
     @classmethod
     def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds) or min(seeds) < 0 \
-                or max(seeds) > MAX_SEED:
-            raise ValueError(f"seeds must be a count up to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct ints "
-                             f"from 0 to {MAX_SEED}; got {list(seeds)[:20]}")
+        if (
+            not seeds
+            or len(seeds) > MAX_SEEDS
+            or len(set(seeds)) != len(seeds)
+            or min(seeds) < 0
+            or max(seeds) > MAX_SEED
+        ):
+            raise ValueError(
+                f"seeds must be a count up to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct ints "
+                f"from 0 to {MAX_SEED}; got {list(seeds)[:20]}"
+            )
         return seeds
 
     @field_validator("splits")
@@ -148,11 +161,13 @@ class DebateTemplate(_Strict):
 
     fields: dict[str, Any]
 
-    def with_example(self, question: str, candidate: str, context: str | None,
-                     weak_prediction: float | None = None) -> DebateSpec:
+    def with_example(
+        self, question: str, candidate: str, context: str | None, weak_prediction: float | None = None
+    ) -> DebateSpec:
         extra = {"weak_prediction": weak_prediction} if self.fields["protocol"] == "market_making" else {}
-        return DebateSpec.from_dict({**self.fields, "question": question, "candidate_answer": candidate,
-                                     "context": context, **extra})
+        return DebateSpec.from_dict(
+            {**self.fields, "question": question, "candidate_answer": candidate, "context": context, **extra}
+        )
 
 
 def debate_template(config: RunConfig, protocol: str, *, seed: int, model: str = "strong") -> DebateTemplate:

@@ -59,8 +59,9 @@ class RunSeed:
 
     def member(self, context: str, debate: int, train: int) -> Member:
         """Member with the `debate`-th debate sample and the `train`-th finetuning seed of this seed."""
-        return Member(self.value, context, 0 if context == "none" else self.debate_base + debate,
-                      self.value * self.k + train)
+        return Member(
+            self.value, context, 0 if context == "none" else self.debate_base + debate, self.value * self.k + train
+        )
 
     @property
     def naive(self) -> Member:
@@ -69,8 +70,9 @@ class RunSeed:
 
 def run_seeds(config: RunConfig) -> list[RunSeed]:
     k = config.ensemble_size
-    return [RunSeed(seed, k, index * k if config.debate.resample_per_seed else 0)
-            for index, seed in enumerate(config.seeds)]
+    return [
+        RunSeed(seed, k, index * k if config.debate.resample_per_seed else 0) for index, seed in enumerate(config.seeds)
+    ]
 
 
 def condition_members(condition: str, seed: RunSeed) -> list[Member]:
@@ -124,19 +126,22 @@ def submit_run(session: Session, config: RunConfig, *, strong_model: str, code_v
     An existing run with the same hash is resumed: its failed or cancelled jobs go back
     in the queue; succeeded ones stay done.
     """
-    run, created = open_run(session, config, run_hash(config, strong_model), strong_model=strong_model,
-                            code_version=code_version)
+    run, created = open_run(
+        session, config, run_hash(config, strong_model), strong_model=strong_model, code_version=code_version
+    )
     plan_jobs(session, run.id, config, strong_model)
     if not created:
         requeue_run(session, run)
     return run, created
 
 
-def open_run(session: Session, config: BaseModel, digest: str, *, strong_model: str,
-             code_version: str) -> tuple[Run, bool]:
+def open_run(
+    session: Session, config: BaseModel, digest: str, *, strong_model: str, code_version: str
+) -> tuple[Run, bool]:
     """The newest experiment run with this config hash, or a new one storing `config`; (run, created)."""
-    run = session.scalars(select(Run).where(Run.kind == "experiment", Run.config_hash == digest)
-                          .order_by(Run.id.desc())).first()
+    run = session.scalars(
+        select(Run).where(Run.kind == "experiment", Run.config_hash == digest).order_by(Run.id.desc())
+    ).first()
     if run is not None:
         return run, False
     stored = {**config.model_dump(mode="json"), "resolved": {"strong_model": strong_model}}
@@ -163,8 +168,15 @@ def job_adder(session: Session, run_id: int, jobs: dict[str, int]) -> AddJob:
     keyed `run<id>:<step>`, and record it in `jobs`."""
 
     def add(step: str, payload: JobPayload, depends_on: list[int], priority: int = 0) -> int:
-        job = enqueue(session, payload, idempotency_key=f"run{run_id}:{step}", depends_on=depends_on, run_id=run_id,
-                      priority=priority, max_attempts=3)
+        job = enqueue(
+            session,
+            payload,
+            idempotency_key=f"run{run_id}:{step}",
+            depends_on=depends_on,
+            run_id=run_id,
+            priority=priority,
+            max_attempts=3,
+        )
         jobs[step] = job.id
         return job.id
 
@@ -183,8 +195,7 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         if member not in weak_jobs:
             naive_job = weak(naive, naive) if member.context == "market_making" else None
             debates = _debate_shards(add, run_id, config, member, ingest, naive, naive_job, strong_model)
-            weak_jobs[member] = add(f"weak:{member.key}", WeakPayload(run_id=run_id, member=member),
-                                    [ingest, *debates])
+            weak_jobs[member] = add(f"weak:{member.key}", WeakPayload(run_id=run_id, member=member), [ingest, *debates])
         return weak_jobs[member]
 
     seeds = run_seeds(config)
@@ -195,24 +206,45 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
         naive = (seed if config.debate.resample_per_seed else seeds[0]).naive
         for condition in config.conditions:
             chosen = condition_members(condition, seed)
-            ensemble = add(seed_condition(seed.value, f"ensemble:{condition}"),
-                           EnsemblePayload(run_id=run_id, condition=condition, seed=seed.value, members=chosen),
-                           [weak(m, naive) for m in chosen])
+            ensemble = add(
+                seed_condition(seed.value, f"ensemble:{condition}"),
+                EnsemblePayload(run_id=run_id, condition=condition, seed=seed.value, members=chosen),
+                [weak(m, naive) for m in chosen],
+            )
             finals.append(ensemble)
             labels = LabelsModelNameSource(labels_model_name=condition_model_name(run_id, seed.value, condition))
             for loss in config.strong.losses:
                 w2s = seed_condition(seed.value, f"w2s:{condition}:{loss}")
-                finals.append(add(seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"),
-                                  _strong_payload(run_id, w2s, seed.value, loss, strong_model, labels), [ensemble]))
-        ceiling = _strong_payload(run_id, seed_condition(seed.value, "ceiling"), seed.value, "xent", strong_model,
-                                  GroundTruthSource(ground_truth=True))
+                finals.append(
+                    add(
+                        seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"),
+                        _strong_payload(run_id, w2s, seed.value, loss, strong_model, labels),
+                        [ensemble],
+                    )
+                )
+        ceiling = _strong_payload(
+            run_id,
+            seed_condition(seed.value, "ceiling"),
+            seed.value,
+            "xent",
+            strong_model,
+            GroundTruthSource(ground_truth=True),
+        )
         finals.append(add(seed_condition(seed.value, "strong:ceiling"), ceiling, [ingest]))
     add("report", ReportPayload(run_id=run_id), finals, priority=-10)
     return jobs
 
 
-def _debate_shards(add: AddJob, run_id: int, config: RunConfig, member: Member, ingest: int, naive: Member,
-                   naive_job: int | None, strong_model: str) -> list[int]:
+def _debate_shards(
+    add: AddJob,
+    run_id: int,
+    config: RunConfig,
+    member: Member,
+    ingest: int,
+    naive: Member,
+    naive_job: int | None,
+    strong_model: str,
+) -> list[int]:
     """The debate jobs whose transcripts `member` reads (shared by members with the same debates)."""
     if member.context == "none":
         return []
@@ -221,15 +253,33 @@ def _debate_shards(add: AddJob, run_id: int, config: RunConfig, member: Member, 
     market_making = member.context == "market_making"
     depends = [ingest, naive_job] if market_making else [ingest]
     return [
-        add(f"debate:{member.context}:d{member.debate_seed}:shard{i}",
-            DebateShardPayload(run_id=run_id, protocol=member.context, seed=member.debate_seed, offset=i * size,
-                               limit=size, model=strong_model, weak_model_member=naive if market_making else None),
-            depends, priority=5)
+        add(
+            f"debate:{member.context}:d{member.debate_seed}:shard{i}",
+            DebateShardPayload(
+                run_id=run_id,
+                protocol=member.context,
+                seed=member.debate_seed,
+                offset=i * size,
+                limit=size,
+                model=strong_model,
+                weak_model_member=naive if market_making else None,
+            ),
+            depends,
+            priority=5,
+        )
         for i in range(math.ceil(total / size))
     ]
 
 
-def _strong_payload(run_id: int, condition: str, seed: int, loss: str, base_model: str,
-                    train: LabelsModelNameSource | GroundTruthSource) -> RunStrongPayload:
-    return RunStrongPayload(run_id=run_id, condition=condition, seed=seed, loss=loss, base_model=base_model,
-                            train=train, validation=SplitSource(split="test"))
+def _strong_payload(
+    run_id: int, condition: str, seed: int, loss: str, base_model: str, train: LabelsModelNameSource | GroundTruthSource
+) -> RunStrongPayload:
+    return RunStrongPayload(
+        run_id=run_id,
+        condition=condition,
+        seed=seed,
+        loss=loss,
+        base_model=base_model,
+        train=train,
+        validation=SplitSource(split="test"),
+    )

@@ -15,12 +15,15 @@ from debate.client import api_base
 from trainers.scorers.base import Scored, ScorerError
 
 NUMBER = re.compile(r"(?<![\d.])(0(?:\.\d+)?|1(?:\.0+)?)(?![\d.])")
-JUDGE_TEMPLATE = ("Rate a response on a scale from 0 to 1. {criterion}\n\nPrompt: {prompt}\nResponse: {text}\n\n"
-                  "Answer with the number only.")
+JUDGE_TEMPLATE = (
+    "Rate a response on a scale from 0 to 1. {criterion}\n\nPrompt: {prompt}\nResponse: {text}\n\n"
+    "Answer with the number only."
+)
 
 
-def _post(url: str, body: dict[str, Any], *, headers: dict[str, str], params: dict[str, str],
-          timeout_s: float) -> dict[str, Any]:
+def _post(
+    url: str, body: dict[str, Any], *, headers: dict[str, str], params: dict[str, str], timeout_s: float
+) -> dict[str, Any]:
     try:
         response = httpx.post(url, json=body, headers=headers, params=params, timeout=timeout_s)
     except httpx.HTTPError as exc:
@@ -33,8 +36,9 @@ def _post(url: str, body: dict[str, Any], *, headers: dict[str, str], params: di
 class PerspectiveScorer:
     """The summary score of one attribute (TOXICITY) per text, from `comments:analyze`."""
 
-    def __init__(self, url: str, *, api_key: str | None = None, attribute: str = "TOXICITY",
-                 timeout_s: float = 30.0) -> None:
+    def __init__(
+        self, url: str, *, api_key: str | None = None, attribute: str = "TOXICITY", timeout_s: float = 30.0
+    ) -> None:
         self.url, self.api_key, self.attribute, self.timeout_s = url, api_key, attribute, timeout_s
 
     def score(self, items: Sequence[Scored]) -> list[float]:
@@ -47,15 +51,17 @@ class PerspectiveScorer:
         try:
             return float(answer["attributeScores"][self.attribute]["summaryScore"]["value"])
         except (KeyError, TypeError, ValueError) as exc:
-            raise ScorerError(f"Perspective answer without attributeScores.{self.attribute}.summaryScore.value: "
-                              f"{str(answer)[:200]}") from exc
+            raise ScorerError(
+                f"Perspective answer without attributeScores.{self.attribute}.summaryScore.value: {str(answer)[:200]}"
+            ) from exc
 
 
 class LLMJudgeScorer:
     """A chat model prompted to rate each response from 0 to 1; the first number in [0, 1] it writes."""
 
-    def __init__(self, base_url: str, model: str, *, api_key: str | None = None, criterion: str,
-                 timeout_s: float = 60.0) -> None:
+    def __init__(
+        self, base_url: str, model: str, *, api_key: str | None = None, criterion: str, timeout_s: float = 60.0
+    ) -> None:
         self.url = f"{api_base(base_url)}/chat/completions"
         self.model, self.api_key, self.criterion, self.timeout_s = model, api_key, criterion, timeout_s
 
@@ -64,8 +70,12 @@ class LLMJudgeScorer:
 
     def _one(self, item: Scored) -> float:
         content = JUDGE_TEMPLATE.format(criterion=self.criterion, prompt=item.prompt, text=item.text)
-        body = {"model": self.model, "messages": [{"role": "user", "content": content}], "temperature": 0,
-                "max_tokens": 8}
+        body = {
+            "model": self.model,
+            "messages": [{"role": "user", "content": content}],
+            "temperature": 0,
+            "max_tokens": 8,
+        }
         headers = {"Authorization": f"Bearer {self.api_key}"} if self.api_key else {}
         answer = _post(self.url, body, headers=headers, params={}, timeout_s=self.timeout_s)
         return parse_judge_score(answer["choices"][0]["message"]["content"] or "")

@@ -54,7 +54,7 @@ def scored_texts(data_dir: Path) -> Iterator[ScoredText]:
 def features(text: str) -> list[int]:
     """Hashed unigram and bigram buckets of the lower-cased text (crc32: the same on every machine)."""
     words = WORD.findall(text.lower()) or ["<empty>"]
-    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:])]
+    grams = words + [f"{a} {b}" for a, b in zip(words, words[1:], strict=False)]
     return [zlib.crc32(gram.encode()) % BUCKETS for gram in grams]
 
 
@@ -109,8 +109,9 @@ def train_toxicity_scorer(data_dir: Path, *, epochs: int = 8, seed: int = 0) -> 
         model = BagClassifier()
         _fit(model, train, epochs, np.random.default_rng(seed))
     scorer = BagScorer(model)
-    quality = auroc(np.array([int(t.toxicity >= TOXIC_AT) for t in test]),
-                    np.array(scorer.probabilities([t.text for t in test])))
+    quality = auroc(
+        np.array([int(t.toxicity >= TOXIC_AT) for t in test]), np.array(scorer.probabilities([t.text for t in test]))
+    )
     return ToxicityScorerFit(scorer, quality, len(train), len(test))
 
 
@@ -121,7 +122,7 @@ def _fit(model: BagClassifier, texts: list[ScoredText], epochs: int, rng: np.ran
     for _ in range(epochs):
         order = rng.permutation(len(texts))
         for start in range(0, len(order), 64):
-            batch = order[start:start + 64]
+            batch = order[start : start + 64]
             logits = model(*_packed([texts[i].text for i in batch]))
             loss = torch.nn.functional.binary_cross_entropy_with_logits(logits, targets[batch])
             loss.backward()
@@ -146,7 +147,8 @@ class CheckpointScorer:
     def score(self, items: Sequence[Scored]) -> list[float]:
         scores = []
         for start in range(0, len(items), 32):
-            batch = self.tokenizer([item.text for item in items[start:start + 32]], padding=True, truncation=True,
-                                   return_tensors="pt")
+            batch = self.tokenizer(
+                [item.text for item in items[start : start + 32]], padding=True, truncation=True, return_tensors="pt"
+            )
             scores += torch.softmax(self.model(**batch).logits, -1)[:, self.positive_label].tolist()
         return scores

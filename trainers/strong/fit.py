@@ -38,11 +38,11 @@ from trainers.training import (
 class FitSpec:
     """What to train, on what, and where the results go (all JSON-able)."""
 
-    base: str                               # weights of the strong base (a directory or a hub name)
-    head: str                               # "lm" or "linear"
+    base: str  # weights of the strong base (a directory or a hub name)
+    head: str  # "lm" or "linear"
     answer_words: tuple[str, str]
-    lora: dict[str, Any] | None             # LoraSettings fields; None = full finetune
-    train: dict[str, Any]                   # TrainConfig fields
+    lora: dict[str, Any] | None  # LoraSettings fields; None = full finetune
+    train: dict[str, Any]  # TrainConfig fields
     loss: str
     loss_params: dict[str, Any]
     prompt_suffix: str
@@ -52,9 +52,9 @@ class FitSpec:
     eval_gold: list[int]
     checkpoint_dir: str
     out_dir: str
-    seed: int = 0                           # LoRA initialisation
-    init_adapter: str | None = None         # continue training this saved classifier (a published version)
-    sharding: str = "ddp"                   # across several ranks: "ddp" (replicas) or "fsdp" (shards)
+    seed: int = 0  # LoRA initialisation
+    init_adapter: str | None = None  # continue training this saved classifier (a published version)
+    sharding: str = "ddp"  # across several ranks: "ddp" (replicas) or "fsdp" (shards)
 
     def __post_init__(self) -> None:
         if self.sharding not in SHARDINGS:
@@ -96,20 +96,51 @@ def fit(spec: FitSpec, on_step: Callable[[StepInfo], None] | None = None) -> Fit
         model.set_gradient_checkpointing(config.gradient_checkpointing)
     else:
         lora = LoraSettings(**spec.lora) if spec.lora else None
-        model = load_classifier(spec.base, head=spec.head, answer_words=spec.answer_words, lora=lora,
-                                gradient_checkpointing=config.gradient_checkpointing, seed=spec.seed, **where)
+        model = load_classifier(
+            spec.base,
+            head=spec.head,
+            answer_words=spec.answer_words,
+            lora=lora,
+            gradient_checkpointing=config.gradient_checkpointing,
+            seed=spec.seed,
+            **where,
+        )
     if sharded:
         model.shard(device)
-    evaluate = held_out_evaluator(spec.eval_inputs, spec.eval_gold, max_length=config.max_length,
-                                  batch_size=config.eval_batch_size, prompt_suffix=spec.prompt_suffix)
-    result = train_classifier(model, spec.train_inputs, spec.train_targets, config,
-                              loss_fn=make_loss(spec.loss, **spec.loss_params), prompt_suffix=spec.prompt_suffix,
-                              on_step=on_step, checkpoint_dir=Path(spec.checkpoint_dir), evaluate=evaluate)
+    evaluate = held_out_evaluator(
+        spec.eval_inputs,
+        spec.eval_gold,
+        max_length=config.max_length,
+        batch_size=config.eval_batch_size,
+        prompt_suffix=spec.prompt_suffix,
+    )
+    result = train_classifier(
+        model,
+        spec.train_inputs,
+        spec.train_targets,
+        config,
+        loss_fn=make_loss(spec.loss, **spec.loss_params),
+        prompt_suffix=spec.prompt_suffix,
+        on_step=on_step,
+        checkpoint_dir=Path(spec.checkpoint_dir),
+        evaluate=evaluate,
+    )
     probs: list[float] = []
     if ranks.is_main or sharded:  # a sharded forward pass needs every rank
         if spec.eval_inputs:
-            probs = predict_proba(model, spec.eval_inputs, max_length=config.max_length,
-                                  batch_size=config.eval_batch_size, prompt_suffix=spec.prompt_suffix)
+            probs = predict_proba(
+                model,
+                spec.eval_inputs,
+                max_length=config.max_length,
+                batch_size=config.eval_batch_size,
+                prompt_suffix=spec.prompt_suffix,
+            )
         model.save(Path(spec.out_dir))
-    return FitOutcome(probs, result.steps, result.final_loss, result.tokens, result.resumed_from_step,
-                      [{"step": step, **metrics} for step, metrics in result.evaluations])
+    return FitOutcome(
+        probs,
+        result.steps,
+        result.final_loss,
+        result.tokens,
+        result.resumed_from_step,
+        [{"step": step, **metrics} for step, metrics in result.evaluations],
+    )

@@ -49,12 +49,12 @@ SPEC, LAUNCH, PROGRESS, OUTCOME, LOG = "spec.json", "launch.json", "progress.jso
 class Launch:
     """How many training processes a strong job gets, and (across machines) where they meet."""
 
-    nproc_per_node: int = 1          # processes (GPUs) on this machine
-    nnodes: int = 1                  # machines taking part in each job
-    node_rank: int = 0               # this machine's place; 0 = the one that claims jobs
-    master_addr: str = "127.0.0.1"   # node 0's address, reachable from every node (nnodes > 1)
+    nproc_per_node: int = 1  # processes (GPUs) on this machine
+    nnodes: int = 1  # machines taking part in each job
+    node_rank: int = 0  # this machine's place; 0 = the one that claims jobs
+    master_addr: str = "127.0.0.1"  # node 0's address, reachable from every node (nnodes > 1)
     master_port: int = 29500
-    sharding: str = "ddp"            # "ddp": a whole model per process; "fsdp": a slice (models too big for one GPU)
+    sharding: str = "ddp"  # "ddp": a whole model per process; "fsdp": a slice (models too big for one GPU)
 
     def __post_init__(self) -> None:
         if self.sharding not in SHARDINGS:
@@ -76,16 +76,45 @@ def torchrun_command(launch: Launch, work_dir: Path, tag: str = "") -> list[str]
     earlier launch at the same address cannot take part in this one (it would run another
     job's spec beside it).
     """
-    where = (["--standalone"] if launch.nnodes == 1 else
-             ["--nnodes", str(launch.nnodes), "--node_rank", str(launch.node_rank),
-              "--master_addr", launch.master_addr, "--master_port", str(launch.master_port),
-              "--rdzv_id", re.sub(r"[^A-Za-z0-9]+", "-", tag) or "none"])
-    return [sys.executable, "-m", "torch.distributed.run", *where, "--nproc_per_node", str(launch.nproc_per_node),
-            "-m", "trainers.strong.launch", str(work_dir)]
+    where = (
+        ["--standalone"]
+        if launch.nnodes == 1
+        else [
+            "--nnodes",
+            str(launch.nnodes),
+            "--node_rank",
+            str(launch.node_rank),
+            "--master_addr",
+            launch.master_addr,
+            "--master_port",
+            str(launch.master_port),
+            "--rdzv_id",
+            re.sub(r"[^A-Za-z0-9]+", "-", tag) or "none",
+        ]
+    )
+    return [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        *where,
+        "--nproc_per_node",
+        str(launch.nproc_per_node),
+        "-m",
+        "trainers.strong.launch",
+        str(work_dir),
+    ]
 
 
-def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: Callable[[StepInfo], None],
-                    check: Callable[[], None] = lambda: None, tag: str = "", poll_s: float = 0.5) -> FitOutcome:
+def run_distributed(
+    spec: FitSpec,
+    launch: Launch,
+    work_dir: Path,
+    *,
+    on_step: Callable[[StepInfo], None],
+    check: Callable[[], None] = lambda: None,
+    tag: str = "",
+    poll_s: float = 0.5,
+) -> FitOutcome:
     """Write the spec, start the ranks, feed their steps to `on_step` until they finish.
 
     `check` runs every `poll_s` too (before the first step arrives, loading may take minutes). If
@@ -115,8 +144,9 @@ def run_distributed(spec: FitSpec, launch: Launch, work_dir: Path, *, on_step: C
         _kill(process)
         raise
     if process.returncode != 0:
-        raise LaunchFailed(f"torchrun exited with code {process.returncode}; last lines of "
-                           f"{work_dir / LOG}:\n{_tail(work_dir / LOG)}")
+        raise LaunchFailed(
+            f"torchrun exited with code {process.returncode}; last lines of {work_dir / LOG}:\n{_tail(work_dir / LOG)}"
+        )
     return FitOutcome(**json.loads((work_dir / OUTCOME).read_text()))
 
 
@@ -130,8 +160,9 @@ def launch_tag(launch: Launch, work_dir: Path) -> str | None:
     return leader.get("tag") if all(leader.get(key) == getattr(launch, key) for key in same) else None
 
 
-def join(launch: Launch, work_dir: Path, tag: str, *, wanted: Callable[[], bool] = lambda: True,
-         poll_s: float = 1.0) -> int | None:
+def join(
+    launch: Launch, work_dir: Path, tag: str, *, wanted: Callable[[], bool] = lambda: True, poll_s: float = 1.0
+) -> int | None:
     """On a machine with node_rank > 0: take part in launch `tag` (spec in `work_dir`); its exit code.
 
     `wanted` runs every `poll_s`: once it says no (node 0 died and its job's lease ran out, or the
@@ -155,8 +186,13 @@ def _start(launch: Launch, work_dir: Path, tag: str) -> subprocess.Popen[bytes]:
     """torchrun in a session of its own (so a kill reaches every rank), output to the launch log."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(_repo_root()), os.environ.get("PYTHONPATH")]))}
     with (work_dir / LOG).open("ab") as log:
-        return subprocess.Popen(torchrun_command(launch, work_dir, tag), stdout=log, stderr=subprocess.STDOUT,
-                                env=env, start_new_session=True)
+        return subprocess.Popen(
+            torchrun_command(launch, work_dir, tag),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
 
 
 def _repo_root() -> Path:

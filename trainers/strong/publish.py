@@ -63,7 +63,8 @@ def republish_all(session_factory: sessionmaker[Session], base_url: str, *, api_
         details = "; ".join(f"{name}: {message}" for name, message in failures.items())
         raise RepublishIncomplete(
             f"reloaded {len(loaded)} adapter(s) {loaded} but {len(failures)} failed: {details}",
-            loaded=loaded, failures=failures,
+            loaded=loaded,
+            failures=failures,
         )
     return loaded
 
@@ -95,5 +96,14 @@ def _load_missing(admin: VLLMAdmin, missing: Sequence[tuple[str, str]]) -> tuple
     return loaded, failures
 
 
-__all__ = ["PUBLISH_FAILURES", "AdapterRejected", "LoRAUpdatingDisabled", "PublishError", "RepublishIncomplete",
-           "VLLMUnreachable", "publish_adapter", "publish_version", "republish_all"]
+__all__ = [
+    "PUBLISH_FAILURES",
+    "AdapterRejected",
+    "LoRAUpdatingDisabled",
+    "PublishError",
+    "RepublishIncomplete",
+    "VLLMUnreachable",
+    "publish_adapter",
+    "publish_version",
+    "republish_all",
+]

@@ -23,8 +23,9 @@ from trainers.strong.publish import RepublishIncomplete, VLLMUnreachable, publis
 log = logging.getLogger(__name__)
 
 
-def publish_everywhere(session_factory: sessionmaker[Session], version_id: int, targets: Sequence[str], *,
-                       api_key: str | None = None) -> ModelVersion:
+def publish_everywhere(
+    session_factory: sessionmaker[Session], version_id: int, targets: Sequence[str], *, api_key: str | None = None
+) -> ModelVersion:
     """Publish version `version_id` on every replica that answers and record each; raise if none did."""
     published: ModelVersion | None = None
     unreachable: dict[str, str] = {}
@@ -38,11 +39,14 @@ def publish_everywhere(session_factory: sessionmaker[Session], version_id: int, 
             add_loaded(session, url, version_id)
     details = "; ".join(f"{url}: {message}" for url, message in unreachable.items())
     if published is None:
-        raise VLLMUnreachable(f"no replica of the strong model could be reached to publish version {version_id}: "
-                              f"{details}", url=", ".join(unreachable))
+        raise VLLMUnreachable(
+            f"no replica of the strong model could be reached to publish version {version_id}: {details}",
+            url=", ".join(unreachable),
+        )
     if unreachable:
-        log.warning("version %s published, except on unreachable replicas (loaded when they return): %s",
-                    version_id, details)
+        log.warning(
+            "version %s published, except on unreachable replicas (loaded when they return): %s", version_id, details
+        )
     return published
 
 
@@ -64,7 +68,8 @@ def sync_replica(session_factory: sessionmaker[Session], url: str, *, api_key: s
     return loaded
 
 
-def _record(session_factory: sessionmaker[Session], url: str, versions: dict[str, int],
-            refused: dict[str, str]) -> None:
+def _record(
+    session_factory: sessionmaker[Session], url: str, versions: dict[str, int], refused: dict[str, str]
+) -> None:
     with session_factory.begin() as session:
         replace_loaded(session, url, [version_id for name, version_id in versions.items() if name not in refused])

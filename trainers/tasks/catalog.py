@@ -16,12 +16,8 @@ TASKS: dict[str, Task] = {
         Task("sciq", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=False),
         # An explicit variant, not the paper's: the support passage as context. The correct
         # answer is verbatim in it for most rows, so the task becomes largely string matching.
-        Task(
-            "sciq_support", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=True
-        ),
-        Task(
-            "boolq", framing="boolq", answer_words=YES_NO, hub_id="google/boolq", has_passage=True
-        ),
+        Task("sciq_support", framing="sciq", answer_words=YES_NO, hub_id="allenai/sciq", has_passage=True),
+        Task("boolq", framing="boolq", answer_words=YES_NO, hub_id="google/boolq", has_passage=True),
         Task(
             "cosmos_qa",
             framing="cosmos_qa",

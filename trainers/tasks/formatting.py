@@ -37,9 +37,7 @@ def format_example(example: TaskExample) -> str:
         # candidate continues the conversation as its next assistant turn.
         return f"{example.question}\n\nAssistant: {example.candidate}"
     if example.task not in TEMPLATES:
-        raise TaskDataError(
-            f"no text layout for task {example.task!r}; known: anthropic_hh, {', '.join(TEMPLATES)}"
-        )
+        raise TaskDataError(f"no text layout for task {example.task!r}; known: anthropic_hh, {', '.join(TEMPLATES)}")
     template = TEMPLATES[example.task]
     if example.context and "{context}" not in template:
         template = BACKGROUND + template

@@ -65,9 +65,7 @@ def local_rows(data_dir: Path, task: str) -> Iterator[SourceRow]:
 def hub_rows(task: Task) -> Iterator[SourceRow]:
     """(split:index, row) for every row of every split of the task's hub dataset."""
     if task.hub_id is None:
-        raise TaskDataError(
-            f"{task.name} has no Hugging Face hub source; pass --data-dir with its JSONL files"
-        )
+        raise TaskDataError(f"{task.name} has no Hugging Face hub source; pass --data-dir with its JSONL files")
     import datasets  # slow to import; only this path needs it
 
     try:
@@ -77,11 +75,7 @@ def hub_rows(task: Task) -> Iterator[SourceRow]:
             f"{task.name}: could not load {task.hub_id!r} from the Hugging Face hub ({exc}); "
             "pass --data-dir with a directory of its JSONL files instead"
         ) from exc
-    return (
-        (f"{split}:{index}", row)
-        for split in sorted(splits)
-        for index, row in enumerate(splits[split])
-    )
+    return ((f"{split}:{index}", row) for split in sorted(splits) for index, row in enumerate(splits[split]))
 
 
 def _jsonl_rows(files: list[Path]) -> Iterator[SourceRow]:
@@ -97,9 +91,7 @@ def _parse_line(line: str, path: Path, index: int) -> dict:
     try:
         row = json.loads(line)
     except json.JSONDecodeError as exc:
-        raise TaskDataError(
-            f"{path}:{index + 1} is not valid JSON ({exc.msg}); expected JSON Lines"
-        ) from exc
+        raise TaskDataError(f"{path}:{index + 1} is not valid JSON ({exc.msg}); expected JSON Lines") from exc
     if not isinstance(row, dict):
         raise TaskDataError(f"{path}:{index + 1} is not a JSON object")
     return row

@@ -38,7 +38,7 @@ POSITIVE_CLASS = {"boolq": "yes", "amazon_polarity": "positive", "safety": "safe
 
 
 def sciq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
-    """"Q: ... A: ..." with the correct answer or a distractor; no support passage (Burns et al.)."""
+    """ "Q: ... A: ..." with the correct answer or a distractor; no support passage (Burns et al.)."""
     return _sciq_example("sciq", source_id, row, rng, context=None)
 
 
@@ -77,8 +77,9 @@ def _sciq_example(task: str, source_id: str, row: Row, rng: random.Random, *, co
 
 def boolq_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
     """Passage + question; label = the dataset's own yes/no answer (Burns et al.)."""
-    return _label_example("boolq", source_id, _as_bool(row["answer"], "answer"), row["question"].strip(),
-                          context=row["passage"].strip())
+    return _label_example(
+        "boolq", source_id, _as_bool(row["answer"], "answer"), row["question"].strip(), context=row["passage"].strip()
+    )
 
 
 def cosmos_qa_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
@@ -120,9 +121,7 @@ def anthropic_hh_example(source_id: str, row: Row, rng: random.Random) -> TaskEx
     chosen, rejected = row["chosen"], row["rejected"]
     cut = os.path.commonprefix([chosen, rejected]).rfind(ASSISTANT_TAG)
     if cut < 0:
-        raise TaskDataError(
-            "chosen and rejected share no assistant turn to split the conversation at"
-        )
+        raise TaskDataError("chosen and rejected share no assistant turn to split the conversation at")
     show_chosen = rng.random() < 0.5
     reply = (chosen if show_chosen else rejected)[cut + len(ASSISTANT_TAG) :]
     return TaskExample(
@@ -153,8 +152,9 @@ def legal_example(source_id: str, row: Row, rng: random.Random) -> TaskExample:
     answer = row["answer"].strip().lower()
     if answer not in ("relevant", "irrelevant"):
         raise TaskDataError(f"answer must be Relevant or Irrelevant, got {row['answer']!r}")
-    return _label_example("legal", source_id, answer == "relevant", row["question"].strip(),
-                          context=row["text"].strip())
+    return _label_example(
+        "legal", source_id, answer == "relevant", row["question"].strip(), context=row["text"].strip()
+    )
 
 
 ROW_CONVERTERS: dict[str, RowConverter] = {
@@ -186,12 +186,20 @@ def convert_rows(task: str, rows: Iterable[SourceRow], seed: int) -> Iterator[Ta
             raise TaskDataError(f"{task} row {source_id}: {exc}") from exc
 
 
-def _label_example(task: str, source_id: str, positive: bool, question: str, *,
-                   context: str | None = None) -> TaskExample:
+def _label_example(
+    task: str, source_id: str, positive: bool, question: str, *, context: str | None = None
+) -> TaskExample:
     """A label-only task's example: the candidate is the positive class, label 1 iff the row is of that class."""
     claim = POSITIVE_CLASS[task]
-    return TaskExample(task=task, source_id=source_id, candidate_id=claim, question=question,
-                       candidate=claim, label=int(positive), context=context)
+    return TaskExample(
+        task=task,
+        source_id=source_id,
+        candidate_id=claim,
+        question=question,
+        candidate=claim,
+        label=int(positive),
+        context=context,
+    )
 
 
 def _as_bool(value: Any, field: str) -> bool:

@@ -33,13 +33,10 @@ class TaskExample:
 
     def __post_init__(self) -> None:
         if self.label not in (0, 1):
-            raise TaskDataError(
-                f"{self.task} {self.source_id}: label must be 0 or 1, got {self.label!r}"
-            )
+            raise TaskDataError(f"{self.task} {self.source_id}: label must be 0 or 1, got {self.label!r}")
         if not self.source_id or len(self.source_id) > MAX_SOURCE_ID_CHARS:
             raise TaskDataError(
-                f"{self.task}: source_id {self.source_id!r} must have 1 to "
-                f"{MAX_SOURCE_ID_CHARS} characters"
+                f"{self.task}: source_id {self.source_id!r} must have 1 to {MAX_SOURCE_ID_CHARS} characters"
             )
         if not self.candidate_id or len(self.candidate_id) > MAX_CANDIDATE_ID_CHARS:
             raise TaskDataError(

@@ -23,9 +23,7 @@ def split_examples(
     """
     unknown = sorted(set(sizes) - set(SPLIT_NAMES))
     if unknown or any(count < 0 for count in sizes.values()):
-        raise TaskDataError(
-            f"split sizes must be >= 0 and keyed by {SPLIT_NAMES}; got {dict(sizes)}"
-        )
+        raise TaskDataError(f"split sizes must be >= 0 and keyed by {SPLIT_NAMES}; got {dict(sizes)}")
     wanted = sum(sizes.values())
     if wanted > len(examples):
         raise TaskDataError(
@@ -64,9 +62,7 @@ def _groups_by_source(examples: Sequence[TaskExample]) -> list[list[TaskExample]
     return list(groups.values())
 
 
-def _deal(
-    pool: list[list[TaskExample]], count: int
-) -> tuple[list[TaskExample], list[list[TaskExample]]]:
+def _deal(pool: list[list[TaskExample]], count: int) -> tuple[list[TaskExample], list[list[TaskExample]]]:
     """Take whole groups from the front of `pool` up to `count` examples; return (taken, rest)."""
     taken: list[TaskExample] = []
     rest: list[list[TaskExample]] = []

@@ -33,14 +33,19 @@ class Family:
 
 
 FAMILIES: tuple[Family, ...] = (
-    Family("add", lambda: [(a, b) for a in range(20) for b in range(20)], lambda a, b: f"{a}+{b}=",
-           lambda a, b: a + b),
-    Family("mul", lambda: [(a, b) for a in range(1, 13) for b in range(1, 13)], lambda a, b: f"{a}*{b}=",
-           lambda a, b: a * b),
-    Family("sub", lambda: [(a, b) for a in range(30) for b in range(a + 1)], lambda a, b: f"{a}-{b}=",
-           lambda a, b: a - b),
-    Family("max", lambda: [(a, b) for a in range(100) for b in range(100) if a != b],
-           lambda a, b: f"max({a},{b})=", max),
+    Family("add", lambda: [(a, b) for a in range(20) for b in range(20)], lambda a, b: f"{a}+{b}=", lambda a, b: a + b),
+    Family(
+        "mul",
+        lambda: [(a, b) for a in range(1, 13) for b in range(1, 13)],
+        lambda a, b: f"{a}*{b}=",
+        lambda a, b: a * b,
+    ),
+    Family(
+        "sub", lambda: [(a, b) for a in range(30) for b in range(a + 1)], lambda a, b: f"{a}-{b}=", lambda a, b: a - b
+    ),
+    Family(
+        "max", lambda: [(a, b) for a in range(100) for b in range(100) if a != b], lambda a, b: f"max({a},{b})=", max
+    ),
 )
 
 
@@ -50,7 +55,7 @@ class Fact:
     a: int
     b: int
     question: str  # "12+7="
-    answer: int    # 19
+    answer: int  # 19
 
     @property
     def text(self) -> str:
@@ -91,9 +96,16 @@ def arithmetic_claims(seed: int, size: int) -> list[TaskExample]:
         name = rng.choice([name for name, pool in pools.items() if pool])
         fact = pools[name].pop()
         candidate = fact.answer if label else wrong_answer(fact, rng)
-        examples.append(TaskExample(task=TASK, source_id=f"{TASK}:{fact.family}:{fact.a}:{fact.b}",
-                                    candidate_id="correct" if label else "wrong", question=fact.question,
-                                    candidate=str(candidate), label=label))
+        examples.append(
+            TaskExample(
+                task=TASK,
+                source_id=f"{TASK}:{fact.family}:{fact.a}:{fact.b}",
+                candidate_id="correct" if label else "wrong",
+                question=fact.question,
+                candidate=str(candidate),
+                label=label,
+            )
+        )
     return examples
 
 

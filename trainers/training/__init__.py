@@ -1,9 +1,9 @@
 """The shared training core: one classifier, one input encoding, one loop, for weak and strong trainers.
 
-    model = load_classifier(base_dir, head="lm", lora=LoraSettings())
-    result = train_classifier(model, inputs, targets, TrainConfig(epochs=2), checkpoint_dir=ckpt)
-    probs = predict_proba(model, test_inputs, max_length=512)
-    model.save(out_dir)           # a PEFT adapter vLLM can load, for LoRA + lm head
+model = load_classifier(base_dir, head="lm", lora=LoraSettings())
+result = train_classifier(model, inputs, targets, TrainConfig(epochs=2), checkpoint_dir=ckpt)
+probs = predict_proba(model, test_inputs, max_length=512)
+model.save(out_dir)           # a PEFT adapter vLLM can load, for LoRA + lm head
 """
 
 from trainers.hyperparameters import LoraSettings, TrainConfig

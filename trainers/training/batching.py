@@ -62,8 +62,9 @@ class BatchPlan:
         return batches
 
 
-def rank_micro_batches(batch: list[int], lengths: tuple[int, ...], *, rank: int, world: int,
-                       micro_batch_size: int | None) -> list[list[int]]:
+def rank_micro_batches(
+    batch: list[int], lengths: tuple[int, ...], *, rank: int, world: int, micro_batch_size: int | None
+) -> list[list[int]]:
     """This rank's share of one optimizer step, cut into micro-batches of similar lengths.
 
     The batch is sorted by length and dealt round-robin, so every rank gets the same number of
@@ -76,8 +77,9 @@ def rank_micro_batches(batch: list[int], lengths: tuple[int, ...], *, rank: int,
     return _chunks(mine, micro_batch_size or len(mine)) if mine else []
 
 
-def collate(encoded: list[list[int]], indices: list[int], pad_id: int, device: torch.device
-            ) -> tuple[torch.Tensor, torch.Tensor]:
+def collate(
+    encoded: list[list[int]], indices: list[int], pad_id: int, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Right-padded `input_ids` and `attention_mask` for `indices`, padded only to the longest of them."""
     width = max(len(encoded[i]) for i in indices)
     input_ids = torch.full((len(indices), width), pad_id, dtype=torch.long)

@@ -40,8 +40,9 @@ class Progress:
     fingerprint: str
 
 
-def save_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    progress: Progress) -> Path | None:
+def save_checkpoint(
+    checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, progress: Progress
+) -> Path | None:
     """Write `step-<progress.step>` atomically and delete older checkpoints; return its path.
 
     Call it on rank 0, or on every rank for an FSDP-sharded model (the shards are gathered; rank 0
@@ -68,8 +69,9 @@ def save_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: tor
     return final
 
 
-def load_checkpoint(checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
-                    fingerprint: str) -> Progress | None:
+def load_checkpoint(
+    checkpoint_dir: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer, fingerprint: str
+) -> Progress | None:
     """Restore the newest checkpoint into `model` and `optimizer`; None if there is none.
 
     Every rank calls it (and reads the files); sharded parameters take their slice.
@@ -106,8 +108,13 @@ def _checkpoints(checkpoint_dir: Path) -> list[Path]:
 
 def _optimizer_tensors(optimizer: torch.optim.Optimizer) -> dict[str, torch.Tensor]:
     """AdamW keeps only tensors per parameter; hyper-parameters come from the config on resume."""
-    return gather_full({f"{index}.{key}": value.detach()
-                        for index, state in optimizer.state_dict()["state"].items() for key, value in state.items()})
+    return gather_full(
+        {
+            f"{index}.{key}": value.detach()
+            for index, state in optimizer.state_dict()["state"].items()
+            for key, value in state.items()
+        }
+    )
 
 
 def _load_optimizer(optimizer: torch.optim.Optimizer, tensors: dict[str, torch.Tensor]) -> None:
@@ -126,8 +133,9 @@ def _load_trainable(model: torch.nn.Module, tensors: dict[str, torch.Tensor], pa
     params = {name: p for name, p in model.named_parameters() if p.requires_grad}
     if set(params) != set(tensors):
         missing, extra = sorted(set(params) - set(tensors)), sorted(set(tensors) - set(params))
-        raise CheckpointMismatch(f"{path} does not match the model's trainable parameters "
-                                 f"(missing {missing[:3]}, unexpected {extra[:3]}).")
+        raise CheckpointMismatch(
+            f"{path} does not match the model's trainable parameters (missing {missing[:3]}, unexpected {extra[:3]})."
+        )
     with torch.no_grad():
         for name, param in params.items():
             param.copy_(scatter_like(tensors[name], param))

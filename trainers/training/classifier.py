@@ -75,8 +75,9 @@ class ClassifierSpec:
 class Classifier(torch.nn.Module):
     """Backbone (a transformers model, maybe wrapped in a PEFT LoRA model) plus a two-way head."""
 
-    def __init__(self, backbone: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase,
-                 spec: ClassifierSpec) -> None:
+    def __init__(
+        self, backbone: PreTrainedModel | PeftModel, tokenizer: PreTrainedTokenizerBase, spec: ClassifierSpec
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.tokenizer = tokenizer
@@ -93,8 +94,9 @@ class Classifier(torch.nn.Module):
             ids = answer_token_ids(tokenizer, spec.answer_words)
             self.register_buffer("answer_ids", torch.tensor(ids, device=device), persistent=False)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                answer_lengths: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, answer_lengths: torch.Tensor | None = None
+    ) -> torch.Tensor:
         """[B, 2] float32 logits; column 1 = "the candidate is correct".
 
         Expects right padding (as `collate` makes it): positions count from the first token, and the
@@ -117,8 +119,9 @@ class Classifier(torch.nn.Module):
         lm_head = self._base().get_output_embeddings()
         return F.linear(final, lm_head.weight[self.answer_ids]).float()
 
-    def _answer_features(self, hidden: torch.Tensor, input_ids: torch.Tensor, last: torch.Tensor,
-                         answer_lengths: torch.Tensor) -> torch.Tensor:
+    def _answer_features(
+        self, hidden: torch.Tensor, input_ids: torch.Tensor, last: torch.Tensor, answer_lengths: torch.Tensor
+    ) -> torch.Tensor:
         """[B, 2]: sum and minimum of log p(answer token | everything before it), scaled.
 
         The answer is the last `answer_lengths[b]` tokens of row b; the LM head runs only on the
@@ -239,8 +242,9 @@ def load_classifier(
     return classifier
 
 
-def load_saved_classifier(out_dir: Path, *, device: str | torch.device | None = None,
-                          dtype: torch.dtype | None = None) -> Classifier:
+def load_saved_classifier(
+    out_dir: Path, *, device: str | torch.device | None = None, dtype: torch.dtype | None = None
+) -> Classifier:
     """The classifier `Classifier.save` wrote to `out_dir`.
 
     Layout: `classifier.json` (head, base model, answer words, LoRA settings); with LoRA, a PEFT
@@ -298,8 +302,9 @@ def weight_dtype(device: torch.device) -> torch.dtype:
     return torch.bfloat16 if device.type == "cuda" else torch.float32
 
 
-def _load_backbone(model_path: str | Path, head: str, device: torch.device, dtype: torch.dtype, *,
-                   saved_decoder: bool = False) -> PreTrainedModel:
+def _load_backbone(
+    model_path: str | Path, head: str, device: torch.device, dtype: torch.dtype, *, saved_decoder: bool = False
+) -> PreTrainedModel:
     """The causal LM for the lm head; for the linear head only its decoder, the vocab-sized LM head dropped.
 
     `saved_decoder`: `model_path` holds a decoder a full linear classifier saved, not a causal LM.

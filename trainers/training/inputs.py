@@ -102,7 +102,7 @@ def encode_inputs(
         contents = [next(turns) for _ in item.context]
         context, kept = fit_context(contents, budget, separator, ellipsis)
         if answer_last:  # the same tokens, each separator moved behind its turn
-            encoded.append(prefix + context[len(separator):] + separator + text if context else prefix + text)
+            encoded.append(prefix + context[len(separator) :] + separator + text if context else prefix + text)
         else:
             encoded.append(prefix + text + context + suffix)
         total += sum(map(len, contents))
@@ -115,8 +115,10 @@ def answer_ids(tokenizer: PreTrainedTokenizerBase, inputs: Sequence[ClassifierIn
     """The tokens of each input's answer, tokenised on its own; every answer must be non-empty."""
     missing = [number for number, item in enumerate(inputs) if not item.answer]
     if missing:
-        raise ValueError(f"input {missing[0]} has no answer: the likelihood head scores the candidate answer, so "
-                         "build inputs with ClassifierInput(text, context, answer=<the candidate text ends with>).")
+        raise ValueError(
+            f"input {missing[0]} has no answer: the likelihood head scores the candidate answer, so "
+            "build inputs with ClassifierInput(text, context, answer=<the candidate text ends with>)."
+        )
     return _batch_ids(tokenizer, [item.answer for item in inputs])
 
 

@@ -107,15 +107,31 @@ def train_classifier(
     ranks = current_ranks()
     if config.batch_size % ranks.world:
         raise ValueError(f"batch_size={config.batch_size} must be a multiple of the world size {ranks.world}.")
-    encoded, trim = encode_inputs(model.tokenizer, inputs, max_length=config.max_length, prompt_suffix=prompt_suffix,
-                                  answer_last=model.head == "likelihood")
+    encoded, trim = encode_inputs(
+        model.tokenizer,
+        inputs,
+        max_length=config.max_length,
+        prompt_suffix=prompt_suffix,
+        answer_last=model.head == "likelihood",
+    )
     plan = BatchPlan(tuple(map(len, encoded)), config.batch_size, config.epochs, config.seed, config.group_by_length)
     optimizer, progress = _start(model, config, encoded, targets, plan, checkpoint_dir, ranks)
     losses, resumed_from = list(progress.losses), progress.step
     device = next(model.parameters()).device
     whole_model_work = ranks.is_main or is_sharded(model)  # FSDP: checkpoints and evaluations need every rank
-    loop = _Loop(_wrap(model, ranks, device), model, optimizer, plan, encoded, targets, loss_fn, config, ranks, device,
-                 answer_lengths(model, inputs))
+    loop = _Loop(
+        _wrap(model, ranks, device),
+        model,
+        optimizer,
+        plan,
+        encoded,
+        targets,
+        loss_fn,
+        config,
+        ranks,
+        device,
+        answer_lengths(model, inputs),
+    )
     examples = tokens = 0
     evaluations: list[tuple[int, dict[str, float]]] = []
     forked = [device] if device.type == "cuda" else []
@@ -131,15 +147,40 @@ def train_classifier(
             if evaluate is not None and whole_model_work and _eval_due(step + 1, config.eval_every, plan):
                 evaluation = evaluate(model)
                 evaluations.append((step + 1, evaluation))
-            info = StepInfo(step + 1, plan.total_steps, (step + 1) / plan.steps_per_epoch, loss,
-                            loop.lr(step), examples, tokens, time.perf_counter() - started, evaluation)
+            info = StepInfo(
+                step + 1,
+                plan.total_steps,
+                (step + 1) / plan.steps_per_epoch,
+                loss,
+                loop.lr(step),
+                examples,
+                tokens,
+                time.perf_counter() - started,
+                evaluation,
+            )
             _report(on_step, info, ranks, device)
-    return TrainResult(len(losses), losses[-1] if losses else math.nan, losses, examples, tokens,
-                       time.perf_counter() - started, resumed_from, trim, evaluations)
+    return TrainResult(
+        len(losses),
+        losses[-1] if losses else math.nan,
+        losses,
+        examples,
+        tokens,
+        time.perf_counter() - started,
+        resumed_from,
+        trim,
+        evaluations,
+    )
 
 
-def _start(model: Classifier, config: TrainConfig, encoded: list[list[int]], targets: Sequence[float],
-           plan: BatchPlan, checkpoint_dir: Path | None, ranks: Ranks) -> tuple[torch.optim.AdamW, Progress]:
+def _start(
+    model: Classifier,
+    config: TrainConfig,
+    encoded: list[list[int]],
+    targets: Sequence[float],
+    plan: BatchPlan,
+    checkpoint_dir: Path | None,
+    ranks: Ranks,
+) -> tuple[torch.optim.AdamW, Progress]:
     """The optimizer and where training starts: step 0, or the newest checkpoint in `checkpoint_dir`."""
     params = trainable_parameters(model)
     if not params:
@@ -168,9 +209,20 @@ def _adamw(model: Classifier, config: TrainConfig) -> torch.optim.AdamW:
 class _Loop:
     """One optimizer step at a time; holds what every step needs so `train_classifier` stays readable."""
 
-    def __init__(self, runner: torch.nn.Module, model: Classifier, optimizer: torch.optim.Optimizer,
-                 plan: BatchPlan, encoded: list[list[int]], targets: Sequence[float], loss_fn: Loss,
-                 config: TrainConfig, ranks: Ranks, device: torch.device, answers: list[int] | None) -> None:
+    def __init__(
+        self,
+        runner: torch.nn.Module,
+        model: Classifier,
+        optimizer: torch.optim.Optimizer,
+        plan: BatchPlan,
+        encoded: list[list[int]],
+        targets: Sequence[float],
+        loss_fn: Loss,
+        config: TrainConfig,
+        ranks: Ranks,
+        device: torch.device,
+        answers: list[int] | None,
+    ) -> None:
         self.runner, self.model, self.optimizer, self.plan = runner, model, optimizer, plan
         self.answers = answers
         self.encoded, self.loss_fn, self.config, self.ranks, self.device = encoded, loss_fn, config, ranks, device
@@ -189,15 +241,23 @@ class _Loop:
         """Forward/backward on this rank's micro-batches, clip, update; (mean loss, examples, tokens) of all ranks."""
         torch.manual_seed(_step_seed(self.config.seed, step, self.ranks.rank))
         batch = self.plan.batch(step)
-        micro = rank_micro_batches(batch, self.plan.lengths, rank=self.ranks.rank, world=self.ranks.world,
-                                   micro_batch_size=self.config.micro_batch_size)
+        micro = rank_micro_batches(
+            batch,
+            self.plan.lengths,
+            rank=self.ranks.rank,
+            world=self.ranks.world,
+            micro_batch_size=self.config.micro_batch_size,
+        )
         counted = len(batch) - len(batch) % self.ranks.world
         loss_sum = torch.zeros((), device=self.device)
         for number, indices in enumerate(micro):
             last = number == len(micro) - 1
             # DDP all-reduces gradients once per step; FSDP reduce-scatters after every micro-batch.
-            sync = self.runner.no_sync() if isinstance(self.runner, DistributedDataParallel) and not last \
+            sync = (
+                self.runner.no_sync()
+                if isinstance(self.runner, DistributedDataParallel) and not last
                 else contextlib.nullcontext()
+            )
             with sync:
                 loss = self._micro_batch_loss(indices, step)
                 (loss * (len(indices) * self.ranks.world / counted)).backward()
@@ -205,8 +265,9 @@ class _Loop:
         for group in self.optimizer.param_groups:
             group["lr"] = self.lr(step) * group["lr_scale"]
         if micro:
-            torch.nn.utils.clip_grad_norm_([p for group in self.optimizer.param_groups for p in group["params"]],
-                                           MAX_GRAD_NORM)
+            torch.nn.utils.clip_grad_norm_(
+                [p for group in self.optimizer.param_groups for p in group["params"]], MAX_GRAD_NORM
+            )
             self.optimizer.step()
         self.optimizer.zero_grad(set_to_none=True)
         tokens = sum(self.plan.lengths[i] for indices in micro for i in indices)
@@ -270,8 +331,9 @@ def _check_data(inputs: Sequence[ClassifierInput], targets: Sequence[float]) -> 
         raise ValueError(f"targets are probabilities in [0, 1]; got e.g. {bad[0]!r}.")
 
 
-def _fingerprint(config: TrainConfig, encoded: list[list[int]], targets: Sequence[float],
-                 params: dict[str, torch.nn.Parameter]) -> str:
+def _fingerprint(
+    config: TrainConfig, encoded: list[list[int]], targets: Sequence[float], params: dict[str, torch.nn.Parameter]
+) -> str:
     """Hash of everything that decides the training trajectory, to refuse resuming someone else's checkpoint.
 
     Settings that change only memory use, summation order or what is observed (micro-batching,

@@ -29,8 +29,13 @@ def predict_proba(
     """
     if batch_size < 1:
         raise ValueError(f"batch_size={batch_size}: pass at least 1.")
-    encoded, _ = encode_inputs(model.tokenizer, inputs, max_length=max_length, prompt_suffix=prompt_suffix,
-                               answer_last=model.head == "likelihood")
+    encoded, _ = encode_inputs(
+        model.tokenizer,
+        inputs,
+        max_length=max_length,
+        prompt_suffix=prompt_suffix,
+        answer_last=model.head == "likelihood",
+    )
     answers = answer_lengths(model, inputs)
     order = sorted(range(len(encoded)), key=lambda i: -len(encoded[i]))
     device = next(model.parameters()).device
@@ -52,8 +57,14 @@ def predict_proba(
     return probs
 
 
-def held_out_evaluator(inputs: Sequence[ClassifierInput], gold: Sequence[int], *, max_length: int,
-                       batch_size: int = 64, prompt_suffix: str = "") -> Callable[[Classifier], dict[str, Any]] | None:
+def held_out_evaluator(
+    inputs: Sequence[ClassifierInput],
+    gold: Sequence[int],
+    *,
+    max_length: int,
+    batch_size: int = 64,
+    prompt_suffix: str = "",
+) -> Callable[[Classifier], dict[str, Any]] | None:
     """`train_classifier`'s `evaluate`: `binary_metrics` on held-out inputs; None when there are none."""
     if not inputs:
         return None
