@@ -45,8 +45,9 @@ class VLLMAdmin:
     def __enter__(self) -> VLLMAdmin:
         return self
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
         self.close()
 
     def close(self) -> None:
@@ -67,9 +68,12 @@ class VLLMAdmin:
         """Unload `served_name`; one the server does not serve is already unloaded."""
         response = self._send("POST", "/unload_lora_adapter", {"lora_name": served_name})
         if response.status_code != 200 and served_name in self.served_roots():
-            raise AdapterRejected(f"vLLM at {self._http.base_url} would not unload {served_name!r} (HTTP "
-                                  f"{response.status_code}: {error_message(response)}); read the vLLM log.",
-                                  url=str(response.url), status_code=response.status_code)
+            raise AdapterRejected(
+                f"vLLM at {self._http.base_url} would not unload {served_name!r} (HTTP "
+                f"{response.status_code}: {error_message(response)}); read the vLLM log.",
+                url=str(response.url),
+                status_code=response.status_code,
+            )
 
     def served_roots(self) -> dict[str, str]:
         """Served model id -> the path it was loaded from ('root' in vLLM's /v1/models cards)."""
@@ -80,14 +84,19 @@ class VLLMAdmin:
             raise StrongModelBadResponse(
                 f"GET {self._http.base_url}/models answered HTTP {response.status_code} without a model list "
                 f"({response.text[:200]!r}); is base_url a vLLM (OpenAI-compatible) server?",
-                url=str(response.url), status_code=response.status_code) from exc
+                url=str(response.url),
+                status_code=response.status_code,
+            ) from exc
 
     def _refused(self, response: httpx.Response, served_name: str, adapter_path: str) -> None:
         """What a non-200 answer to load_lora_adapter means; returns only when the adapter is already loaded."""
         message, url = error_message(response), str(response.url)
         if (response.status_code in (404, 405) and message == "Not Found") or LORA_DISABLED.search(message):
-            raise LoRAUpdatingDisabled(f"vLLM at {self._http.base_url} cannot load LoRA adapters at runtime "
-                                       f"({message}); {START_HINT}.", url=url, status_code=response.status_code)
+            raise LoRAUpdatingDisabled(
+                f"vLLM at {self._http.base_url} cannot load LoRA adapters at runtime ({message}); {START_HINT}.",
+                url=url,
+                status_code=response.status_code,
+            )
         if response.status_code == 400:
             loaded_from = self.served_roots().get(served_name, "")
             if loaded_from == adapter_path:
@@ -96,25 +105,33 @@ class VLLMAdmin:
                 raise AdapterRejected(
                     f"vLLM already serves {served_name!r} from {loaded_from}, not {adapter_path}; served names "
                     "are never re-used: register a new version (register_version) for the new adapter.",
-                    url=url, status_code=400)
+                    url=url,
+                    status_code=400,
+                )
         raise AdapterRejected(
             f"vLLM refused to load adapter {served_name!r} from {adapter_path} (HTTP {response.status_code}: "
             f"{message}); check that the path is a directory saved by peft that the vLLM server can read, that "
             "the adapter was trained on the served base model, and that its rank is <= vLLM's --max-lora-rank.",
-            url=url, status_code=response.status_code)
+            url=url,
+            status_code=response.status_code,
+        )
 
     def _verify(self, served_name: str) -> None:
         """The adapter must be listed and must answer a 1-token greedy completion."""
         if served_name not in self.served_roots():
-            raise AdapterRejected(f"vLLM accepted adapter {served_name!r} but GET /v1/models does not list it; "
-                                  "read the vLLM log.", url=f"{self._http.base_url}/models")
+            raise AdapterRejected(
+                f"vLLM accepted adapter {served_name!r} but GET /v1/models does not list it; read the vLLM log.",
+                url=f"{self._http.base_url}/models",
+            )
         probe = {"model": served_name, "prompt": PROBE_PROMPT, "max_tokens": 1, "temperature": 0}
         response = self._send("POST", "/completions", probe)
         if response.status_code != 200 or not _is_completion(response):
             raise AdapterRejected(
                 f"vLLM lists adapter {served_name!r} but a 1-token completion under it failed (HTTP "
                 f"{response.status_code}: {error_message(response)}); read the vLLM log.",
-                url=str(response.url), status_code=response.status_code)
+                url=str(response.url),
+                status_code=response.status_code,
+            )
 
     def _send(self, method: str, path: str, body: dict[str, Any] | None) -> httpx.Response:
         """The one place httpx errors and a refused API key become `debate.errors`; other statuses return."""
@@ -124,15 +141,22 @@ class VLLMAdmin:
         except httpx.TimeoutException as exc:
             raise VLLMUnreachable(
                 f"vLLM at {self._http.base_url} did not answer {method} {path} within {self._http.timeout.read}s; "
-                "it may be busy or starting: retry later, or raise timeout_s.", url=url) from exc
+                "it may be busy or starting: retry later, or raise timeout_s.",
+                url=url,
+            ) from exc
         except httpx.HTTPError as exc:
             raise VLLMUnreachable(
                 f"could not reach vLLM at {self._http.base_url} ({type(exc).__name__}: {exc}); "
-                "check that the server is running and base_url is right.", url=url) from exc
+                "check that the server is running and base_url is right.",
+                url=url,
+            ) from exc
         if response.status_code in (401, 403):
-            raise StrongModelBadResponse(f"vLLM at {self._http.base_url} refused the API key; pass the api_key vLLM "
-                                         "was started with (--api-key).", url=url,
-                                         status_code=response.status_code)
+            raise StrongModelBadResponse(
+                f"vLLM at {self._http.base_url} refused the API key; pass the api_key vLLM "
+                "was started with (--api-key).",
+                url=url,
+                status_code=response.status_code,
+            )
         return response
 
 

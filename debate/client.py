@@ -84,9 +84,7 @@ class StrongModelClient:
         self._http = httpx.AsyncClient(
             headers=headers,
             timeout=httpx.Timeout(timeout, connect=connect_timeout),
-            limits=httpx.Limits(
-                max_connections=max_connections, max_keepalive_connections=max_connections
-            ),
+            limits=httpx.Limits(max_connections=max_connections, max_keepalive_connections=max_connections),
             transport=transport,
         )
 
@@ -151,9 +149,7 @@ class StrongModelClient:
         url = f"{self.base_url}/models"
         return parse_models(await self._request("GET", url, None), url)
 
-    async def check_ready(
-        self, model: str, *, endpoint: Literal["chat", "completions"] = "chat"
-    ) -> None:
+    async def check_ready(self, model: str, *, endpoint: Literal["chat", "completions"] = "chat") -> None:
         """Raise unless `model` generates one token.
 
         vLLM's /health can answer 200 while the engine cannot serve, and only a chat
@@ -191,9 +187,7 @@ def api_base(base_url: str) -> str:
     return base if base.endswith("/v1") else f"{base}/v1"
 
 
-def map_http_failure(
-    failure: httpx.HTTPError | httpx.Response, *, url: str, attempts: int
-) -> StrongModelError:
+def map_http_failure(failure: httpx.HTTPError | httpx.Response, *, url: str, attempts: int) -> StrongModelError:
     """Translate an httpx exception or a non-2xx response into our hierarchy."""
     tries = f"after {attempts} attempt{'s' if attempts > 1 else ''}"
     if isinstance(failure, httpx.TimeoutException):

@@ -75,8 +75,9 @@ class Replica:
         self.debates = 0
 
     def state(self) -> ReplicaState:
-        return ReplicaState(self.url, self.healthy, self.in_flight, self.debates, tuple(sorted(self.models)),
-                            self.error)
+        return ReplicaState(
+            self.url, self.healthy, self.in_flight, self.debates, tuple(sorted(self.models)), self.error
+        )
 
     async def aclose(self) -> None:
         await self.client.aclose()
@@ -143,8 +144,9 @@ class ReplicaPool:
         """Re-resolve the targets and check every replica now."""
         for url in await asyncio.to_thread(resolve_targets, self.targets):
             if url not in self._replicas:
-                self._replicas[url] = Replica(url, api_key=self._api_key, retry=self._retry,
-                                              max_in_flight=self.max_in_flight_per_replica)
+                self._replicas[url] = Replica(
+                    url, api_key=self._api_key, retry=self._retry, max_in_flight=self.max_in_flight_per_replica
+                )
         await asyncio.gather(*(self._check(replica) for replica in self._replicas.values()))
 
     @contextlib.asynccontextmanager
@@ -167,7 +169,9 @@ class ReplicaPool:
         if not healthy:
             raise StrongModelUnavailable(
                 f"no healthy strong-model replica among {self.base_url}: {self._errors()}; start the servers "
-                "or fix W2S_VLLM_BASE_URL(S)", url=self.base_url)
+                "or fix W2S_VLLM_BASE_URL(S)",
+                url=self.base_url,
+            )
         serving = [replica for replica in healthy if model in replica.models] or healthy
         if not self.affinity:
             return serving[next(self._turn) % len(serving)]

@@ -85,9 +85,7 @@ def transcript_text(visible: Sequence[Turn]) -> str:
     return f"{TRANSCRIPT_HEADER}\n\n{render_for_weak(visible) if visible else NO_TRANSCRIPT}"
 
 
-def instruction_text(
-    spec: DebateSpec, speaker: Speaker, stance: Stance, visible: Sequence[Turn]
-) -> str:
+def instruction_text(spec: DebateSpec, speaker: Speaker, stance: Stance, visible: Sequence[Turn]) -> str:
     """Who is speaking, for which side, and what this speech should do."""
     you = speaker_label(speaker, stance)
     side = "CORRECT" if stance == "correct" else "INCORRECT"
@@ -102,9 +100,7 @@ def instruction_text(
     return f"{INSTRUCTION_HEADER}\nYou are {you}. {task}\nWrite only your speech{limit}."
 
 
-def _debater_task(
-    spec: DebateSpec, speaker: Speaker, side: str, visible: Sequence[Turn], has_spoken: bool
-) -> str:
+def _debater_task(spec: DebateSpec, speaker: Speaker, side: str, visible: Sequence[Turn], has_spoken: bool) -> str:
     opponent = "Debater B" if speaker == "A" else "Debater A"
     opponent_spoke = any(turn.speaker != speaker for turn in visible)
     if has_spoken:
@@ -113,10 +109,7 @@ def _debater_task(
             "points and strengthen your case without repeating yourself."
         )
     elif opponent_spoke:
-        task = (
-            f"Argue that the proposed answer is {side}, and point out the flaws in "
-            f"{opponent}'s argument."
-        )
+        task = f"Argue that the proposed answer is {side}, and point out the flaws in {opponent}'s argument."
     else:
         task = f"Argue that the proposed answer is {side}. Give your strongest reasons."
     if spec.order == "simultaneous":

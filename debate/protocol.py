@@ -96,10 +96,7 @@ def schedule(spec: DebateSpec) -> tuple[Slot, ...]:
             for step in range(spec.turns)
             for offset, speaker in enumerate(speakers)
         )
-    return tuple(
-        Slot(step, step, speakers[step % 2], stances[speakers[step % 2]])
-        for step in range(spec.turns)
-    )
+    return tuple(Slot(step, step, speakers[step % 2], stances[speakers[step % 2]]) for step in range(spec.turns))
 
 
 def next_turns(spec: DebateSpec, turns_so_far: Sequence[Turn]) -> list[TurnRequest]:

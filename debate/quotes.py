@@ -16,9 +16,7 @@ QUOTE_PATTERN = re.compile(r"<quote>(.*?)</quote>", re.DOTALL | re.IGNORECASE)
 
 # Typographic quotes and dashes differ between passage and model output for no reason
 # that matters to the evidence, so they are folded before punctuation is dropped.
-_FOLD = str.maketrans(
-    {"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"}
-)
+_FOLD = str.maketrans({"\u2018": "'", "\u2019": "'", "\u201c": '"', "\u201d": '"', "\u2013": "-", "\u2014": "-"})
 
 
 @dataclass(frozen=True)

@@ -51,9 +51,7 @@ async def run_debates(
 ) -> list[DebateOutcome]:
     """Outcomes of all `specs`, in the order of `specs`."""
     outcomes: list[DebateOutcome | None] = [None] * len(specs)
-    async with contextlib.aclosing(
-        stream_debates(client, specs, max_in_flight=max_in_flight)
-    ) as stream:
+    async with contextlib.aclosing(stream_debates(client, specs, max_in_flight=max_in_flight)) as stream:
         async for position, outcome in stream:
             outcomes[position] = outcome
     return [outcome for outcome in outcomes if outcome is not None]
@@ -99,16 +97,12 @@ def _debate_client(client: StrongModel) -> contextlib.AbstractAsyncContextManage
     return contextlib.nullcontext(client)
 
 
-async def _outcome(
-    client: ChatClient, spec: DebateSpec, requests: asyncio.Semaphore
-) -> DebateOutcome:
+async def _outcome(client: ChatClient, spec: DebateSpec, requests: asyncio.Semaphore) -> DebateOutcome:
     turns: list[Turn] = []
     try:
         return await _timed_play(client, spec, requests, turns)
     except (ContextTooLong, StrongModelBadResponse) as exc:
-        return DebateFailure(
-            spec=spec, turns=tuple(turns), error_type=type(exc).__name__, message=str(exc)
-        )
+        return DebateFailure(spec=spec, turns=tuple(turns), error_type=type(exc).__name__, message=str(exc))
 
 
 async def _timed_play(
@@ -130,9 +124,7 @@ async def _play(
 ) -> None:
     """Append turns until the protocol is done; `turns` keeps what finished on error."""
     while pending := next_turns(spec, turns):
-        turns.extend(
-            await asyncio.gather(*(_speak(client, spec, request, requests) for request in pending))
-        )
+        turns.extend(await asyncio.gather(*(_speak(client, spec, request, requests) for request in pending)))
 
 
 async def _speak(

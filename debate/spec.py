@@ -99,8 +99,7 @@ def validate_spec(spec: DebateSpec) -> None:
         raise InvalidProtocol(f"word_limit must be >= 1 or None, got {spec.word_limit}")
     if spec.verify_quotes and not (spec.context and spec.context.strip()):
         raise InvalidProtocol(
-            "verify_quotes=True needs a passage to check quotes against; set context "
-            "or turn verify_quotes off"
+            "verify_quotes=True needs a passage to check quotes against; set context or turn verify_quotes off"
         )
     _check_protocol_fields(spec)
 
@@ -119,9 +118,7 @@ def _check_protocol_fields(spec: DebateSpec) -> None:
                 "side is set by consultant_side / weak_prediction"
             )
     if spec.protocol != "consultancy" and spec.consultant_side is not None:
-        raise InvalidProtocol(
-            f"consultant_side is only used by protocol='consultancy', not {spec.protocol!r}"
-        )
+        raise InvalidProtocol(f"consultant_side is only used by protocol='consultancy', not {spec.protocol!r}")
     if spec.protocol == "market_making":
         if spec.weak_prediction is None:
             raise InvalidProtocol(
@@ -129,13 +126,9 @@ def _check_protocol_fields(spec: DebateSpec) -> None:
                 "probability that the candidate answer is correct"
             )
         if not 0.0 <= spec.weak_prediction <= 1.0:
-            raise InvalidProtocol(
-                f"weak_prediction is a probability in [0, 1], got {spec.weak_prediction}"
-            )
+            raise InvalidProtocol(f"weak_prediction is a probability in [0, 1], got {spec.weak_prediction}")
     elif spec.weak_prediction is not None:
-        raise InvalidProtocol(
-            f"weak_prediction is only used by protocol='market_making', not {spec.protocol!r}"
-        )
+        raise InvalidProtocol(f"weak_prediction is only used by protocol='market_making', not {spec.protocol!r}")
 
 
 def _check_choice(name: str, value: object, allowed: object) -> None:

@@ -27,8 +27,17 @@ def torch_requirement(pyproject: Path) -> str:
 
 def pip_finds(requirement: str) -> bool:
     """Whether pip, with the configuration it has here, can install `requirement` (nothing is installed)."""
-    command = [sys.executable, "-m", "pip", "install", "--dry-run", "--no-deps", "--ignore-installed", "--quiet",
-               requirement]
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "install",
+        "--dry-run",
+        "--no-deps",
+        "--ignore-installed",
+        "--quiet",
+        requirement,
+    ]
     return subprocess.run(command, capture_output=True).returncode == 0
 
 
@@ -38,8 +47,12 @@ def extra_pip_options(pyproject: Path) -> list[str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pyproject", type=Path, default=Path(__file__).resolve().parents[1] / "pyproject.toml",
-                        help="the project file whose `cpu` extra pins torch (default: this clone's)")
+    parser.add_argument(
+        "--pyproject",
+        type=Path,
+        default=Path(__file__).resolve().parents[1] / "pyproject.toml",
+        help="the project file whose `cpu` extra pins torch (default: this clone's)",
+    )
     print(" ".join(extra_pip_options(parser.parse_args().pyproject)))
 
 

@@ -86,10 +86,17 @@ def job_kind_literals(path: Path) -> list[str]:
     found = []
     for node in ast.walk(ast.parse(path.read_text(), str(path))):
         if isinstance(node, ast.Compare) and isinstance(node.left, ast.Attribute) and node.left.attr == "kind":
-            found += [f"{path.name}:{node.lineno}" for other in node.comparators
-                      if isinstance(other, ast.Constant) and isinstance(other.value, str)]
-        if (isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) == "enqueue_job"
-                and len(node.args) > 1 and isinstance(node.args[1], ast.Constant)):
+            found += [
+                f"{path.name}:{node.lineno}"
+                for other in node.comparators
+                if isinstance(other, ast.Constant) and isinstance(other.value, str)
+            ]
+        if (
+            isinstance(node, ast.Call)
+            and getattr(node.func, "id", getattr(node.func, "attr", "")) == "enqueue_job"
+            and len(node.args) > 1
+            and isinstance(node.args[1], ast.Constant)
+        ):
             found.append(f"{path.name}:{node.lineno}")
     return found
 
@@ -134,8 +141,10 @@ def test_importing_the_store_loads_no_web_framework() -> None:
 
 
 def test_enqueueing_and_describing_jobs_loads_no_torch() -> None:
-    assert _loaded_after("trainers.jobs.payloads, trainers.pipeline, trainers.hyperparameters",
-                         ("torch", "transformers")) == "[]"
+    assert (
+        _loaded_after("trainers.jobs.payloads, trainers.pipeline, trainers.hyperparameters", ("torch", "transformers"))
+        == "[]"
+    )
 
 
 def _loaded_after(modules: str, roots: tuple[str, ...]) -> str:

@@ -17,8 +17,12 @@ def _files() -> list[Path]:
 
 
 def test_shipped_files_name_nothing_outside_the_clone() -> None:
-    hits = [f"{path.relative_to(REPO)}:{n}: {line.strip()}" for path in _files()
-            for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1) if OUTSIDE.search(line)]
+    hits = [
+        f"{path.relative_to(REPO)}:{n}: {line.strip()}"
+        for path in _files()
+        for n, line in enumerate(path.read_text(errors="replace").splitlines(), 1)
+        if OUTSIDE.search(line)
+    ]
     assert hits == []
 
 

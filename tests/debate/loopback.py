@@ -39,8 +39,9 @@ def completion_body(text: str = "ok", *, chat: bool = True) -> dict[str, Any]:
 
 
 def model_list(models: tuple[str, ...]) -> Reply:
-    return Reply(body={"object": "list", "data": [{"id": name, "object": "model", "owned_by": "vllm"}
-                                                   for name in models]})
+    return Reply(
+        body={"object": "list", "data": [{"id": name, "object": "model", "owned_by": "vllm"} for name in models]}
+    )
 
 
 @dataclass
@@ -50,8 +51,9 @@ class Loopback:
 
 
 @contextmanager
-def loopback_server(script: list[Reply] | Callable[[dict[str, Any]], Reply],
-                    models: tuple[str, ...] = ()) -> Iterator[Loopback]:
+def loopback_server(
+    script: list[Reply] | Callable[[dict[str, Any]], Reply], models: tuple[str, ...] = ()
+) -> Iterator[Loopback]:
     received: list[dict[str, Any]] = []
     lock = threading.Lock()
 

@@ -46,10 +46,7 @@ def test_nothing_listening_is_unavailable_naming_the_url_after_retries() -> None
     assert time.perf_counter() - started < 2.0
     message = str(caught.value)
     assert f"{url}/v1/chat/completions" in message
-    assert (
-        "after 4 attempts" in message
-        and "is the OpenAI-compatible server (vLLM) running" in message
-    )
+    assert "after 4 attempts" in message and "is the OpenAI-compatible server (vLLM) running" in message
     assert caught.value.url == f"{url}/v1/chat/completions"
 
 
@@ -81,9 +78,7 @@ def test_429_is_retried_honouring_retry_after() -> None:
 
 def test_persistent_5xx_gives_up_after_max_retries_with_status_and_message() -> None:
     with loopback_server([Reply(500, vllm_error("engine dead", 500))]) as server:
-        with pytest.raises(
-            StrongModelUnavailable, match="answered 500 after 4 attempts: engine dead"
-        ) as caught:
+        with pytest.raises(StrongModelUnavailable, match="answered 500 after 4 attempts: engine dead") as caught:
             asyncio.run(chat(server.base_url))
     assert len(server.received) == 4
     assert caught.value.status_code == 500
@@ -129,9 +124,7 @@ def test_unknown_model_404_is_model_not_found_pointing_at_the_model_list() -> No
 
 def test_other_4xx_and_malformed_bodies_are_bad_responses() -> None:
     with loopback_server([Reply(422, {"detail": "temperature: bad"})]) as server:
-        with pytest.raises(
-            StrongModelBadResponse, match="rejected the request with 422: temperature: bad"
-        ):
+        with pytest.raises(StrongModelBadResponse, match="rejected the request with 422: temperature: bad"):
             asyncio.run(chat(server.base_url))
     with loopback_server([Reply(200, b"<html>not json</html>")]) as server:
         with pytest.raises(StrongModelBadResponse, match="not in the OpenAI response shape"):

@@ -43,10 +43,7 @@ def test_check_ready_and_list_models(vllm_server: Any) -> None:
 
 def test_chat_is_reproducible_per_seed_and_records_usage(vllm_server: Any) -> None:
     async def action(client: StrongModelClient) -> list[Completion]:
-        return [
-            await client.chat("strong", QUESTION, temperature=1.0, max_tokens=12, seed=seed)
-            for seed in (1, 1, 2)
-        ]
+        return [await client.chat("strong", QUESTION, temperature=1.0, max_tokens=12, seed=seed) for seed in (1, 1, 2)]
 
     first, again, other = with_client(vllm_server, action)
     assert texts(first) == texts(again) != texts(other)
@@ -58,9 +55,7 @@ def test_chat_is_reproducible_per_seed_and_records_usage(vllm_server: Any) -> No
 def test_completion_with_n_and_logprobs(vllm_server: Any) -> None:
     async def action(client: StrongModelClient) -> list[Completion]:
         return [
-            await client.complete(
-                "strong", "The sky is", temperature=1.0, max_tokens=6, seed=7, n=2, logprobs=3
-            )
+            await client.complete("strong", "The sky is", temperature=1.0, max_tokens=6, seed=7, n=2, logprobs=3)
             for _ in range(2)
         ]
 
@@ -96,9 +91,7 @@ def test_unknown_model_is_model_not_found(vllm_server: Any) -> None:
 
 
 @pytest.mark.parametrize("endpoint", ["chat", "completions"])
-def test_prompt_longer_than_max_model_len_is_context_too_long(
-    vllm_server: Any, endpoint: str
-) -> None:
+def test_prompt_longer_than_max_model_len_is_context_too_long(vllm_server: Any, endpoint: str) -> None:
     # ~2,500 tokens of text against max_model_len 1024.
     long_text = "the weather report said that it will rain tomorrow " * 250
 

@@ -22,13 +22,21 @@ import httpx
 import pytest
 from sqlalchemy.orm import Session, sessionmaker
 
-from debate import (DebateResult, DebateSpec, ReplicaPool, RetryPolicy, SamplingParams, request_seed, run_debates,
-                    stream_debates)
+from debate import (
+    DebateResult,
+    DebateSpec,
+    ReplicaPool,
+    RetryPolicy,
+    SamplingParams,
+    request_seed,
+    run_debates,
+    stream_debates,
+)
 from service.local_vllm import LocalVLLM, find_free_port
 from service.settings import Settings
 from service.store import Model, make_engine, make_session_factory
-from service.store.replica_adapters import loaded_by_replica
 from service.store.migrate import upgrade
+from service.store.replica_adapters import loaded_by_replica
 from tests.support.api_server import running_api
 from tests.support.vllm_fixtures import start_test_vllm
 from trainers.strong import register_version
@@ -44,8 +52,9 @@ LOG_REQUESTS = ("--enable-log-requests",)
 def servers(tiny_model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[LocalVLLM]]:
     """Two servers started side by side; a test may replace one (the list is torn down as it ends)."""
     with ThreadPoolExecutor(2) as starting:
-        started = list(starting.map(lambda _: start_test_vllm(tiny_model_dir, tmp_path_factory,
-                                                              extra_args=LOG_REQUESTS), range(2)))
+        started = list(
+            starting.map(lambda _: start_test_vllm(tiny_model_dir, tmp_path_factory, extra_args=LOG_REQUESTS), range(2))
+        )
     yield started
     for server in started:
         server.stop()
@@ -61,16 +70,25 @@ def sessions(tmp_path_factory: pytest.TempPathFactory) -> Iterator[sessionmaker[
 
 
 def _specs(first_seed: int, count: int, model: str = "strong", max_tokens: int = 8) -> list[DebateSpec]:
-    return [DebateSpec(question=f"Question {seed}: what do plants take in?", candidate_answer="Carbon dioxide",
-                       model=model, seed=seed, sampling=SamplingParams(max_tokens=max_tokens))
-            for seed in range(first_seed, first_seed + count)]
+    return [
+        DebateSpec(
+            question=f"Question {seed}: what do plants take in?",
+            candidate_answer="Carbon dioxide",
+            model=model,
+            seed=seed,
+            sampling=SamplingParams(max_tokens=max_tokens),
+        )
+        for seed in range(first_seed, first_seed + count)
+    ]
 
 
 def _turn_servers(servers: list[LocalVLLM], debate_seed: int) -> list[set[int]]:
     """For each turn of the debate, the servers whose request log has its seed."""
     logs = [server.log_path.read_text(errors="replace") for server in servers]
-    return [{index for index, log in enumerate(logs) if f"seed={request_seed(debate_seed, turn)}," in log}
-            for turn in range(TURNS)]
+    return [
+        {index for index, log in enumerate(logs) if f"seed={request_seed(debate_seed, turn)}," in log}
+        for turn in range(TURNS)
+    ]
 
 
 def _debates(pool_targets: list[str], specs: list[DebateSpec], **options: object) -> list[object]:
@@ -131,7 +149,8 @@ def test_healthz_and_metrics_show_each_replica(servers: list[LocalVLLM], tmp_pat
         anonymous = api.get("/healthz").json()["checks"]["strong_model"]
         metrics = api.get("/metrics").text
     assert [(r["url"], r["healthy"], r["in_flight"]) for r in health["replicas"]] == [
-        (server.base_url, True, 0) for server in servers]
+        (server.base_url, True, 0) for server in servers
+    ]
     assert all("pool-strong-v1" in replica["models"] for replica in health["replicas"])  # published above
     assert health["ok"] is True and "replicas" not in anonymous
     for server in servers:
@@ -140,7 +159,9 @@ def test_healthz_and_metrics_show_each_replica(servers: list[LocalVLLM], tmp_pat
 
 
 def test_killed_server_debates_finish_on_the_other_and_its_restart_gets_the_adapters_first(
-    servers: list[LocalVLLM], sessions: sessionmaker[Session], tiny_model_dir: Path,
+    servers: list[LocalVLLM],
+    sessions: sessionmaker[Session],
+    tiny_model_dir: Path,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> None:
     served = "pool-strong-v1"  # published by the test above
@@ -163,8 +184,13 @@ def test_killed_server_debates_finish_on_the_other_and_its_restart_gets_the_adap
     assert (servers[1].base_url, served) in _recorded(sessions)
 
 
-async def _kill_then_restart(servers: list[LocalVLLM], sessions: sessionmaker[Session], batch: list[DebateSpec],
-                             after: list[DebateSpec], restart: Callable[[], LocalVLLM]) -> tuple[list[int], ...]:
+async def _kill_then_restart(
+    servers: list[LocalVLLM],
+    sessions: sessionmaker[Session],
+    batch: list[DebateSpec],
+    after: list[DebateSpec],
+    restart: Callable[[], LocalVLLM],
+) -> tuple[list[int], ...]:
     """One long-lived pool: a batch during which server 1 is SIGKILLed; restart it; a batch after it is back."""
     async with _syncing_pool(_urls(servers), sessions) as pool:
         positions, results = await _stream_killing(pool, servers[1], batch)
@@ -191,8 +217,13 @@ def _syncing_pool(urls: list[str], sessions: sessionmaker[Session]) -> ReplicaPo
     async def sync(url: str) -> None:
         await asyncio.to_thread(sync_replica, sessions, url)
 
-    return ReplicaPool(urls, max_in_flight_per_replica=4, check_interval_s=1.0, on_recovery=sync,
-                       retry=RetryPolicy(max_retries=1, backoff_base_s=0.2))
+    return ReplicaPool(
+        urls,
+        max_in_flight_per_replica=4,
+        check_interval_s=1.0,
+        on_recovery=sync,
+        retry=RetryPolicy(max_retries=1, backoff_base_s=0.2),
+    )
 
 
 async def _until_healthy(pool: ReplicaPool, url: str, timeout_s: float = 120.0) -> None:

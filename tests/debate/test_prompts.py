@@ -64,9 +64,7 @@ def test_a_later_turn_extends_the_earlier_turns_prompt_up_to_the_new_speech() ->
     before_instruction = second[: second.index("Your turn:")]
     assert before_instruction.rstrip().endswith("Speech number 0.")
     assert third.startswith(before_instruction)
-    assert third[len(before_instruction) :].startswith(
-        "Debater B (arguing the answer is incorrect): Speech number 1."
-    )
+    assert third[len(before_instruction) :].startswith("Debater B (arguing the answer is incorrect): Speech number 1.")
 
 
 def test_both_simultaneous_debaters_share_the_prefix_through_the_transcript() -> None:
@@ -94,9 +92,7 @@ def test_consultancy_prompt_names_the_consultant_and_its_side() -> None:
 
 
 def test_framings_label_the_example_and_aliases_resolve() -> None:
-    spec = make_spec(
-        task="anthropic_hh", question="Human: hi\nAssistant: hello", context="Go away."
-    )
+    spec = make_spec(task="anthropic_hh", question="Human: hi\nAssistant: hello", context="Go away.")
     text = example_text(spec)
     assert text.startswith(FRAMINGS["dialogue_comparison"].intro)
     assert "Conversation:\nHuman: hi" in text and "The other reply:\nGo away." in text

@@ -137,9 +137,7 @@ EXPECTED_CONSULTANT_SIDES = ["incorrect", "correct", "correct", "correct", "corr
     ("weak_prediction", "argued"),
     [(0.9, "incorrect"), (0.5, "incorrect"), (0.49, "correct"), (0.0, "correct")],
 )
-def test_market_maker_argues_against_the_weak_prediction(
-    weak_prediction: float, argued: str
-) -> None:
+def test_market_maker_argues_against_the_weak_prediction(weak_prediction: float, argued: str) -> None:
     steps = play(make_spec(protocol="market_making", weak_prediction=weak_prediction, turns=2))
     assert speakers(steps) == [[("consultant", argued)]] * 2
     weak_side = "correct" if argued == "incorrect" else "incorrect"
@@ -180,23 +178,19 @@ def test_schedule_counts() -> None:
 
 
 def test_finish_turn_records_usage_and_verifies_quotes_when_asked() -> None:
-    spec = make_spec(
-        context="Plants take in carbon dioxide and release oxygen.", verify_quotes=True
-    )
+    spec = make_spec(context="Plants take in carbon dioxide and release oxygen.", verify_quotes=True)
     (request,) = next_turns(spec, [])
     turn = finish_turn(
         spec,
         request,
-        "  As the text says, <quote>plants take in Carbon Dioxide</quote> and "
-        "<quote>eat rocks</quote>. ",
+        "  As the text says, <quote>plants take in Carbon Dioxide</quote> and <quote>eat rocks</quote>. ",
         prompt_tokens=120,
         completion_tokens=17,
         finish_reason="stop",
         latency_s=0.25,
     )
     assert turn.content == (
-        "As the text says, <v_quote>plants take in Carbon Dioxide</v_quote> and "
-        "<u_quote>eat rocks</u_quote>."
+        "As the text says, <v_quote>plants take in Carbon Dioxide</v_quote> and <u_quote>eat rocks</u_quote>."
     )
     assert (turn.quotes_verified, turn.quotes_unverified) == (1, 1)
     assert (turn.prompt_tokens, turn.completion_tokens, turn.finish_reason) == (120, 17, "stop")

@@ -38,9 +38,7 @@ def question_of(payload: dict[str, Any]) -> str:
     return user.split("Question:\n", 1)[1].split("\n", 1)[0]
 
 
-async def run(
-    base_url: str, specs: list[DebateSpec], max_in_flight: int, transport: RecordingTransport
-) -> list[Any]:
+async def run(base_url: str, specs: list[DebateSpec], max_in_flight: int, transport: RecordingTransport) -> list[Any]:
     async with StrongModelClient(base_url, retry=FAST, transport=transport) as client:
         return await run_debates(client, specs, max_in_flight=max_in_flight)
 
@@ -48,9 +46,7 @@ async def run(
 def test_in_flight_is_bounded_and_saturated() -> None:
     transport = RecordingTransport()
     specs = [spec(str(i), seed=i) for i in range(20)]
-    with loopback_server(
-        lambda payload: Reply(200, completion_body("speech"), delay_s=0.03)
-    ) as server:
+    with loopback_server(lambda payload: Reply(200, completion_body("speech"), delay_s=0.03)) as server:
         outcomes = asyncio.run(run(server.base_url, specs, 4, transport))
     assert transport.peak_in_flight == 4
     assert len(transport.exchanges) == 60
@@ -82,9 +78,7 @@ def test_a_slow_debate_does_not_hold_back_the_others() -> None:
 def test_simultaneous_round_sends_both_speeches_at_once() -> None:
     transport = RecordingTransport()
     with loopback_server(lambda p: Reply(200, completion_body("speech"), delay_s=0.1)) as server:
-        (outcome,) = asyncio.run(
-            run(server.base_url, [spec("sim", order="simultaneous", turns=2)], 8, transport)
-        )
+        (outcome,) = asyncio.run(run(server.base_url, [spec("sim", order="simultaneous", turns=2)], 8, transport))
     first_a, first_b, second_a, _ = transport.exchanges
     assert first_b.started < first_a.finished  # A and B of round 1 overlap
     assert second_a.started >= max(first_a.finished, first_b.finished)
@@ -111,9 +105,7 @@ def test_context_error_fails_one_debate_and_model_error_stops_the_batch() -> Non
         return Reply(200, completion_body("speech"))
 
     with loopback_server(reply) as server:
-        outcomes = asyncio.run(
-            run(server.base_url, [spec("ok"), spec("long")], 8, RecordingTransport())
-        )
+        outcomes = asyncio.run(run(server.base_url, [spec("ok"), spec("long")], 8, RecordingTransport()))
     ok, long = outcomes
     assert isinstance(ok, DebateResult) and len(ok.turns) == 3
     assert isinstance(long, DebateFailure) and long.error_type == "ContextTooLong"
@@ -123,6 +115,4 @@ def test_context_error_fails_one_debate_and_model_error_stops_the_batch() -> Non
     missing = {"error": {"message": "The model `strong` does not exist.", "code": 404}}
     with loopback_server([Reply(404, missing)]) as server:
         with pytest.raises(ModelNotFound):
-            asyncio.run(
-                run(server.base_url, [spec(str(i)) for i in range(5)], 2, RecordingTransport())
-            )
+            asyncio.run(run(server.base_url, [spec(str(i)) for i in range(5)], 2, RecordingTransport()))

@@ -65,9 +65,7 @@ def run(
     transport: RecordingTransport | None = None,
 ) -> list[DebateOutcome]:
     async def go() -> list[DebateOutcome]:
-        client = StrongModelClient(
-            server.base_url, transport=transport, timeout=120, retry=RetryPolicy(max_retries=1)
-        )
+        client = StrongModelClient(server.base_url, transport=transport, timeout=120, retry=RetryPolicy(max_retries=1))
         async with client:
             return await run_debates(client, specs, max_in_flight=max_in_flight)
 
@@ -76,9 +74,7 @@ def run(
 
 def prefix_cache_hits(server: Any) -> float:
     metrics = httpx.get(f"{server.base_url}/metrics", timeout=10).text
-    return sum(
-        float(v) for v in re.findall(r"^vllm:prefix_cache_hits_total\{[^}]*\} (\S+)", metrics, re.M)
-    )
+    return sum(float(v) for v in re.findall(r"^vllm:prefix_cache_hits_total\{[^}]*\} (\S+)", metrics, re.M))
 
 
 def test_twenty_debates_bounded_in_flight_without_a_per_turn_barrier(server: Any) -> None:
@@ -108,14 +104,10 @@ def test_twenty_debates_bounded_in_flight_without_a_per_turn_barrier(server: Any
             assert (turn.finish_reason == "length") == (turn.completion_tokens == max_tokens)
         prompts = [t.prompt_tokens for t in result.turns]
         assert prompts[0] > 100 and prompts[0] < prompts[1] < prompts[2]
-        assert result.prompt_tokens == sum(prompts) and result.latency_s >= max(
-            t.latency_s for t in result.turns
-        )
+        assert result.prompt_tokens == sum(prompts) and result.latency_s >= max(t.latency_s for t in result.turns)
 
     by_request = {e.payload["seed"]: e for e in transport.exchanges}
-    timing = {
-        (s.seed, turn): by_request[request_seed(s.seed, turn)] for s in specs for turn in range(3)
-    }
+    timing = {(s.seed, turn): by_request[request_seed(s.seed, turn)] for s in specs for turn in range(3)}
     first_done = min(timing[(s.seed, 2)].finished for s in specs)
     last_second_turn_start = max(timing[(s.seed, 1)].started for s in specs)
     assert first_done < last_second_turn_start

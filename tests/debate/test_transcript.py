@@ -55,9 +55,7 @@ def test_debate_result_round_trips_through_json() -> None:
 
 
 def test_failure_round_trips_and_bad_dicts_raise_invalid_protocol() -> None:
-    failure = DebateFailure(
-        spec=SPEC, turns=TURNS[:1], error_type="ContextTooLong", message="too long"
-    )
+    failure = DebateFailure(spec=SPEC, turns=TURNS[:1], error_type="ContextTooLong", message="too long")
     assert DebateFailure.from_dict(json.loads(json.dumps(failure.to_dict()))) == failure
     with pytest.raises(InvalidProtocol, match="not a debate spec"):
         DebateSpec.from_dict({**SPEC.to_dict(), "judge": "human"})

@@ -73,15 +73,22 @@ def test_kubernetes_manifests_match_the_kubernetes_schemas(path: Path) -> None:
 
 
 def _k8s_documents() -> list[dict]:
-    return [doc for path in sorted((DEPLOY / "k8s").glob("*.yaml"))
-            for doc in yaml.safe_load_all(path.read_text()) if doc]
+    return [
+        doc for path in sorted((DEPLOY / "k8s").glob("*.yaml")) for doc in yaml.safe_load_all(path.read_text()) if doc
+    ]
 
 
 def test_kubernetes_has_api_service_workers_per_kind_with_gpus_migration_volume_and_secrets() -> None:
     documents = _k8s_documents()
     by_kind = {(doc["kind"], doc["metadata"]["name"]) for doc in documents}
-    assert {("Deployment", "w2s-api"), ("Service", "w2s-api"), ("Job", "w2s-migrate"),
-            ("PersistentVolumeClaim", "w2s-artifacts"), ("Secret", "w2s"), ("Deployment", "w2s-vllm")} <= by_kind
+    assert {
+        ("Deployment", "w2s-api"),
+        ("Service", "w2s-api"),
+        ("Job", "w2s-migrate"),
+        ("PersistentVolumeClaim", "w2s-artifacts"),
+        ("Secret", "w2s"),
+        ("Deployment", "w2s-vllm"),
+    } <= by_kind
     kinds, gpus = set(), {}
     for doc in documents:
         if doc["kind"] not in {"Deployment", "Job"}:

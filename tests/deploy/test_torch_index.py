@@ -42,11 +42,17 @@ def _decide(tmp_path: Path, *, local_wheels: list[str]) -> str:
     (tmp_path / "wheels").mkdir(exist_ok=True)
     (tmp_path / "constraints.txt").write_text("")
     config = tmp_path / "pip.conf"
-    config.write_text(f"[global]\nindex-url = file://{tmp_path / 'pypi' / 'simple'}\n"
-                      f"find-links = {tmp_path / 'wheels'}\nconstraint = {tmp_path / 'constraints.txt'}\n")
+    config.write_text(
+        f"[global]\nindex-url = file://{tmp_path / 'pypi' / 'simple'}\n"
+        f"find-links = {tmp_path / 'wheels'}\nconstraint = {tmp_path / 'constraints.txt'}\n"
+    )
     env = {name: value for name, value in os.environ.items() if not name.startswith("PIP_")}
-    env |= {"PIP_CONFIG_FILE": str(config), "XDG_CONFIG_DIRS": str(tmp_path / "xdg"), "HOME": str(tmp_path),
-            "XDG_CONFIG_HOME": str(tmp_path / "home-config")}
+    env |= {
+        "PIP_CONFIG_FILE": str(config),
+        "XDG_CONFIG_DIRS": str(tmp_path / "xdg"),
+        "HOME": str(tmp_path),
+        "XDG_CONFIG_HOME": str(tmp_path / "home-config"),
+    }
     result = subprocess.run([sys.executable, str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout.strip()

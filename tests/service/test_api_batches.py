@@ -24,30 +24,34 @@ W2S = str(Path(sys.executable).parent / "w2s")
 
 
 def _examples(count: int) -> list[dict]:
-    return [{"question": f"Is {n} plus {n} equal to {2 * n + n % 2}?", "candidate_answer": "Yes",
-             "label": int(n % 2 == 0)} for n in range(count)]
+    return [
+        {"question": f"Is {n} plus {n} equal to {2 * n + n % 2}?", "candidate_answer": "Yes", "label": int(n % 2 == 0)}
+        for n in range(count)
+    ]
 
 
 def _batch_body(count: int, **extra) -> dict:  # noqa: ANN003
     return {"examples": _examples(count), "sampling": {"max_tokens": 12}, "name": "t", **extra}
 
 
-
-
-
-
 def _worker_process(database_url: str, vllm_url: str, *args: str) -> subprocess.Popen:
     env = {**os.environ, "W2S_DATABASE_URL": database_url, "W2S_VLLM_BASE_URL": vllm_url}
-    return subprocess.Popen([W2S, "worker", "--kind", "debate", *args], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    return subprocess.Popen(
+        [W2S, "worker", "--kind", "debate", *args], env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
 
 
 @pytest.fixture
 def api_for(vllm_server):  # noqa: ANN001, ANN201
     def start(database_url: str, vllm_url: str | None = None):  # noqa: ANN202
-        settings = Settings(_env_file=None, database_url=database_url, strong_model="strong",
-                            vllm_base_url=vllm_url or vllm_server.base_url)
+        settings = Settings(
+            _env_file=None,
+            database_url=database_url,
+            strong_model="strong",
+            vllm_base_url=vllm_url or vllm_server.base_url,
+        )
         return running_api(settings)
+
     return start
 
 
@@ -75,11 +79,14 @@ def test_batch_of_200_debates_through_the_queue_and_a_worker(api_for, migrated_u
         assert len(listed) == 200
 
     # Plain SQL: every debate has its three turns, one debate per (example, seed), none twice.
-    per_debate = sql_rows(migrated_url, f"""
+    per_debate = sql_rows(
+        migrated_url,
+        f"""
         SELECT d.example_id, d.seed, count(t.id), min(t.speaker), max(t.stance)
         FROM debates d JOIN turns t ON t.debate_id = d.id
-        WHERE d.run_id = {batch['id']} AND d.status = 'succeeded'
-        GROUP BY d.example_id, d.seed""")
+        WHERE d.run_id = {batch["id"]} AND d.status = 'succeeded'
+        GROUP BY d.example_id, d.seed""",
+    )
     assert len(per_debate) == 200
     assert {row[2] for row in per_debate} == {3}
     assert sql_rows(migrated_url, f"SELECT status FROM runs WHERE id = {batch['id']}") == [("succeeded",)]
@@ -93,9 +100,12 @@ def test_batch_waits_for_an_unreachable_strong_model_and_loses_nothing(api_for, 
     proxy = CuttableProxy(int(vllm_server.base_url.rsplit(":", 1)[1]))
     proxy.up()
     engine = make_engine(database_url)
-    worker = Worker(make_session_factory(engine),
-                    {"debate": debate_handler(proxy.url, max_in_flight=4, unavailable_wait_s=0.5)},
-                    lease_s=10, poll_s=0.2)
+    worker = Worker(
+        make_session_factory(engine),
+        {"debate": debate_handler(proxy.url, max_in_flight=4, unavailable_wait_s=0.5)},
+        lease_s=10,
+        poll_s=0.2,
+    )
     stop = threading.Event()
     thread = threading.Thread(target=worker.run, kwargs={"stop": stop}, daemon=True)
     stored = lambda: sql_rows(database_url, "SELECT count(*) FROM debates")[0][0]  # noqa: E731
@@ -108,8 +118,11 @@ def test_batch_waits_for_an_unreachable_strong_model_and_loses_nothing(api_for, 
             time.sleep(3)
             assert sql_rows(database_url, "SELECT status, attempts FROM jobs") == [("running", 1)]
             proxy.up()
-            wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
-                      300, "the batch to finish")
+            wait_for(
+                lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
+                300,
+                "the batch to finish",
+            )
     finally:
         stop.set()
         proxy.down()
@@ -134,8 +147,11 @@ def test_killed_worker_job_resumes_elsewhere_without_redoing_stored_debates(api_
         before = {row[0] for row in sql_rows(database_url, "SELECT id FROM debates")}
 
         survivor = _worker_process(database_url, vllm_server.base_url, "--lease-s", "3", "--exit-when-idle")
-        wait_for(lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
-                  300, "the batch to finish")
+        wait_for(
+            lambda: api.get(f"/v1/debate-batches/{batch['id']}").json()["status"] == "succeeded",
+            300,
+            "the batch to finish",
+        )
         survivor.wait(timeout=60)
     after = sql_rows(database_url, "SELECT id, status FROM debates")
     assert len(after) == 60 and {status for _, status in after} == {"succeeded"}

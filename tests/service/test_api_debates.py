@@ -12,14 +12,17 @@ from tests.support.checks import sql_rows
 
 pytestmark = pytest.mark.vllm
 
-EXAMPLE = {"question": "What do plants absorb from the air?", "candidate_answer": "Carbon dioxide",
-           "context": "Plants take in carbon dioxide through their leaves.", "label": 1}
+EXAMPLE = {
+    "question": "What do plants absorb from the air?",
+    "candidate_answer": "Carbon dioxide",
+    "context": "Plants take in carbon dioxide through their leaves.",
+    "label": 1,
+}
 FAST = {"sampling": {"max_tokens": 16, "temperature": 0.8}}
 
 
 def _settings(database_url: str, vllm_url: str, **extra) -> Settings:  # noqa: ANN003
-    return Settings(_env_file=None, database_url=database_url, vllm_base_url=vllm_url, strong_model="strong",
-                    **extra)
+    return Settings(_env_file=None, database_url=database_url, vllm_base_url=vllm_url, strong_model="strong", **extra)
 
 
 @pytest.fixture
@@ -31,11 +34,11 @@ def sqlite_url(tmp_path) -> str:  # noqa: ANN001
 
 @pytest.fixture
 def api(vllm_server, sqlite_url: str) -> Iterator[httpx.Client]:  # noqa: ANN001
-    with running_api(_settings(sqlite_url, vllm_server.base_url)) as url, \
-            httpx.Client(base_url=url, timeout=120) as client:
+    with (
+        running_api(_settings(sqlite_url, vllm_server.base_url)) as url,
+        httpx.Client(base_url=url, timeout=120) as client,
+    ):
         yield client
-
-
 
 
 def test_post_debate_runs_stores_and_returns_it(api: httpx.Client, sqlite_url: str) -> None:
@@ -44,16 +47,22 @@ def test_post_debate_runs_stores_and_returns_it(api: httpx.Client, sqlite_url: s
     [debate] = response.json()["data"]
     assert debate["status"] == "succeeded" and debate["seed"] == 7 and debate["model"] == "strong"
     assert [(t["speaker"], t["stance"]) for t in debate["turns"]] == [
-        ("A", "correct"), ("B", "incorrect"), ("A", "correct")]
+        ("A", "correct"),
+        ("B", "incorrect"),
+        ("A", "correct"),
+    ]
     assert all(t["completion_tokens"] > 0 and t["prompt_tokens"] > 0 for t in debate["turns"])
     assert debate["completion_tokens"] == sum(t["completion_tokens"] for t in debate["turns"])
 
     fetched = api.get(f"/v1/debates/{debate['id']}").json()
     assert fetched["turns"] == debate["turns"] and fetched["example"]["candidate"] == "Carbon dioxide"
     # Readable with plain SQL, turn by turn.
-    rows = sql_rows(sqlite_url, "SELECT t.speaker, t.stance, t.content, e.question FROM turns t "
-                            f"JOIN debates d ON d.id = t.debate_id JOIN examples e ON e.id = d.example_id "
-                            f"WHERE d.id = {debate['id']} ORDER BY t.\"index\"")
+    rows = sql_rows(
+        sqlite_url,
+        "SELECT t.speaker, t.stance, t.content, e.question FROM turns t "
+        f"JOIN debates d ON d.id = t.debate_id JOIN examples e ON e.id = d.example_id "
+        f'WHERE d.id = {debate["id"]} ORDER BY t."index"',
+    )
     assert [row[2] for row in rows] == [t["content"] for t in debate["turns"]]
     assert rows[0][3] == EXAMPLE["question"]
 
@@ -66,16 +75,20 @@ def test_n_samples_gives_one_debate_per_seed_with_swap_recorded(api: httpx.Clien
     assert len({d["turns"][0]["content"] for d in debates}) > 1
 
 
-@pytest.mark.parametrize(("patch", "param", "needle"), [
-    ({"turns": 0}, "body.turns", "greater than or equal to 1"),
-    ({"question": ""}, "body.question", "at least 1 character"),
-    ({"sampling": {"top_p": 2}}, "body.sampling.top_p", "less than or equal to 1"),
-    ({"protocol": "shouting"}, "body.protocol", "debate"),
-    ({"colour": "blue"}, "body.colour", "Extra inputs"),
-    ({"protocol": "market_making"}, "body", "weak_prediction"),
-])
-def test_bad_input_is_a_422_naming_the_field(api: httpx.Client, sqlite_url: str, patch: dict, param: str,
-                                             needle: str) -> None:
+@pytest.mark.parametrize(
+    ("patch", "param", "needle"),
+    [
+        ({"turns": 0}, "body.turns", "greater than or equal to 1"),
+        ({"question": ""}, "body.question", "at least 1 character"),
+        ({"sampling": {"top_p": 2}}, "body.sampling.top_p", "less than or equal to 1"),
+        ({"protocol": "shouting"}, "body.protocol", "debate"),
+        ({"colour": "blue"}, "body.colour", "Extra inputs"),
+        ({"protocol": "market_making"}, "body", "weak_prediction"),
+    ],
+)
+def test_bad_input_is_a_422_naming_the_field(
+    api: httpx.Client, sqlite_url: str, patch: dict, param: str, needle: str
+) -> None:
     response = api.post("/v1/debates", json={**EXAMPLE, **patch})
     assert response.status_code == 422
     error = response.json()["error"]
@@ -84,8 +97,9 @@ def test_bad_input_is_a_422_naming_the_field(api: httpx.Client, sqlite_url: str,
     assert sql_rows(sqlite_url, "SELECT count(*) FROM examples") == [(0,)]
 
 
-def test_input_longer_than_the_context_window_is_rejected_and_nothing_stored(api: httpx.Client,
-                                                                            sqlite_url: str) -> None:
+def test_input_longer_than_the_context_window_is_rejected_and_nothing_stored(
+    api: httpx.Client, sqlite_url: str
+) -> None:
     long_context = " ".join(["photosynthesis happens in chloroplasts"] * 400)
     response = api.post("/v1/debates", json={**EXAMPLE, **FAST, "context": long_context})
     assert response.status_code == 422
@@ -122,8 +136,9 @@ def test_list_filters_paginates_and_exports(api: httpx.Client) -> None:
 def test_missing_debate_is_a_404_in_the_error_shape(api: httpx.Client) -> None:
     response = api.get("/v1/debates/999999")
     assert response.status_code == 404
-    assert response.json() == {"error": {"message": "no debate with id 999999", "type": "not_found",
-                                         "code": 404, "param": None}}
+    assert response.json() == {
+        "error": {"message": "no debate with id 999999", "type": "not_found", "code": 404, "param": None}
+    }
 
 
 def test_healthz_and_metrics(api: httpx.Client) -> None:

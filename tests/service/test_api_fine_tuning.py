@@ -28,8 +28,11 @@ from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import JobContext, Worker
 
 API_KEY = "sk-test-fine-tuning"
-RUN_CONFIG = {"task": "synthetic", "splits": {"weak_train": 8, "strong_train": 8, "test": 8},
-              "conditions": ["no_debate"]}
+RUN_CONFIG = {
+    "task": "synthetic",
+    "splits": {"weak_train": 8, "strong_train": 8, "test": 8},
+    "conditions": ["no_debate"],
+}
 TRAIN = b'{"prompt": "Q: 2+2? A: 4", "label": 0.9}\n{"prompt": "Q: 2+2? A: 5", "label": 0.15, "id": "x"}\n'
 
 
@@ -43,9 +46,15 @@ class Api:
 
 @pytest.fixture
 def api(migrated_url: str, tmp_path: Path) -> Iterator[Api]:
-    settings = Settings(_env_file=None, database_url=migrated_url, strong_model="strong",
-                        vllm_base_url="http://127.0.0.1:9", artifacts_dir=tmp_path / "artifacts",
-                        api_keys=[API_KEY], max_upload_bytes=4096)
+    settings = Settings(
+        _env_file=None,
+        database_url=migrated_url,
+        strong_model="strong",
+        vllm_base_url="http://127.0.0.1:9",
+        artifacts_dir=tmp_path / "artifacts",
+        api_keys=[API_KEY],
+        max_upload_bytes=4096,
+    )
     engine = make_engine(migrated_url)
     with running_api(settings) as url:
         client = openai.OpenAI(base_url=f"{url}/v1", api_key=API_KEY, max_retries=0, timeout=30)
@@ -68,7 +77,11 @@ def _upload(api: Api, content: bytes = TRAIN, name: str = "train.jsonl") -> str:
 def test_upload_create_list_events_cancel_and_delete(api: Api) -> None:
     uploaded = api.client.files.create(file=("train.jsonl", TRAIN), purpose="fine-tune")
     assert (uploaded.object, uploaded.filename, uploaded.purpose, uploaded.status) == (
-        "file", "train.jsonl", "fine-tune", "processed")
+        "file",
+        "train.jsonl",
+        "fine-tune",
+        "processed",
+    )
     assert uploaded.bytes == len(TRAIN) and uploaded.id.startswith("file-")
     assert api.client.files.retrieve(uploaded.id) == uploaded
     assert [f.id for f in api.client.files.list()] == [uploaded.id]
@@ -77,23 +90,48 @@ def test_upload_create_list_events_cancel_and_delete(api: Api) -> None:
     assert lines == 2 and [e["label"] for e in read_examples(path)] == [0.9, 0.15]
     with api.sessions() as session:  # what the strong trainer reads
         assert read_file_rows(session, int(uploaded.id.removeprefix("file-")))[1] == {
-            "prompt": "Q: 2+2? A: 5", "label": 0.15, "id": "x"}
+            "prompt": "Q: 2+2? A: 5",
+            "label": 0.15,
+            "id": "x",
+        }
 
     job = api.client.fine_tuning.jobs.create(
-        model="strong", training_file=uploaded.id, seed=7, suffix="sciq-w2s", metadata={"task": "sciq"},
+        model="strong",
+        training_file=uploaded.id,
+        seed=7,
+        suffix="sciq-w2s",
+        metadata={"task": "sciq"},
         hyperparameters={"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5},
-        extra_body={"loss": "logconf", "head": "lm"})
+        extra_body={"loss": "logconf", "head": "lm"},
+    )
     assert (job.object, job.status, job.model, job.training_file, job.seed) == (
-        "fine_tuning.job", "queued", "strong", uploaded.id, 7)
+        "fine_tuning.job",
+        "queued",
+        "strong",
+        uploaded.id,
+        7,
+    )
     assert job.hyperparameters.model_dump() == {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5}
     assert job.metadata == {"task": "sciq"} and job.fine_tuned_model is None and job.error is None
     assert _payload(api.database_url, job.id) == {
-        "run_id": None, "condition": "fine_tune", "base_model": "strong",
-        "train": {"file_id": int(uploaded.id.removeprefix("file-"))}, "validation": None,
-        "hyperparameters": {"n_epochs": 2, "batch_size": 8, "learning_rate_multiplier": 0.5, "loss": "logconf",
-                            "head": "lm", "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0}, "seed": 7,
-                            "eval_every": 0},
-        "publish": True, "suffix": "sciq-w2s", "parent_version_id": None,
+        "run_id": None,
+        "condition": "fine_tune",
+        "base_model": "strong",
+        "train": {"file_id": int(uploaded.id.removeprefix("file-"))},
+        "validation": None,
+        "hyperparameters": {
+            "n_epochs": 2,
+            "batch_size": 8,
+            "learning_rate_multiplier": 0.5,
+            "loss": "logconf",
+            "head": "lm",
+            "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0},
+            "seed": 7,
+            "eval_every": 0,
+        },
+        "publish": True,
+        "suffix": "sciq-w2s",
+        "parent_version_id": None,
     }
     assert api.client.fine_tuning.jobs.retrieve(job.id) == job
 
@@ -107,7 +145,8 @@ def test_upload_create_list_events_cancel_and_delete(api: Api) -> None:
     events = api.client.fine_tuning.jobs.list_events(job.id).data
     assert [(e.object, e.level, e.message) for e in events] == [
         ("fine_tuning.job.event", "info", "Fine-tuning job cancelled"),
-        ("fine_tuning.job.event", "info", "Created fine-tuning job")]
+        ("fine_tuning.job.event", "info", "Created fine-tuning job"),
+    ]
 
     assert api.client.files.delete(uploaded.id).deleted is True
     assert not Path(path).exists() and list(api.files_dir.iterdir()) == []
@@ -137,8 +176,19 @@ def _weak_model_with_labels(sessions: sessionmaker[Session], labelled: bool = Tr
         run = Run(config={}, config_hash="0" * 64)
         session.add(run)
         session.flush()
-        examples = [Example(run_id=run.id, task="sciq", split=split, source_id=split, candidate_id="correct",
-                            question="q", candidate="a", label=1) for split in ("strong_train", "test")]
+        examples = [
+            Example(
+                run_id=run.id,
+                task="sciq",
+                split=split,
+                source_id=split,
+                candidate_id="correct",
+                question="q",
+                candidate="a",
+                label=1,
+            )
+            for split in ("strong_train", "test")
+        ]
         weak = Model(name=f"weak-{run.id}-{labelled}", role="weak", base="tiny", run_id=run.id)
         session.add_all([*examples, weak])
         session.flush()
@@ -152,17 +202,27 @@ def test_weak_labels_as_training_data_with_method_and_extensions(api: Api) -> No
     weak_id, run_id = _weak_model_with_labels(api.sessions)
     validation = _upload(api, name="valid.jsonl")
     job = api.client.fine_tuning.jobs.create(
-        model="strong", training_file=f"labels-{weak_id}", validation_file=validation,
+        model="strong",
+        training_file=f"labels-{weak_id}",
+        validation_file=validation,
         method={"type": "supervised", "supervised": {"hyperparameters": {"n_epochs": 3}}},
-        extra_body={"lora": None, "head": "linear", "loss": "product", "publish": False})
+        extra_body={"lora": None, "head": "linear", "loss": "product", "publish": False},
+    )
     assert job.training_file == f"labels-{weak_id}" and job.validation_file == validation
     assert job.method.type == "supervised" and job.method.supervised.hyperparameters.n_epochs == 3
     payload = _payload(api.database_url, job.id)
     assert payload["run_id"] == run_id and payload["train"] == {"labels_model_id": weak_id}
     assert payload["validation"] == {"file_id": int(validation.removeprefix("file-"))}
     assert payload["hyperparameters"] | {"seed": None} == {
-        "n_epochs": 3, "batch_size": "auto", "learning_rate_multiplier": "auto", "loss": "product",
-        "head": "linear", "lora": None, "seed": None, "eval_every": 0}
+        "n_epochs": 3,
+        "batch_size": "auto",
+        "learning_rate_multiplier": "auto",
+        "loss": "product",
+        "head": "linear",
+        "lora": None,
+        "seed": None,
+        "eval_every": 0,
+    }
     assert isinstance(payload["hyperparameters"]["seed"], int)  # drawn, as OpenAI does, and reported
     assert payload["publish"] is False and payload["suffix"] is None
     assert sql_rows(api.database_url, f"SELECT run_id FROM jobs WHERE id = {job.id[6:]}") == [(None,)]
@@ -180,18 +240,27 @@ def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api)
         model = Model(name="strong-w2s", role="strong", base="strong")
         session.add(model)
         session.flush()
-        session.add_all([ModelVersion(model_id=model.id, version=1, served_name="strong-w2s-v1", adapter_path="/a/v1"),
-                         ModelVersion(model_id=model.id, version=2, served_name="strong-w2s-v2")])
+        session.add_all(
+            [
+                ModelVersion(model_id=model.id, version=1, served_name="strong-w2s-v1", adapter_path="/a/v1"),
+                ModelVersion(model_id=model.id, version=2, served_name="strong-w2s-v2"),
+            ]
+        )
     file_id = _upload(api)
     job = api.client.fine_tuning.jobs.create(model="strong-w2s-v1", training_file=file_id)
     [(parent,)] = sql_rows(api.database_url, "SELECT id FROM model_versions WHERE served_name = 'strong-w2s-v1'")
     assert job.model == "strong-w2s-v1" and _payload(api.database_url, job.id)["parent_version_id"] == parent
-    assert _payload(api.database_url, api.client.fine_tuning.jobs.create(
-        model="strong", training_file=file_id).id)["parent_version_id"] is None
+    assert (
+        _payload(api.database_url, api.client.fine_tuning.jobs.create(model="strong", training_file=file_id).id)[
+            "parent_version_id"
+        ]
+        is None
+    )
     for extra, param in (({"head": "linear"}, "body.head"), ({"lora": None}, "body.lora"), ({}, "body.model")):
         with pytest.raises(openai.UnprocessableEntityError) as refused:  # a version continues its LoRA adapter
-            api.client.fine_tuning.jobs.create(model="strong-w2s-v2" if not extra else "strong-w2s-v1",
-                                               training_file=file_id, extra_body=extra)
+            api.client.fine_tuning.jobs.create(
+                model="strong-w2s-v2" if not extra else "strong-w2s-v1", training_file=file_id, extra_body=extra
+            )
         assert refused.value.param == param, refused.value.message
     with pytest.raises(openai.NotFoundError, match="model 'gpt-4o-mini' not found") as unknown:
         api.client.fine_tuning.jobs.create(model="gpt-4o-mini", training_file=file_id)
@@ -203,20 +272,29 @@ def test_a_served_model_version_can_be_finetuned_unknown_models_cannot(api: Api)
     assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(2,)]
 
 
-@pytest.mark.parametrize(("body", "param"), [
-    ({"hyperparameters": {"n_epochs": 0}}, "body.hyperparameters.n_epochs"),
-    ({"hyperparameters": {"learning_rate_multiplier": "fast"}}, "body.hyperparameters.learning_rate_multiplier"),
-    ({"method": {"type": "dpo"}}, "body.method.type"),
-    ({"extra_body": {"loss": "hinge"}}, "body.loss"),
-    ({"extra_body": {"lora": {"r": 0}}}, "body.lora.r"),
-    ({"extra_body": {"head": "mlp"}}, "body.head"),
-    ({"suffix": "no spaces please"}, "body.suffix"),
-    ({"extra_body": {"eval_every": 5}}, "body"),  # evaluation needs a validation_file
-    ({"extra_body": {"eval_every": -1}}, "body.eval_every"),
-    ({"training_file": "train.jsonl"}, "body.training_file"),
-    ({"hyperparameters": {"n_epochs": 2}, "method": {"type": "supervised", "supervised": {"hyperparameters": {}}}},
-     "body"),
-], ids=["epochs", "rate", "dpo", "loss", "lora", "head", "suffix", "eval_alone", "eval_negative", "file", "both"])
+@pytest.mark.parametrize(
+    ("body", "param"),
+    [
+        ({"hyperparameters": {"n_epochs": 0}}, "body.hyperparameters.n_epochs"),
+        ({"hyperparameters": {"learning_rate_multiplier": "fast"}}, "body.hyperparameters.learning_rate_multiplier"),
+        ({"method": {"type": "dpo"}}, "body.method.type"),
+        ({"extra_body": {"loss": "hinge"}}, "body.loss"),
+        ({"extra_body": {"lora": {"r": 0}}}, "body.lora.r"),
+        ({"extra_body": {"head": "mlp"}}, "body.head"),
+        ({"suffix": "no spaces please"}, "body.suffix"),
+        ({"extra_body": {"eval_every": 5}}, "body"),  # evaluation needs a validation_file
+        ({"extra_body": {"eval_every": -1}}, "body.eval_every"),
+        ({"training_file": "train.jsonl"}, "body.training_file"),
+        (
+            {
+                "hyperparameters": {"n_epochs": 2},
+                "method": {"type": "supervised", "supervised": {"hyperparameters": {}}},
+            },
+            "body",
+        ),
+    ],
+    ids=["epochs", "rate", "dpo", "loss", "lora", "head", "suffix", "eval_alone", "eval_negative", "file", "both"],
+)
 def test_invalid_job_bodies_name_the_field(api: Api, body: dict, param: str) -> None:
     request = {"model": "strong", "training_file": _upload(api), **body}
     with pytest.raises(openai.UnprocessableEntityError) as error:
@@ -225,17 +303,25 @@ def test_invalid_job_bodies_name_the_field(api: Api, body: dict, param: str) -> 
     assert sql_rows(api.database_url, "SELECT count(*) FROM jobs") == [(0,)]
 
 
-@pytest.mark.parametrize(("content", "problem"), [
-    (b'{"prompt": "a", "label": 0.5}\n\n{"prompt": "b", "label": 1.5}\n',
-     'line 3: "label" must be a number in [0, 1]'),
-    (b'{"prompt": "a", "label": 1}\n{"prompt": "b", "label": 0}\n{"prompt": "c" "label": 0}\n',
-     "line 3: not valid JSON"),
-    (b'{"text": "a", "label": 1}\n', "line 1: missing 'prompt'"),
-    (b'{"prompt": "a", "label": true}\n', 'line 1: "label" must be a number'),
-    (b'["a", 1]\n', "line 1: expected a JSON object"),
-    (b'{"prompt": "a", "label": 1}\n\xff\n', "line 2: not UTF-8"),
-    (b"\n\n", "file has no examples"),
-], ids=["label", "json", "prompt", "bool", "array", "utf8", "empty"])
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        (
+            b'{"prompt": "a", "label": 0.5}\n\n{"prompt": "b", "label": 1.5}\n',
+            'line 3: "label" must be a number in [0, 1]',
+        ),
+        (
+            b'{"prompt": "a", "label": 1}\n{"prompt": "b", "label": 0}\n{"prompt": "c" "label": 0}\n',
+            "line 3: not valid JSON",
+        ),
+        (b'{"text": "a", "label": 1}\n', "line 1: missing 'prompt'"),
+        (b'{"prompt": "a", "label": true}\n', 'line 1: "label" must be a number'),
+        (b'["a", 1]\n', "line 1: expected a JSON object"),
+        (b'{"prompt": "a", "label": 1}\n\xff\n', "line 2: not UTF-8"),
+        (b"\n\n", "file has no examples"),
+    ],
+    ids=["label", "json", "prompt", "bool", "array", "utf8", "empty"],
+)
 def test_bad_training_file_is_refused_naming_the_line(api: Api, content: bytes, problem: str) -> None:
     with pytest.raises(openai.UnprocessableEntityError) as error:
         _upload(api, content, name="bad.jsonl")
@@ -281,8 +367,11 @@ def test_a_worker_runs_the_job_and_the_client_sees_progress_and_result(api: Api)
     def strong(ctx: JobContext) -> dict:
         seen.append(ctx.payload)
         ctx.event("Step 1/2: training loss=0.41", step=1, train_loss=0.41)
-        return {"fine_tuned_model": "strong-ft-1", "trained_tokens": 1234,
-                "hyperparameters": {"n_epochs": 3, "batch_size": 16, "learning_rate_multiplier": 1.0}}
+        return {
+            "fine_tuned_model": "strong-ft-1",
+            "trained_tokens": 1234,
+            "hyperparameters": {"n_epochs": 3, "batch_size": 16, "learning_rate_multiplier": 1.0},
+        }
 
     job = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
     assert Worker(api.sessions, {"strong": strong}, owner="gpu0").run_one()
@@ -293,8 +382,11 @@ def test_a_worker_runs_the_job_and_the_client_sees_progress_and_result(api: Api)
     assert seen[0]["train"] == {"file_id": int(job.training_file.removeprefix("file-"))}
     events = api.client.fine_tuning.jobs.list_events(job.id).data
     assert [(e.type, e.message) for e in events] == [
-        ("message", "Job succeeded"), ("metrics", "Step 1/2: training loss=0.41"),
-        ("message", "Job started: attempt 1 of 3 on worker gpu0"), ("message", "Created fine-tuning job")]
+        ("message", "Job succeeded"),
+        ("metrics", "Step 1/2: training loss=0.41"),
+        ("message", "Job started: attempt 1 of 3 on worker gpu0"),
+        ("message", "Created fine-tuning job"),
+    ]
     assert events[1].data == {"step": 1, "train_loss": 0.41}
 
 
@@ -309,8 +401,11 @@ def test_failed_and_running_jobs_report_error_and_estimated_finish(api: Api) -> 
         job.status, job.progress, job.heartbeat_at = "running", {"done": 5, "total": 10, "eta_s": 60.0}, job.created_at
     failed = api.client.fine_tuning.jobs.retrieve(failing.id)
     assert failed.status == "failed"
-    assert failed.error.model_dump() == {"code": "ValueError", "message": "ValueError: labels and prompts differ",
-                                         "param": None}
+    assert failed.error.model_dump() == {
+        "code": "ValueError",
+        "message": "ValueError: labels and prompts differ",
+        "param": None,
+    }
     now_running = api.client.fine_tuning.jobs.retrieve(running.id)
     assert now_running.status == "running" and now_running.estimated_finish == now_running.created_at + 60
     assert now_running.error is None
@@ -327,23 +422,30 @@ def test_a_pipeline_runs_strong_jobs_are_not_fine_tuning_jobs(api: Api) -> None:
     ours = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
     with api.sessions.begin() as session:  # a real run: its strong jobs have the pipeline's payload
         run, _ = submit_run(session, parse_run_config(RUN_CONFIG), strong_model="strong")
-        pipeline_ids = [job.id for job in session.scalars(select(Job).where(Job.run_id == run.id,
-                                                                            Job.kind == "strong"))]
+        pipeline_ids = [
+            job.id for job in session.scalars(select(Job).where(Job.run_id == run.id, Job.kind == "strong"))
+        ]
     assert pipeline_ids and all(job_id > int(ours.id[6:]) for job_id in pipeline_ids)
     assert [job.id for job in api.client.fine_tuning.jobs.list()] == [ours.id]
     assert [job.id for job in api.client.fine_tuning.jobs.list(limit=1).data] == [ours.id]
     pipeline_job = f"ftjob-{pipeline_ids[0]}"
-    for call in (api.client.fine_tuning.jobs.retrieve, api.client.fine_tuning.jobs.cancel,
-                 api.client.fine_tuning.jobs.list_events, api.client.fine_tuning.jobs.checkpoints.list):
+    for call in (
+        api.client.fine_tuning.jobs.retrieve,
+        api.client.fine_tuning.jobs.cancel,
+        api.client.fine_tuning.jobs.list_events,
+        api.client.fine_tuning.jobs.checkpoints.list,
+    ):
         with pytest.raises(openai.NotFoundError, match=f"no fine-tuning job with id '{pipeline_job}'"):
             call(pipeline_job)
 
 
-CHAT = (b'{"messages": [{"role": "system", "content": "Judge the answer."}, '
-        b'{"role": "user", "content": "Q: 2+2? A: 4"}, {"role": "assistant", "content": "Yes"}], "id": "a"}\n'
-        b'{"messages": [{"role": "user", "content": "Q: 2+2? A: 5"}, {"role": "assistant", "content": "no."}]}\n'
-        b'{"messages": [{"role": "user", "content": "Q: 3+3? A: 6"}, {"role": "assistant", "content": "0.75"}]}\n'
-        b'{"prompt": "Q: 1+1? A: 2", "label": 1}\n')
+CHAT = (
+    b'{"messages": [{"role": "system", "content": "Judge the answer."}, '
+    b'{"role": "user", "content": "Q: 2+2? A: 4"}, {"role": "assistant", "content": "Yes"}], "id": "a"}\n'
+    b'{"messages": [{"role": "user", "content": "Q: 2+2? A: 5"}, {"role": "assistant", "content": "no."}]}\n'
+    b'{"messages": [{"role": "user", "content": "Q: 3+3? A: 6"}, {"role": "assistant", "content": "0.75"}]}\n'
+    b'{"prompt": "Q: 1+1? A: 2", "label": 1}\n'
+)
 
 
 def test_chat_format_files_train_on_the_last_assistant_message(api: Api) -> None:
@@ -352,22 +454,33 @@ def test_chat_format_files_train_on_the_last_assistant_message(api: Api) -> None
     with api.sessions() as session:  # what the strong trainer reads
         assert read_file_rows(session, int(file_id.removeprefix("file-"))) == [
             {"id": "a", "prompt": "Judge the answer.\n\nQ: 2+2? A: 4", "label": 1.0},
-            {"prompt": "Q: 2+2? A: 5", "label": 0.0}, {"prompt": "Q: 3+3? A: 6", "label": 0.75},
-            {"prompt": "Q: 1+1? A: 2", "label": 1}]
+            {"prompt": "Q: 2+2? A: 5", "label": 0.0},
+            {"prompt": "Q: 3+3? A: 6", "label": 0.75},
+            {"prompt": "Q: 1+1? A: 2", "label": 1},
+        ]
     job = api.client.fine_tuning.jobs.create(model="strong", training_file=file_id)
     assert job.training_file == file_id and job.status == "queued"
 
 
-@pytest.mark.parametrize(("line", "problem"), [
-    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "maybe"}]}',
-     "line 1: the last assistant message must be 'Yes' or 'No'"),
-    (b'{"messages": [{"role": "assistant", "content": "Yes"}, {"role": "user", "content": "Q"}]}',
-     "line 1: the last message must be the assistant's answer"),
-    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "bot", "content": "Yes"}]}',
-     "line 1: message 2: expected"),
-    (b'{"messages": [{"role": "assistant", "content": "Yes"}]}', "at least two messages"),
-    (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "1.5"}]}', "got '1.5'"),
-])
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        (
+            b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "maybe"}]}',
+            "line 1: the last assistant message must be 'Yes' or 'No'",
+        ),
+        (
+            b'{"messages": [{"role": "assistant", "content": "Yes"}, {"role": "user", "content": "Q"}]}',
+            "line 1: the last message must be the assistant's answer",
+        ),
+        (
+            b'{"messages": [{"role": "user", "content": "Q"}, {"role": "bot", "content": "Yes"}]}',
+            "line 1: message 2: expected",
+        ),
+        (b'{"messages": [{"role": "assistant", "content": "Yes"}]}', "at least two messages"),
+        (b'{"messages": [{"role": "user", "content": "Q"}, {"role": "assistant", "content": "1.5"}]}', "got '1.5'"),
+    ],
+)
 def test_bad_chat_lines_are_refused_with_what_to_write(api: Api, line: bytes, problem: str) -> None:
     with pytest.raises(openai.UnprocessableEntityError, match=re.escape(problem)):
         _upload(api, line + b"\n", "chat.jsonl")
@@ -383,12 +496,20 @@ def test_models_lists_the_base_and_published_versions(api: Api) -> None:
         first = ModelVersion(model_id=model.id, version=1, served_name="team/ft-v1", published_at=utcnow())
         session.add(first)
         session.flush()
-        session.add_all([ModelVersion(model_id=model.id, version=2, served_name="ft-v2", parent_id=first.id,
-                                      published_at=utcnow()),
-                         ModelVersion(model_id=model.id, version=3, served_name="ft-v3-unpublished")])
+        session.add_all(
+            [
+                ModelVersion(
+                    model_id=model.id, version=2, served_name="ft-v2", parent_id=first.id, published_at=utcnow()
+                ),
+                ModelVersion(model_id=model.id, version=3, served_name="ft-v3-unpublished"),
+            ]
+        )
     models = api.client.models.list().data
     assert [(m.id, m.object, m.parent) for m in models] == [
-        ("strong", "model", None), ("team/ft-v1", "model", "strong"), ("ft-v2", "model", "team/ft-v1")]
+        ("strong", "model", None),
+        ("team/ft-v1", "model", "strong"),
+        ("ft-v2", "model", "team/ft-v1"),
+    ]
     assert models[1].created >= models[0].created > -1
     assert api.client.models.retrieve("team/ft-v1") == models[1]
     for missing in ("ft-v3-unpublished", "nope"):
@@ -400,18 +521,29 @@ def test_checkpoints_list_the_published_adapter_of_a_succeeded_job(api: Api) -> 
     queued = api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api))
     assert api.client.fine_tuning.jobs.checkpoints.list(queued.id).data == []
     api.client.fine_tuning.jobs.cancel(queued.id)
-    published = _finish(api, {"fine_tuned_model": "strong-ft-1", "steps": 12, "final_loss": 0.31,
-                              "metrics": {"accuracy": 0.75, "n": 4}})
+    published = _finish(
+        api, {"fine_tuned_model": "strong-ft-1", "steps": 12, "final_loss": 0.31, "metrics": {"accuracy": 0.75, "n": 4}}
+    )
     [checkpoint] = api.client.fine_tuning.jobs.checkpoints.list(published).data
-    assert (checkpoint.object, checkpoint.fine_tuned_model_checkpoint, checkpoint.fine_tuning_job_id,
-            checkpoint.step_number) == ("fine_tuning.job.checkpoint", "strong-ft-1", published, 12)
+    assert (
+        checkpoint.object,
+        checkpoint.fine_tuned_model_checkpoint,
+        checkpoint.fine_tuning_job_id,
+        checkpoint.step_number,
+    ) == ("fine_tuning.job.checkpoint", "strong-ft-1", published, 12)
     assert checkpoint.metrics.model_dump(exclude_none=True) == {
-        "step": 12, "train_loss": 0.31, "full_valid_accuracy": 0.75, "full_valid_n": 4}
+        "step": 12,
+        "train_loss": 0.31,
+        "full_valid_accuracy": 0.75,
+        "full_valid_n": 4,
+    }
     assert checkpoint.created_at == api.client.fine_tuning.jobs.retrieve(published).finished_at
     unpublished = _finish(api, {"fine_tuned_model": None, "steps": 3})
     assert api.client.fine_tuning.jobs.checkpoints.list(unpublished).data == []
     with pytest.raises(openai.NotFoundError):
         api.client.fine_tuning.jobs.checkpoints.list("ftjob-999")
+
+
 def test_unreadable_rows_are_listed_not_a_500(api: Api) -> None:
     with api.sessions.begin() as session:
         unreadable = enqueue_job(session, "strong", {"condition": "fine_tune", "train": {"file_id": "x"}}).id
@@ -423,14 +555,25 @@ def test_unreadable_rows_are_listed_not_a_500(api: Api) -> None:
 def test_every_training_option_reaches_the_job(api: Api) -> None:
     named = {"epochs", "batch_size", "lr", "eval_every"}
     job = api.client.fine_tuning.jobs.create(
-        model="strong", training_file=_upload(api), validation_file=_upload(api, name="valid.jsonl"),
+        model="strong",
+        training_file=_upload(api),
+        validation_file=_upload(api, name="valid.jsonl"),
         hyperparameters={"n_epochs": 3, "batch_size": 8, "learning_rate_multiplier": 0.2},
-        extra_body={"eval_every": 3, "lora": {**options.LORA, "target_modules": list(options.LORA["target_modules"])},
-                    "logconf": options.LOGCONF, "product": options.PRODUCT,
-                    "train": {name: value for name, value in options.TRAIN.items() if name not in named}})
+        extra_body={
+            "eval_every": 3,
+            "lora": {**options.LORA, "target_modules": list(options.LORA["target_modules"])},
+            "logconf": options.LOGCONF,
+            "product": options.PRODUCT,
+            "train": {name: value for name, value in options.TRAIN.items() if name not in named},
+        },
+    )
     settings = parse_payload("strong", _payload(api.database_url, job.id)).settings()
-    assert (settings.train.model_dump(), settings.lora.model_dump(), settings.logconf.model_dump(),
-            settings.product.model_dump()) == (options.TRAIN, options.LORA, options.LOGCONF, options.PRODUCT)
+    assert (
+        settings.train.model_dump(),
+        settings.lora.model_dump(),
+        settings.logconf.model_dump(),
+        settings.product.model_dump(),
+    ) == (options.TRAIN, options.LORA, options.LOGCONF, options.PRODUCT)
     with pytest.raises(openai.UnprocessableEntityError, match="train.lr: set it as n_epochs") as twice:
         api.client.fine_tuning.jobs.create(model="strong", training_file=_upload(api), extra_body={"train": {"lr": 1}})
     assert twice.value.param == "body"

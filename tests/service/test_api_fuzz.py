@@ -30,8 +30,14 @@ def live_api(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     database_url = f"sqlite:///{root / 'w2s.db'}"
     upgrade(database_url)
     with loopback_server([Reply(body=completion_body("An argument."))], models=("strong",)) as strong:
-        api_settings = Settings(_env_file=None, database_url=database_url, vllm_base_url=strong.base_url,
-                                artifacts_dir=root, max_debate_tokens=512, health_cache_s=60)
+        api_settings = Settings(
+            _env_file=None,
+            database_url=database_url,
+            vllm_base_url=strong.base_url,
+            artifacts_dir=root,
+            max_debate_tokens=512,
+            health_cache_s=60,
+        )
         with running_api(api_settings) as url:
             yield url
 
@@ -40,8 +46,14 @@ def _fuzz(operation, mode: GenerationMode, base_url: str) -> str | None:  # noqa
     """The first failure hypothesis finds (shrunk) for one operation and mode, or None."""
 
     @given(case=operation.as_strategy(generation_mode=mode))
-    @settings(max_examples=EXAMPLES, derandomize=True, deadline=None, database=None,
-              suppress_health_check=list(HealthCheck), phases=[Phase.explicit, Phase.generate, Phase.shrink])
+    @settings(
+        max_examples=EXAMPLES,
+        derandomize=True,
+        deadline=None,
+        database=None,
+        suppress_health_check=list(HealthCheck),
+        phases=[Phase.explicit, Phase.generate, Phase.shrink],
+    )
     def check(case) -> None:  # noqa: ANN001 - a schemathesis Case
         case.call_and_validate(base_url=base_url, checks=CHECKS, timeout=60)
 
@@ -58,6 +70,10 @@ def test_no_operation_answers_5xx_or_off_schema(live_api: str) -> None:
     schema = schemathesis.openapi.from_url(f"{live_api}/openapi.json")
     operations = [result.ok() for result in schema.get_all_operations()]
     assert len(operations) > 20
-    failures = [failure for operation in operations for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
-                if (failure := _fuzz(operation, mode, live_api))]
+    failures = [
+        failure
+        for operation in operations
+        for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+        if (failure := _fuzz(operation, mode, live_api))
+    ]
     assert not failures, "\n\n".join(failures)

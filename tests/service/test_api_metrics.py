@@ -13,19 +13,36 @@ from tests.support.api_server import running_api
 
 def _samples(base_url: str) -> dict[tuple[str, tuple], float]:
     text = httpx.get(f"{base_url}/metrics").text
-    return {(sample.name, tuple(sorted(sample.labels.items()))): sample.value
-            for family in text_string_to_metric_families(text) for sample in family.samples}
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
 
 
-def test_metrics_report_jobs_queue_age_heartbeats_training_and_debates(migrated_url: str, sessions,  # noqa: ANN001
-                                                                         tmp_path) -> None:  # noqa: ANN001
+def test_metrics_report_jobs_queue_age_heartbeats_training_and_debates(
+    migrated_url: str,
+    sessions,  # noqa: ANN001
+    tmp_path,
+) -> None:  # noqa: ANN001
     with sessions.begin() as session:
         run = Run(config={}, config_hash="m" * 64)
         example = Example(task="t", source_id="s", candidate_id="c", question="q?", candidate="a", label=1)
         session.add_all([run, example])
         session.flush()
-        session.add(Debate(example_id=example.id, protocol="debate", order="sequential", num_turns=3, seed=0,
-                           model="strong", status="succeeded", prompt_tokens=100, completion_tokens=30))
+        session.add(
+            Debate(
+                example_id=example.id,
+                protocol="debate",
+                order="sequential",
+                num_turns=3,
+                seed=0,
+                model="strong",
+                status="succeeded",
+                prompt_tokens=100,
+                completion_tokens=30,
+            )
+        )
         enqueue_job(session, "debate", run_id=run.id)
         enqueue_job(session, "strong", run_id=run.id)
     with sessions.begin() as session:

@@ -27,8 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _w2s(*args: str, cwd: Path, **env: str) -> subprocess.CompletedProcess:
-    return subprocess.run([W2S, *args], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True,
-                          timeout=300)
+    return subprocess.run([W2S, *args], cwd=cwd, env={**os.environ, **env}, capture_output=True, text=True, timeout=300)
 
 
 def test_db_upgrade_creates_every_table_and_downgrade_drops_them(database_url: str, tmp_path: Path) -> None:
@@ -63,8 +62,10 @@ def test_help_is_fast_lists_the_environment_and_the_version(tmp_path: Path) -> N
 
 
 def test_importing_the_cli_loads_no_torch_sqlalchemy_or_pipeline() -> None:
-    code = ("import sys, service.cli; heavy = {'torch', 'transformers', 'sqlalchemy', 'alembic', 'trainers.pipeline'}; "
-            "print(sorted(heavy & set(sys.modules)))")
+    code = (
+        "import sys, service.cli; heavy = {'torch', 'transformers', 'sqlalchemy', 'alembic', 'trainers.pipeline'}; "
+        "print(sorted(heavy & set(sys.modules)))"
+    )
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, cwd=ROOT)
     assert loaded.stdout.strip() == "[]"
 
@@ -83,13 +84,22 @@ def test_every_option_and_argument_has_help() -> None:
     assert missing == []
 
 
-@pytest.mark.parametrize(("args", "env", "message"), [
-    (("db", "current"), {"W2S_DATABASE_URL": "nope"}, "W2S_DATABASE_URL: Could not parse"),
-    (("db", "upgrade", "--revision", "nope"), {}, "Can't locate revision identified by 'nope'"),
-    (("db", "current"), {"W2S_VLLM_MAX_MODEL_LEN": "many"}, "W2S_VLLM_MAX_MODEL_LEN: Input should be a valid integer"),
-], ids=["bad_url", "bad_revision", "bad_setting"])
-def test_user_errors_are_one_line_without_traceback(tmp_path: Path, args: tuple[str, ...], env: dict,
-                                                     message: str) -> None:
+@pytest.mark.parametrize(
+    ("args", "env", "message"),
+    [
+        (("db", "current"), {"W2S_DATABASE_URL": "nope"}, "W2S_DATABASE_URL: Could not parse"),
+        (("db", "upgrade", "--revision", "nope"), {}, "Can't locate revision identified by 'nope'"),
+        (
+            ("db", "current"),
+            {"W2S_VLLM_MAX_MODEL_LEN": "many"},
+            "W2S_VLLM_MAX_MODEL_LEN: Input should be a valid integer",
+        ),
+    ],
+    ids=["bad_url", "bad_revision", "bad_setting"],
+)
+def test_user_errors_are_one_line_without_traceback(
+    tmp_path: Path, args: tuple[str, ...], env: dict, message: str
+) -> None:
     result = _w2s(*args, cwd=tmp_path, **{"W2S_DATABASE_URL": f"sqlite:///{tmp_path / 'w2s.db'}", **env})
     assert result.returncode == 2
     assert result.stderr.strip().splitlines() == [result.stderr.strip()] and message in result.stderr, result.stderr
@@ -108,17 +118,28 @@ def test_make_tiny_model_rejects_head_dim_16_with_a_clear_error(tmp_path: Path) 
     assert not (tmp_path / "m").exists()
 
 
-@pytest.mark.parametrize(("args", "message"), [
-    (("--nnodes", "2"), "--nnodes > 1 needs --master-addr"),
-    (("--nproc-per-node", "many"), "--nproc-per-node 'many': pass a count or 'auto'"),
-    (("--nproc-per-node", "0"), "nproc_per_node=0"),
-    (("--nnodes", "2", "--node-rank", "2", "--master-addr", "h"), "node_rank=2 must be in [0, nnodes=2)"),
-    (("--kind", "debate", "--nnodes", "2", "--node-rank", "1", "--master-addr", "h"), "serve --kind strong only"),
-    (("--sharding", "zero3"), "--sharding: invalid choice: 'zero3'"),
-], ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind", "sharding_word"])
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (("--nnodes", "2"), "--nnodes > 1 needs --master-addr"),
+        (("--nproc-per-node", "many"), "--nproc-per-node 'many': pass a count or 'auto'"),
+        (("--nproc-per-node", "0"), "nproc_per_node=0"),
+        (("--nnodes", "2", "--node-rank", "2", "--master-addr", "h"), "node_rank=2 must be in [0, nnodes=2)"),
+        (("--kind", "debate", "--nnodes", "2", "--node-rank", "1", "--master-addr", "h"), "serve --kind strong only"),
+        (("--sharding", "zero3"), "--sharding: invalid choice: 'zero3'"),
+    ],
+    ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind", "sharding_word"],
+)
 def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
-    result = _w2s("worker", "--kind", "strong", *args, cwd=tmp_path, W2S_VLLM_BASE_URL="http://127.0.0.1:9",
-                  W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}")
+    result = _w2s(
+        "worker",
+        "--kind",
+        "strong",
+        *args,
+        cwd=tmp_path,
+        W2S_VLLM_BASE_URL="http://127.0.0.1:9",
+        W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}",
+    )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
 
@@ -150,8 +171,14 @@ def test_strong_up_listens_on_the_port_asked_for(tiny_model_dir: Path, tmp_path:
     port = find_free_port()
     env = {**os.environ, "W2S_STRONG_MODEL_PATH": str(tiny_model_dir), "W2S_ARTIFACTS_DIR": str(tmp_path)}
     env.pop("W2S_VLLM_BASE_URL", None)
-    server = subprocess.Popen([W2S, "strong", "up", "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [W2S, "strong", "up", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 300
         for line in server.stdout:
@@ -168,15 +195,25 @@ def test_strong_up_listens_on_the_port_asked_for(tiny_model_dir: Path, tmp_path:
 @pytest.mark.vllm
 @pytest.mark.slow
 @pytest.mark.usefixtures("testbed_artifacts")  # the demo's default weak model, pretrained once per session
-def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(vllm_server, tiny_model_dir: Path,  # noqa: ANN001
-                                                                 tmp_path: Path) -> None:
+def test_demo_runs_the_pipeline_and_leaves_table_chart_and_rows(
+    vllm_server,
+    tiny_model_dir: Path,  # noqa: ANN001
+    tmp_path: Path,
+) -> None:
     """`w2s demo` (with the shipped demo config cut to toy sizes) as the README's main command runs it."""
     config = yaml.safe_load((ROOT / "configs" / "demo.yaml").read_text())
     config["splits"] = {"weak_train": 10, "strong_train": 10, "test": 10}
     config["debate"].update(turns=2, max_tokens=12)
     (tmp_path / "demo.yaml").write_text(yaml.safe_dump(config))
-    result = _w2s("demo", "--config", "demo.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL=vllm_server.base_url,
-                  W2S_STRONG_MODEL=vllm_server.served_name, W2S_STRONG_MODEL_PATH=str(tiny_model_dir))
+    result = _w2s(
+        "demo",
+        "--config",
+        "demo.yaml",
+        cwd=tmp_path,
+        W2S_VLLM_BASE_URL=vllm_server.base_url,
+        W2S_STRONG_MODEL=vllm_server.served_name,
+        W2S_STRONG_MODEL_PATH=str(tiny_model_dir),
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     lines = result.stdout.splitlines()
     start = next(i for i, line in enumerate(lines) if line.startswith("| Condition"))
@@ -203,8 +240,14 @@ def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path
 
     port = find_free_port()
     env = {**os.environ, "W2S_VLLM_BASE_URL": vllm_server.base_url, "W2S_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
-    server = subprocess.Popen([W2S, "serve", "--port", str(port), "--with-worker"], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [W2S, "serve", "--port", str(port), "--with-worker"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         base = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 120
@@ -216,8 +259,10 @@ def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path
                 pass
             assert server.poll() is None and time.monotonic() < deadline, "w2s serve did not come up"
             time.sleep(0.5)
-        batch = httpx.post(f"{base}/v1/debate-batches", json={
-            "examples": [{"question": "Is ice cold?", "candidate_answer": "Yes"}], "sampling": {"max_tokens": 8}}).json()
+        batch = httpx.post(
+            f"{base}/v1/debate-batches",
+            json={"examples": [{"question": "Is ice cold?", "candidate_answer": "Yes"}], "sampling": {"max_tokens": 8}},
+        ).json()
         while httpx.get(f"{base}/v1/debate-batches/{batch['id']}").json()["status"] != "succeeded":
             assert time.monotonic() < deadline + 60, "the in-process worker did not run the batch"
             time.sleep(0.5)
@@ -228,13 +273,23 @@ def test_serve_answers_requests_and_stops_on_sigterm(vllm_server, tmp_path: Path
 
 
 def test_run_checks_its_data_before_starting_vllm(tmp_path: Path) -> None:
-    config = {"task": "sciq", "data_dir": "../data/sciq", "splits": {"weak_train": 4, "strong_train": 4, "test": 4},
-              "conditions": ["no_debate"]}
+    config = {
+        "task": "sciq",
+        "data_dir": "../data/sciq",
+        "splits": {"weak_train": 4, "strong_train": 4, "test": 4},
+        "conditions": ["no_debate"],
+    }
     (tmp_path / "configs").mkdir()
     (tmp_path / "configs" / "sciq.yaml").write_text(yaml.safe_dump(config))
     started = time.monotonic()
-    result = _w2s("run", "configs/sciq.yaml", cwd=tmp_path, W2S_VLLM_BASE_URL="",
-                  W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}", W2S_ARTIFACTS_DIR=str(tmp_path / "artifacts"))
+    result = _w2s(
+        "run",
+        "configs/sciq.yaml",
+        cwd=tmp_path,
+        W2S_VLLM_BASE_URL="",
+        W2S_DATABASE_URL=f"sqlite:///{tmp_path / 'w2s.db'}",
+        W2S_ARTIFACTS_DIR=str(tmp_path / "artifacts"),
+    )
     assert result.returncode == 2, result.stdout + result.stderr
     assert f"no *.jsonl files in {tmp_path / 'data' / 'sciq'}" in result.stderr  # resolved from the config's dir
     assert "vLLM" not in result.stdout + result.stderr and "Traceback" not in result.stderr
@@ -251,8 +306,14 @@ def test_serve_without_a_strong_model_answers_reads_at_once(tmp_path: Path) -> N
 
     port = find_free_port()
     env = {**os.environ, "W2S_VLLM_BASE_URL": "", "W2S_DATABASE_URL": f"sqlite:///{tmp_path}/s.db"}
-    server = subprocess.Popen([W2S, "serve", "--port", str(port)], cwd=tmp_path, env=env,
-                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    server = subprocess.Popen(
+        [W2S, "serve", "--port", str(port)],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:

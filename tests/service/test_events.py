@@ -101,10 +101,15 @@ def test_permanent_error_fails_at_once(sessions) -> None:  # noqa: ANN001
     job_id = _enqueue(sessions, max_attempts=3)
     _worker(sessions, bad_payload).run(max_jobs=1)
     assert _log(sessions, job_id)[-1] == (
-        "error", "Job failed (attempt 1 of 3): PermanentJobError: payload names no training file")
+        "error",
+        "Job failed (attempt 1 of 3): PermanentJobError: payload names no training file",
+    )
     with sessions() as session:
         assert list_events(session, job_id, limit=1)[0].data == {
-            "attempt": 1, "error": "PermanentJobError: payload names no training file", "retrying": False}
+            "attempt": 1,
+            "error": "PermanentJobError: payload names no training file",
+            "retrying": False,
+        }
 
 
 def _wait_until_lost(ctx: JobContext) -> None:
@@ -153,5 +158,7 @@ def test_a_failing_event_write_never_fails_the_job(sessions, caplog) -> None:  #
     assert _status(sessions, job_id) == "succeeded"
     assert [m for _, m in _log(sessions, job_id)] == ["Job started: attempt 1 of 3 on worker w1", "Job succeeded"]
     failed = [r.getMessage() for r in caplog.records if r.getMessage().startswith("could not record event")]
-    assert failed == [f"could not record event 'not JSON' of job {job_id}",
-                      f"could not record event 'bad level' of job {job_id}"]
+    assert failed == [
+        f"could not record event 'not JSON' of job {job_id}",
+        f"could not record event 'bad level' of job {job_id}",
+    ]

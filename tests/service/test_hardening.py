@@ -33,8 +33,7 @@ ROW_TABLES = ("runs", "jobs", "examples", "debates", "files")
 
 
 def _settings(database_url: str, tmp_path: Path, **extra) -> Settings:  # noqa: ANN003
-    return Settings(_env_file=None, database_url=database_url, vllm_base_url=DEAD_VLLM, artifacts_dir=tmp_path,
-                    **extra)
+    return Settings(_env_file=None, database_url=database_url, vllm_base_url=DEAD_VLLM, artifacts_dir=tmp_path, **extra)
 
 
 @pytest.fixture
@@ -119,7 +118,8 @@ def _length(data: bytes) -> int:
 
 
 def test_a_500_keeps_the_connection_and_its_traceback_stays_in_the_log(
-        tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     settings = _settings(f"sqlite:///{tmp_path / 'w2s.db'}", tmp_path)
     upgrade(settings.database_url)
     with caplog.at_level(logging.ERROR), running_api(settings, _failing_app(settings)) as url:
@@ -141,17 +141,22 @@ def test_nul_characters_are_rejected_before_any_work(api: httpx.Client, database
     _rejected(api.post("/v1/runs", json={**RUN, "name": "a\x00b"}), 422, "body.name")
     batch = {"examples": [EXAMPLE, {**EXAMPLE, "context": "\x00"}]}
     _rejected(api.post("/v1/debate-batches", json=batch), 422, "body.examples.1.context")
-    _rejected(api.post("/v1/debate-batches", json={**batch, "examples": [{**EXAMPLE, "source\x00": "x"}]}),
-              422, "body.examples.0.source\x00")
+    _rejected(
+        api.post("/v1/debate-batches", json={**batch, "examples": [{**EXAMPLE, "source\x00": "x"}]}),
+        422,
+        "body.examples.0.source\x00",
+    )
     _rejected(api.get("/v1/debates", params={"protocol": "debate\x00"}), 422, "query.protocol")
     _rejected(_upload_named(api, b"a\x00.jsonl"), 422, "body.file")  # httpx would escape it; sent raw
     assert _row_counts(database_url) == dict.fromkeys(ROW_TABLES, 0)
 
 
 def _upload_named(api: httpx.Client, filename: bytes) -> httpx.Response:
-    body = (b'--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
-            b'--x\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
-            b'Content-Type: application/jsonl\r\n\r\n{"prompt": "p", "label": 1}\n\r\n--x--\r\n')
+    body = (
+        b'--x\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nfine-tune\r\n'
+        b'--x\r\nContent-Disposition: form-data; name="file"; filename="' + filename + b'"\r\n'
+        b'Content-Type: application/jsonl\r\n\r\n{"prompt": "p", "label": 1}\n\r\n--x--\r\n'
+    )
     return api.post("/v1/files", content=body, headers={"content-type": "multipart/form-data; boundary=x"})
 
 
@@ -173,8 +178,11 @@ def test_run_paths_must_lie_under_the_operators_roots(api: httpx.Client, databas
         _rejected(response, 422, param)
         assert "passwd" not in response.text  # nothing about what is there
     assert _row_counts(database_url)["runs"] == 0
-    allowed = {**RUN, "data_dir": str(tmp_path / "data" / "synthetic"),
-               "weak": {"model": str(tmp_path / "models" / "weak")}}
+    allowed = {
+        **RUN,
+        "data_dir": str(tmp_path / "data" / "synthetic"),
+        "weak": {"model": str(tmp_path / "models" / "weak")},
+    }
     assert api.post("/v1/runs", json=allowed).status_code == 201
 
 
@@ -185,15 +193,23 @@ def _declared_only(url: str, path: str, length: int, content_type: str) -> bytes
     """Send headers announcing `length` body bytes and none of them: the answer must come anyway."""
     host, port = url.removeprefix("http://").split(":")
     with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n"
-                     f"Content-Length: {length}\r\n\r\n".encode())
+        sock.sendall(
+            f"POST {path} HTTP/1.1\r\nHost: t\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {length}\r\n\r\n".encode()
+        )
         return sock.recv(65536)
 
 
 def test_sizes_are_bounded(database_url: str, tmp_path: Path) -> None:
     upgrade(database_url)
-    settings = _settings(database_url, tmp_path, max_request_bytes=10_000, max_upload_bytes=20_000,
-                         max_string_chars=500, max_debate_tokens=4096)
+    settings = _settings(
+        database_url,
+        tmp_path,
+        max_request_bytes=10_000,
+        max_upload_bytes=20_000,
+        max_string_chars=500,
+        max_debate_tokens=4096,
+    )
     with running_api(settings) as url, httpx.Client(base_url=url, timeout=30) as api:
         _rejected(api.post("/v1/runs", json={**RUN, "name": "n" * 201}), 422, "body.name")
         _rejected(api.get("/v1/debates", params={"model": "m" * 501}), 422, "query.model")
@@ -218,8 +234,9 @@ def test_sizes_are_bounded(database_url: str, tmp_path: Path) -> None:
 # --- 6. tracebacks stay on the server -------------------------------------------------------------------
 
 
-def test_job_errors_reach_clients_without_traceback(api: httpx.Client, database_url: str,
-                                                    caplog: pytest.LogCaptureFixture) -> None:
+def test_job_errors_reach_clients_without_traceback(
+    api: httpx.Client, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
     run_id = api.post("/v1/runs", json=RUN).json()["id"]
     sessions = make_session_factory(make_engine(database_url))
 
@@ -298,7 +315,8 @@ def test_a_debate_past_the_timeout_is_stopped_and_not_stored(slow_strong_model, 
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
     settings = _settings(url, tmp_path, debate_timeout_s=1.5).model_copy(
-        update={"vllm_base_url": slow_strong_model.base_url})
+        update={"vllm_base_url": slow_strong_model.base_url}
+    )
     with running_api(settings) as api:
         answer = httpx.post(f"{api}/v1/debates", json={**EXAMPLE, "turns": 3}, timeout=30)
     assert answer.status_code == 504 and answer.json()["error"]["type"] == "timeout"
@@ -314,7 +332,8 @@ def test_healthz_is_cached_and_private(tmp_path: Path) -> None:
     upgrade(url)
     with loopback_server([Reply(body=completion_body("ok"))], models=("strong",)) as strong:
         settings = _settings(url, tmp_path, api_keys=["k"], health_cache_s=60).model_copy(
-            update={"vllm_base_url": strong.base_url})
+            update={"vllm_base_url": strong.base_url}
+        )
         with running_api(settings) as api, httpx.Client(base_url=api) as client:
             answers = [client.get("/healthz") for _ in range(20)]
             keyed = client.get("/healthz", headers={"Authorization": "Bearer k"})
@@ -333,7 +352,7 @@ def test_run_status_is_stored_when_its_last_job_ends(api: httpx.Client, database
     kinds = {row[0] for row in sql_rows(database_url, f"SELECT DISTINCT kind FROM jobs WHERE run_id = {run_id}")}
     Worker(sessions, dict.fromkeys(kinds, lambda _ctx: None)).run(exit_when_idle=True)
     # Read straight from SQL: nobody asked the API about the run since it was created.
-    (status, finished_at), = sql_rows(database_url, f"SELECT status, finished_at FROM runs WHERE id = {run_id}")
+    ((status, finished_at),) = sql_rows(database_url, f"SELECT status, finished_at FROM runs WHERE id = {run_id}")
     assert status == "succeeded" and finished_at is not None
 
 
@@ -344,8 +363,9 @@ def test_timestamps_carry_their_utc_offset(api: httpx.Client) -> None:
 
 def test_malformed_bodies_are_all_the_same_422(api: httpx.Client) -> None:
     broken_json = api.post("/v1/runs", content=b'{"task": ', headers={"content-type": "application/json"})
-    broken_form = api.post("/v1/files", content=b"--x\r\nnot a part", headers={
-        "content-type": "multipart/form-data; boundary=x"})
+    broken_form = api.post(
+        "/v1/files", content=b"--x\r\nnot a part", headers={"content-type": "multipart/form-data; boundary=x"}
+    )
     for response in (broken_json, broken_form):
         assert response.status_code == 422, response.text
         assert response.json()["error"]["type"] == "invalid_request"

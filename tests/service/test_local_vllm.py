@@ -80,8 +80,12 @@ def test_timeout_stops_the_whole_process_group(
     monkeypatch.setattr(local_vllm, "WAIT_REPORT_S", 1.0)
     reports: list[tuple[float, str]] = []
     with pytest.raises(VLLMStartError, match="did not become ready within 3s"):
-        start_local_vllm(tiny_model_dir, log_path=tmp_path / "vllm.log", timeout_s=3.0,
-                         on_wait=lambda elapsed, line: reports.append((elapsed, line)))
+        start_local_vllm(
+            tiny_model_dir,
+            log_path=tmp_path / "vllm.log",
+            timeout_s=3.0,
+            on_wait=lambda elapsed, line: reports.append((elapsed, line)),
+        )
     assert reports and all(1.0 <= elapsed < 4 for elapsed, _ in reports)  # the caller heard while it waited
     assert spawned[0].poll() is not None
     with pytest.raises(ProcessLookupError):

@@ -5,9 +5,23 @@ from sqlalchemy import inspect
 from service.store import Base, make_engine
 from service.store.migrate import downgrade, upgrade
 
-DESIGN_TABLES = {"runs", "examples", "debates", "turns", "jobs", "job_dependencies",
-                 "models", "model_versions", "labels", "metrics", "files", "job_events",
-                 "generations", "intents", "replica_adapters"}
+DESIGN_TABLES = {
+    "runs",
+    "examples",
+    "debates",
+    "turns",
+    "jobs",
+    "job_dependencies",
+    "models",
+    "model_versions",
+    "labels",
+    "metrics",
+    "files",
+    "job_events",
+    "generations",
+    "intents",
+    "replica_adapters",
+}
 
 
 def _tables(url: str) -> set[str]:

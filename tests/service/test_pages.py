@@ -25,8 +25,16 @@ from tests.trainers.test_report import seed_run
 from trainers.report import build_report, plot_pgr
 
 CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                 "--disable-background-networking", "--disable-component-update", "--disable-sync"]
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 API_KEY = "sk-test-pages"
 PASSAGE = "Water boils at 100 degrees Celsius at sea level."
 DEBATES = 30  # more than one page (25)
@@ -41,12 +49,35 @@ class Site:
 
 def _turns() -> list[Turn]:
     return [
-        Turn(index=0, speaker="A", stance="correct", prompt_tokens=120, completion_tokens=40, finish_reason="stop",
-             quotes_verified=1, content="The passage says <v_quote>boils at 100 degrees Celsius</v_quote>, so yes."),
-        Turn(index=1, speaker="B", stance="incorrect", prompt_tokens=180, completion_tokens=35, finish_reason="stop",
-             quotes_unverified=1, content="It also says <u_quote>water freezes at 50 degrees</u_quote>: doubtful."),
-        Turn(index=2, speaker="A", stance="correct", prompt_tokens=230, completion_tokens=20, finish_reason="length",
-             content="B's quote is not in the passage; <b>the candidate</b> stands."),
+        Turn(
+            index=0,
+            speaker="A",
+            stance="correct",
+            prompt_tokens=120,
+            completion_tokens=40,
+            finish_reason="stop",
+            quotes_verified=1,
+            content="The passage says <v_quote>boils at 100 degrees Celsius</v_quote>, so yes.",
+        ),
+        Turn(
+            index=1,
+            speaker="B",
+            stance="incorrect",
+            prompt_tokens=180,
+            completion_tokens=35,
+            finish_reason="stop",
+            quotes_unverified=1,
+            content="It also says <u_quote>water freezes at 50 degrees</u_quote>: doubtful.",
+        ),
+        Turn(
+            index=2,
+            speaker="A",
+            stance="correct",
+            prompt_tokens=230,
+            completion_tokens=20,
+            finish_reason="length",
+            content="B's quote is not in the passage; <b>the candidate</b> stands.",
+        ),
     ]
 
 
@@ -61,23 +92,56 @@ def _seed(sessions: sessionmaker[Session], artifacts: Path) -> tuple[int, int]:
         done.status, done.progress = "succeeded", {"done": 30, "total": 30}
         running = enqueue_job(session, "weak", {}, run_id=run_id)
         running.status, running.progress = "running", {"done": 2, "total": 8, "eta_s": 90}
-        rows = session.scalars(select(Example).where(Example.run_id == run_id).order_by(Example.id)
-                               .limit(DEBATES)).all()
+        rows = session.scalars(
+            select(Example).where(Example.run_id == run_id).order_by(Example.id).limit(DEBATES)
+        ).all()
         rows[0].context = PASSAGE
-        debates = [Debate(example_id=example.id, run_id=run_id, protocol="consultancy" if i % 3 == 2 else "debate",
-                          order="sequential", num_turns=3, seed=i % 2, model="strong", params={}, sampling={},
-                          status="failed" if i == 29 else "succeeded", prompt_tokens=530, completion_tokens=95,
-                          turns=_turns() if i == 0 else [], error="StrongModelUnavailable: down" if i == 29 else None)
-                   for i, example in enumerate(rows)]
+        debates = [
+            Debate(
+                example_id=example.id,
+                run_id=run_id,
+                protocol="consultancy" if i % 3 == 2 else "debate",
+                order="sequential",
+                num_turns=3,
+                seed=i % 2,
+                model="strong",
+                params={},
+                sampling={},
+                status="failed" if i == 29 else "succeeded",
+                prompt_tokens=530,
+                completion_tokens=95,
+                turns=_turns() if i == 0 else [],
+                error="StrongModelUnavailable: down" if i == 29 else None,
+            )
+            for i, example in enumerate(rows)
+        ]
         session.add_all(debates)
-        member = Model(name=f"run{run_id}/weak-s0-debate-d0-t0", role="weak", base="tiny", run_id=run_id,
-                       condition="member:s0-debate-d0-t0", member=0, seed=0)
-        other = Model(name=f"run{run_id}/weak-s0-consultancy-d0-t0", role="weak", base="tiny", run_id=run_id,
-                      condition="member:s0-consultancy-d0-t0", member=0, seed=0)
+        member = Model(
+            name=f"run{run_id}/weak-s0-debate-d0-t0",
+            role="weak",
+            base="tiny",
+            run_id=run_id,
+            condition="member:s0-debate-d0-t0",
+            member=0,
+            seed=0,
+        )
+        other = Model(
+            name=f"run{run_id}/weak-s0-consultancy-d0-t0",
+            role="weak",
+            base="tiny",
+            run_id=run_id,
+            condition="member:s0-consultancy-d0-t0",
+            member=0,
+            seed=0,
+        )
         session.add_all([member, other])
         session.flush()
-        session.add_all([Label(model_id=member.id, example_id=rows[0].id, soft_label=0.731, hard_label=1),
-                         Label(model_id=other.id, example_id=rows[0].id, soft_label=0.2, hard_label=0)])
+        session.add_all(
+            [
+                Label(model_id=member.id, example_id=rows[0].id, soft_label=0.731, hard_label=1),
+                Label(model_id=other.id, example_id=rows[0].id, soft_label=0.2, hard_label=0),
+            ]
+        )
         return run_id, debates[0].id
 
 
@@ -87,8 +151,13 @@ def site(migrated_url: str, tmp_path: Path) -> Iterator[Site]:
     engine = make_engine(migrated_url)
     run_id, first = _seed(make_session_factory(engine), tmp_path / "artifacts")
     engine.dispose()
-    settings = Settings(_env_file=None, database_url=migrated_url, vllm_base_url="http://127.0.0.1:9",
-                        artifacts_dir=tmp_path / "artifacts", api_keys=[API_KEY])
+    settings = Settings(
+        _env_file=None,
+        database_url=migrated_url,
+        vllm_base_url="http://127.0.0.1:9",
+        artifacts_dir=tmp_path / "artifacts",
+        api_keys=[API_KEY],
+    )
     with running_api(settings) as base:
         yield Site(base, run_id, first)
 

@@ -13,8 +13,16 @@ def _versions(session: Session) -> list[int]:
     model = Model(name="strong", role="strong", base="tiny", condition="w2s", seed=0)
     session.add(model)
     session.flush()
-    rows = [ModelVersion(model_id=model.id, version=n, served_name=f"strong-v{n}", adapter_path=f"/a/{n}",
-                         published_at=utcnow() if n < 3 else None) for n in (1, 2, 3)]
+    rows = [
+        ModelVersion(
+            model_id=model.id,
+            version=n,
+            served_name=f"strong-v{n}",
+            adapter_path=f"/a/{n}",
+            published_at=utcnow() if n < 3 else None,
+        )
+        for n in (1, 2, 3)
+    ]
     session.add_all(rows)
     session.flush()
     return [row.id for row in rows]

@@ -40,13 +40,21 @@ def test_report_command_prints_markdown_and_json(migrated_url: str, sessions, ca
 
 
 def test_stage_note_shows_eta_and_the_step_and_loss_of_running_training_jobs() -> None:
-    stage = StageProgress("strong", {"running": 1, "queued": 2, "succeeded": 3}, 10, 40, 75.4, [],
-                          [{"done": 12, "total": 40, "eta_s": 75.4, "loss": 0.31234}, {"done": 0, "total": 1}])
+    stage = StageProgress(
+        "strong",
+        {"running": 1, "queued": 2, "succeeded": 3},
+        10,
+        40,
+        75.4,
+        [],
+        [{"done": 12, "total": 40, "eta_s": 75.4, "loss": 0.31234}, {"done": 0, "total": 1}],
+    )
     assert stage_note(stage) == "2 queued, 1 running, ETA 0:01:15, step 12/40 loss 0.3123"
 
 
-def test_demo_hints_use_absolute_paths_and_name_only_reports_that_exist(tmp_path: Path,
-                                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+def test_demo_hints_use_absolute_paths_and_name_only_reports_that_exist(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.chdir(tmp_path)
     settings = Settings(database_url="sqlite:///w2s.db", artifacts_dir=Path("artifacts"))
     (tmp_path / "artifacts" / "runs" / "3").mkdir(parents=True)

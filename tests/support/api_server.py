@@ -22,8 +22,9 @@ from service.settings import Settings
 def running_api(settings: Settings, app: FastAPI | None = None) -> Iterator[str]:
     """Serve `app` (default `create_app(settings)`) on a free loopback port; yields its base URL."""
     port = find_free_port()
-    server = uvicorn.Server(uvicorn.Config(app or create_app(settings), host="127.0.0.1", port=port,
-                                           log_level="warning"))
+    server = uvicorn.Server(
+        uvicorn.Config(app or create_app(settings), host="127.0.0.1", port=port, log_level="warning")
+    )
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
     deadline = time.monotonic() + 30

@@ -62,8 +62,10 @@ class EphemeralPostgres:
     def stop(self) -> None:
         data = self.root / "data"
         if data.exists():
-            subprocess.run([*self._as_user, str(_bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                           capture_output=True)
+            subprocess.run(
+                [*self._as_user, str(_bin_dir() / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
+                capture_output=True,
+            )
         shutil.rmtree(self.root, ignore_errors=True)
 
 

@@ -24,8 +24,9 @@ def enqueue_noops(database_url: str, count: int, sleep_s: float = 0.0, max_attem
     engine = make_engine(database_url)
     try:
         with make_session_factory(engine).begin() as session:
-            return [enqueue_job(session, "noop", {"sleep_s": sleep_s}, max_attempts=max_attempts).id
-                    for _ in range(count)]
+            return [
+                enqueue_job(session, "noop", {"sleep_s": sleep_s}, max_attempts=max_attempts).id for _ in range(count)
+            ]
     finally:
         engine.dispose()
 

@@ -37,8 +37,14 @@ def main() -> None:
 
     engine = make_engine(args.database_url)
     sessions = make_session_factory(engine)
-    worker = Worker(sessions, {"noop": noop}, lease_s=args.lease_s, heartbeat_s=args.heartbeat_s,
-                    poll_s=args.poll_s, retry_backoff_s=0.0)
+    worker = Worker(
+        sessions,
+        {"noop": noop},
+        lease_s=args.lease_s,
+        heartbeat_s=args.heartbeat_s,
+        poll_s=args.poll_s,
+        retry_backoff_s=0.0,
+    )
     worker.run(exit_when_idle=True)
     engine.dispose()
 

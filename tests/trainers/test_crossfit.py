@@ -50,7 +50,8 @@ def test_no_fold_model_predicts_an_example_it_was_trained_on() -> None:
 
 @pytest.mark.slow
 def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_reads(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testbed_artifacts: Path) -> None:
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, testbed_artifacts: Path
+) -> None:
     calls: list[tuple[str, list[str]]] = []  # ("train" | "predict", input texts), in call order
     real_train, real_predict = weak_job.train_classifier, weak_job.predict_proba
 
@@ -66,16 +67,25 @@ def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_r
     monkeypatch.setattr(weak_job, "predict_proba", predict_spy)
     data = tmp_path / "boolq"
     data.mkdir()
-    rows = [{"question": f"is statement {i} true", "title": "T", "answer": i % 3 > 0, "passage": f"Statement {i}."}
-            for i in range(40)]
+    rows = [
+        {"question": f"is statement {i} true", "title": "T", "answer": i % 3 > 0, "passage": f"Statement {i}."}
+        for i in range(40)
+    ]
     (data / "validation.jsonl").write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
     settings = Settings(database_url=url, vllm_base_url="http://127.0.0.1:9", artifacts_dir=testbed_artifacts)
     sessions = make_session_factory(make_engine(url))
-    config = parse_run_config({"task": "boolq", "data_dir": str(data), "conditions": ["no_debate", "market_making"],
-                               "splits": {"weak_train": 16, "strong_train": 8, "test": 8}, "ensemble_size": 1,
-                               "weak": {"train": {"epochs": 1, "batch_size": 8, "max_length": 256}}})
+    config = parse_run_config(
+        {
+            "task": "boolq",
+            "data_dir": str(data),
+            "conditions": ["no_debate", "market_making"],
+            "splits": {"weak_train": 16, "strong_train": 8, "test": 8},
+            "ensemble_size": 1,
+            "weak": {"train": {"epochs": 1, "batch_size": 8, "max_length": 256}},
+        }
+    )
     with sessions.begin() as session:
         run_id = submit_run(session, config, strong_model="strong")[0].id
     handlers = pipeline_handlers(worker_env(settings))
@@ -88,9 +98,13 @@ def test_the_naive_weak_job_stores_cross_fitted_predictions_that_market_making_r
         examples = list(session.scalars(select(Example).where(Example.run_id == run_id)))
         naive = model_labels(session, model_by_name(session, weak_model_name(run_id, member)).id)
         out_of_sample = model_labels(session, model_by_name(session, crossfit_model_name(run_id, member)).id)
-        shard = session.scalars(select(Job).where(Job.kind == "debate", Job.payload["protocol"].as_string()
-                                                  == "market_making")).first()
-        sides = {example_id: spec.weak_prediction for example_id, spec in shard_items(session, DebateShardPayload.model_validate(shard.payload))}
+        shard = session.scalars(
+            select(Job).where(Job.kind == "debate", Job.payload["protocol"].as_string() == "market_making")
+        ).first()
+        sides = {
+            example_id: spec.weak_prediction
+            for example_id, spec in shard_items(session, DebateShardPayload.model_validate(shard.payload))
+        }
     text_of = {e.id: f"Passage: {e.context}\nQuestion: {e.question}\nProposed answer: yes" for e in examples}
     weak_train = {text_of[e.id] for e in examples if e.split == "weak_train"}
 

@@ -37,36 +37,66 @@ def seed_run(session, *, name: str = "sciq-debate", config: dict | None = None, 
     run = Run(name=name, config=config, config_hash=f"hash-{name}", status="succeeded")
     session.add(run)
     session.flush()
-    rows = [Example(run_id=run.id, task="sciq", split="test", source_id=f"{name}-{i}",
-                    candidate_id="correct", question=f"Q{i}?", context=None, candidate=f"A{i}", label=i % 2)
-            for i in range(examples)]
+    rows = [
+        Example(
+            run_id=run.id,
+            task="sciq",
+            split="test",
+            source_id=f"{name}-{i}",
+            candidate_id="correct",
+            question=f"Q{i}?",
+            context=None,
+            candidate=f"A{i}",
+            label=i % 2,
+        )
+        for i in range(examples)
+    ]
     session.add_all(rows)
     session.flush()
     for example in rows:
-        debate = Debate(example_id=example.id, run_id=run.id, protocol="debate", order="sequential",
-                        num_turns=3, seed=7, model="strong", params={"turns": 3}, sampling={"t": 0.7},
-                        status="succeeded")
-        debate.turns = [Turn(index=i, speaker="AB"[i % 2], stance="pro" if i % 2 == 0 else "con",
-                             content=f"turn {i} ✓") for i in range(3)]
+        debate = Debate(
+            example_id=example.id,
+            run_id=run.id,
+            protocol="debate",
+            order="sequential",
+            num_turns=3,
+            seed=7,
+            model="strong",
+            params={"turns": 3},
+            sampling={"t": 0.7},
+            status="succeeded",
+        )
+        debate.turns = [
+            Turn(index=i, speaker="AB"[i % 2], stance="pro" if i % 2 == 0 else "con", content=f"turn {i} ✓")
+            for i in range(3)
+        ]
         session.add(debate)
     for condition, (accuracy, balanced, f1) in ACCURACIES.items():
-        model = Model(name=f"{name}/{condition}", role="weak" if condition.startswith("weak") else "strong",
-                      base="tiny", run_id=run.id, condition=condition)
+        model = Model(
+            name=f"{name}/{condition}",
+            role="weak" if condition.startswith("weak") else "strong",
+            base="tiny",
+            run_id=run.id,
+            condition=condition,
+        )
         session.add(model)
         session.flush()
         if model.role == "weak":
-            session.add_all(Label(model_id=model.id, example_id=e.id, soft_label=0.25 + 0.1 * i,
-                                  hard_label=0) for i, e in enumerate(rows))
-        session.add_all(Metric(run_id=run.id, model_id=model.id, condition=condition, split="test",
-                               name=metric, value=value)
-                        for metric, value in (("accuracy", accuracy), ("balanced_accuracy", balanced),
-                                              ("f1", f1), ("auroc", None)))
+            session.add_all(
+                Label(model_id=model.id, example_id=e.id, soft_label=0.25 + 0.1 * i, hard_label=0)
+                for i, e in enumerate(rows)
+            )
+        session.add_all(
+            Metric(run_id=run.id, model_id=model.id, condition=condition, split="test", name=metric, value=value)
+            for metric, value in (("accuracy", accuracy), ("balanced_accuracy", balanced), ("f1", f1), ("auroc", None))
+        )
     session.flush()
     return run.id
 
 
 def _sql_counts(session, run_id: int) -> dict[str, int]:
     """The same rows counted straight in SQL, independently of export's queries."""
+
     def count(statement) -> int:
         return session.scalar(select(func.count()).select_from(statement.subquery()))
 

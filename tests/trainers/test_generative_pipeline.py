@@ -24,16 +24,25 @@ SMALL_TRAIN = {"epochs": 2, "lr": 0.001, "batch_size": 8, "max_length": 32}
 
 
 def _config(**fields: object):  # noqa: ANN202
-    return parse_generative_config({"kind": "generative", "task": "testbed_qa", "max_new_tokens": 6,
-                                    "weak": {"train": SMALL_TRAIN}, "strong": {"train": SMALL_TRAIN}, **fields})
+    return parse_generative_config(
+        {
+            "kind": "generative",
+            "task": "testbed_qa",
+            "max_new_tokens": 6,
+            "weak": {"train": SMALL_TRAIN},
+            "strong": {"train": SMALL_TRAIN},
+            **fields,
+        }
+    )
 
 
 def _run(sessions, config, env: WorkerEnv, handlers: dict | None = None) -> int:  # noqa: ANN001
     with sessions.begin() as session:
         run, _ = submit_generative_run(session, config, strong_model="strong")
         run_id = run.id
-    handlers = handlers or {kind: handler for kind, handler in pipeline_handlers(env).items()
-                            if kind in GENERATIVE_JOB_KINDS}
+    handlers = handlers or {
+        kind: handler for kind, handler in pipeline_handlers(env).items() if kind in GENERATIVE_JOB_KINDS
+    }
     Worker(sessions, handlers, retry_backoff_s=0.1).run(exit_when_idle=True)
     return run_id
 
@@ -43,8 +52,9 @@ def _model_id(session, name: str) -> int:  # noqa: ANN001
 
 
 @pytest.mark.slow
-def test_weak_generations_land_once_per_example_after_a_killed_job(migrated_url: str, tmp_path: Path,
-                                                                   testbed_weak_dir: Path) -> None:
+def test_weak_generations_land_once_per_example_after_a_killed_job(
+    migrated_url: str, tmp_path: Path, testbed_weak_dir: Path
+) -> None:
     sessions = make_session_factory(make_engine(migrated_url))
     # Only the weak model is used: the strong checkpoint is never read by these two job kinds.
     env = WorkerEnv(artifacts_dir=tmp_path, strong_checkpoint=tmp_path / "no-strong", strong_is_built_in=False)
@@ -64,14 +74,18 @@ def test_weak_generations_land_once_per_example_after_a_killed_job(migrated_url:
         ctx.report = stop_after_generating
         return handlers["gen_weak"](ctx)
 
-    config = _config(splits={"weak_train": 16, "strong_train": 40, "test": 40}, refinement={"methods": []},
-                     weak={"model": str(testbed_weak_dir), "train": SMALL_TRAIN})
+    config = _config(
+        splits={"weak_train": 16, "strong_train": 40, "test": 40},
+        refinement={"methods": []},
+        weak={"model": str(testbed_weak_dir), "train": SMALL_TRAIN},
+    )
     run_id = _run(sessions, config, env, {"gen_ingest": handlers["gen_ingest"], "gen_weak": killed_after_first_chunk})
     Worker(sessions, {"gen_weak": handlers["gen_weak"]}).run(exit_when_idle=True)  # a new worker resumes the job
     with sessions() as session:
         weak = _model_id(session, f"run{run_id}-gen-weak")
-        count, distinct = session.execute(select(func.count(), func.count(Generation.example_id.distinct()))
-                                          .where(Generation.model_id == weak)).one()
+        count, distinct = session.execute(
+            select(func.count(), func.count(Generation.example_id.distinct())).where(Generation.model_id == weak)
+        ).one()
         job = session.scalars(select(Job).where(Job.run_id == run_id, Job.kind == "gen_weak")).one()
     assert kills == [32]  # the first attempt committed one chunk, then stopped
     assert (count, distinct) == (80, 80)
@@ -80,8 +94,12 @@ def test_weak_generations_land_once_per_example_after_a_killed_job(migrated_url:
 
 @pytest.fixture
 def testbed_env(testbed_artifacts: Path, testbed_strong_dir: Path, testbed_vllm_server: LocalVLLM) -> WorkerEnv:
-    return WorkerEnv(artifacts_dir=testbed_artifacts, strong_checkpoint=testbed_strong_dir, strong_is_built_in=False,
-                     vllm_base_url=testbed_vllm_server.base_url)
+    return WorkerEnv(
+        artifacts_dir=testbed_artifacts,
+        strong_checkpoint=testbed_strong_dir,
+        strong_is_built_in=False,
+        vllm_base_url=testbed_vllm_server.base_url,
+    )
 
 
 def _succeeded(sessions, run_id: int) -> None:  # noqa: ANN001
@@ -92,23 +110,31 @@ def _succeeded(sessions, run_id: int) -> None:  # noqa: ANN001
 
 @pytest.mark.vllm
 @pytest.mark.slow
-def test_refinement_run_infers_intents_and_trains_on_the_refined_outputs(migrated_url: str,
-                                                                        testbed_env: WorkerEnv) -> None:
+def test_refinement_run_infers_intents_and_trains_on_the_refined_outputs(
+    migrated_url: str, testbed_env: WorkerEnv
+) -> None:
     sessions = make_session_factory(make_engine(migrated_url))
-    config = _config(splits={"weak_train": 24, "strong_train": 24, "test": 24},
-                     refinement={"methods": ["icl", "intent"], "batch_size": 8, "prompt_style": "bare",
-                                 "intent_tokens": 8})
+    config = _config(
+        splits={"weak_train": 24, "strong_train": 24, "test": 24},
+        refinement={"methods": ["icl", "intent"], "batch_size": 8, "prompt_style": "bare", "intent_tokens": 8},
+    )
     run_id = _run(sessions, config, testbed_env)
     _succeeded(sessions, run_id)
     with sessions() as session:
-        weak = {g.example_id: g.text for g in session.scalars(
-            select(Generation).where(Generation.model_id == _model_id(session, f"run{run_id}-gen-weak")))}
+        weak = {
+            g.example_id: g.text
+            for g in session.scalars(
+                select(Generation).where(Generation.model_id == _model_id(session, f"run{run_id}-gen-weak"))
+            )
+        }
         intent_model = _model_id(session, f"run{run_id}-refine-intent")
         intents = session.scalars(select(Intent).where(Intent.model_id == intent_model)).all()
-        refined = session.scalars(select(Generation).where(Generation.model_id == intent_model)
-                                  .order_by(Generation.example_id)).all()
-        strong_job = session.scalars(select(Job).where(
-            Job.idempotency_key == f"run{run_id}:gen_strong:w2s_refined:intent")).one()
+        refined = session.scalars(
+            select(Generation).where(Generation.model_id == intent_model).order_by(Generation.example_id)
+        ).all()
+        strong_job = session.scalars(
+            select(Job).where(Job.idempotency_key == f"run{run_id}:gen_strong:w2s_refined:intent")
+        ).one()
     # One intent per batch; a bare-text model may state an empty one (it reads no instructions).
     assert sorted(intent.batch for intent in intents) == list(range(math.ceil(24 / 8)))
     assert len(refined) == 24 and {g.intent_id for g in refined} == {i.id for i in intents}
@@ -125,11 +151,15 @@ def test_refinement_run_infers_intents_and_trains_on_the_refined_outputs(migrate
 @pytest.mark.slow
 def test_toxicity_run_end_to_end_reports_every_condition(migrated_url: str, testbed_env: WorkerEnv) -> None:
     sessions = make_session_factory(make_engine(migrated_url))
-    config = _config(task="toxicity", data_dir=str(shared_data_dir("real_toxicity_prompts")), max_new_tokens=12,
-                     splits={"weak_train": 16, "strong_train": 16, "test": 16},
-                     weak={"train": {**SMALL_TRAIN, "max_length": 96}},
-                     strong={"train": {**SMALL_TRAIN, "max_length": 96}},
-                     refinement={"methods": ["icl", "intent"], "batch_size": 4, "intent_tokens": 12})
+    config = _config(
+        task="toxicity",
+        data_dir=str(shared_data_dir("real_toxicity_prompts")),
+        max_new_tokens=12,
+        splits={"weak_train": 16, "strong_train": 16, "test": 16},
+        weak={"train": {**SMALL_TRAIN, "max_length": 96}},
+        strong={"train": {**SMALL_TRAIN, "max_length": 96}},
+        refinement={"methods": ["icl", "intent"], "batch_size": 4, "intent_tokens": 12},
+    )
     run_id = _run(sessions, config, testbed_env)
     _succeeded(sessions, run_id)
     report = json.loads((testbed_env.run_dir(run_id) / "report.json").read_text())

@@ -28,7 +28,11 @@ from trainers.pipeline import parse_run_config
 from trainers.training import ClassifierInput
 
 CHANGED: list[tuple[type[BaseModel], dict[str, Any]]] = [
-    (TrainSettings, TRAIN), (LoraSettings, LORA), (LogconfSettings, LOGCONF), (ProductSettings, PRODUCT)]
+    (TrainSettings, TRAIN),
+    (LoraSettings, LORA),
+    (LogconfSettings, LOGCONF),
+    (ProductSettings, PRODUCT),
+]
 
 
 @pytest.mark.parametrize(("model", "values"), CHANGED, ids=lambda item: getattr(item, "__name__", ""))
@@ -39,8 +43,16 @@ def test_the_table_changes_every_option(model: type[BaseModel], values: dict[str
 
 def _core(settings: StrongSettings, loss: str, tmp_path: Path) -> tuple[dict, dict, Any]:
     """What the strong job hands the training core for `settings` (train config, LoRA, loss), built by the core."""
-    job = StrongJob(condition="c", settings=settings, loss=loss, seed=5, answer_words=(" No", " Yes"),
-                    train=[(ClassifierInput("a"), 1.0)], evaluate=[], run_id=None)
+    job = StrongJob(
+        condition="c",
+        settings=settings,
+        loss=loss,
+        seed=5,
+        answer_words=(" No", " Yes"),
+        train=[(ClassifierInput("a"), 1.0)],
+        evaluate=[],
+        run_id=None,
+    )
     env = WorkerEnv(artifacts_dir=tmp_path, strong_checkpoint=tmp_path / "strong", strong_is_built_in=False)
     spec = fit_spec(job, env, tmp_path / "checkpoint", tmp_path / "out")
     lora = LoraSettings(**spec.lora).model_dump()
@@ -48,9 +60,19 @@ def _core(settings: StrongSettings, loss: str, tmp_path: Path) -> tuple[dict, di
 
 
 def test_a_run_config_reaches_every_option(tmp_path: Path) -> None:
-    config = parse_run_config({"task": "synthetic", "weak": {"train": TRAIN},
-                               "strong": {"train": TRAIN, "lora": LORA, "logconf": LOGCONF, "product": PRODUCT,
-                                          "losses": ["logconf", "product"]}})
+    config = parse_run_config(
+        {
+            "task": "synthetic",
+            "weak": {"train": TRAIN},
+            "strong": {
+                "train": TRAIN,
+                "lora": LORA,
+                "logconf": LOGCONF,
+                "product": PRODUCT,
+                "losses": ["logconf", "product"],
+            },
+        }
+    )
     assert config.weak.train.with_seed(5).model_dump() == {**TRAIN, "seed": 5}
     for loss, expected in (("logconf", make_loss("logconf", **LOGCONF)), ("product", make_loss("product", **PRODUCT))):
         train, lora, built = _core(config.strong, loss, tmp_path)
@@ -62,8 +84,16 @@ def test_the_fine_tuning_api_reaches_every_option(tmp_path: Path) -> None:
     for the rest; the body -> hyperparameters mapping is tested over HTTP in tests/service/test_api_fine_tuning.py."""
     named = {"epochs", "batch_size", "lr", "eval_every"}
     hyperparameters = FineTuneHyperparameters(
-        n_epochs=3, batch_size=8, learning_rate_multiplier=0.2, eval_every=3, loss="product", lora=LORA,
-        train={name: value for name, value in TRAIN.items() if name not in named}, logconf=LOGCONF, product=PRODUCT)
+        n_epochs=3,
+        batch_size=8,
+        learning_rate_multiplier=0.2,
+        eval_every=3,
+        loss="product",
+        lora=LORA,
+        train={name: value for name, value in TRAIN.items() if name not in named},
+        logconf=LOGCONF,
+        product=PRODUCT,
+    )
     settings = hyperparameters.strong_settings(publish=True)
     for loss, expected in (("logconf", make_loss("logconf", **LOGCONF)), ("product", make_loss("product", **PRODUCT))):
         train, lora, built = _core(settings, loss, tmp_path)

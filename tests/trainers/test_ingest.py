@@ -26,8 +26,12 @@ SENTENCE = "the river runs to the sea and the water is cold."
 
 def boolq_row(i: int, *, yes: bool, sentences: int = 1) -> dict:
     """One row in BoolQ's own fields; `sentences` sets the passage length."""
-    return {"question": f"is statement {i} true", "title": f"Title {i}", "answer": yes,
-            "passage": " ".join([SENTENCE] * sentences)}
+    return {
+        "question": f"is statement {i} true",
+        "title": f"Title {i}",
+        "answer": yes,
+        "passage": " ".join([SENTENCE] * sentences),
+    }
 
 
 def write_rows(directory: Path, rows: list[dict]) -> Path:
@@ -71,19 +75,26 @@ def test_boolq_with_default_settings_keeps_the_files_yes_rate(settings: Settings
 
 
 @pytest.mark.slow
-def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: Settings, tmp_path: Path,
-                                                                      tiny_model_dir: Path) -> None:
+def test_examples_over_either_budget_are_dropped_counted_and_reported(
+    settings: Settings, tmp_path: Path, tiny_model_dir: Path
+) -> None:
     # Sizes in the tiny (BPE) tokenizer, BOS included; both models are the tiny one here. 200 short
     # rows (46 tokens) fit both models. 30 "no" rows of 7 sentences (120 tokens) fit the weak model's
     # text limit (256 - 64 for the transcript) and the strong model's 128, but not with its 12-token
     # prompt suffix. 10 "yes" rows of 15 sentences (232 tokens) fit neither: 256 only without the
     # transcript's room.
-    rows = ([boolq_row(i, yes=i % 8 < 5) for i in range(200)]
-            + [boolq_row(200 + i, yes=False, sentences=7) for i in range(30)]
-            + [boolq_row(230 + i, yes=True, sentences=15) for i in range(10)])
-    config = {"task": "boolq", "data_dir": str(write_rows(tmp_path / "boolq", rows)), "splits": SPLITS,
-              "weak": {"model": str(tiny_model_dir), "train": {"max_length": 256}},
-              "strong": {"train": {"max_length": 128}}}
+    rows = (
+        [boolq_row(i, yes=i % 8 < 5) for i in range(200)]
+        + [boolq_row(200 + i, yes=False, sentences=7) for i in range(30)]
+        + [boolq_row(230 + i, yes=True, sentences=15) for i in range(10)]
+    )
+    config = {
+        "task": "boolq",
+        "data_dir": str(write_rows(tmp_path / "boolq", rows)),
+        "splits": SPLITS,
+        "weak": {"model": str(tiny_model_dir), "train": {"max_length": 256}},
+        "strong": {"train": {"max_length": 128}},
+    }
     settings = settings.model_copy(update={"strong_model_path": tiny_model_dir})
     sessions, job = ingest(settings, config)
     assert job.status == "succeeded", job.error
@@ -106,16 +117,29 @@ def test_examples_over_either_budget_are_dropped_counted_and_reported(settings: 
     encode_inputs(strong, [ClassifierInput(t) for t in text.values()], max_length=128, prompt_suffix=PROMPT_SUFFIX)
     long_row = rows[200]
     with pytest.raises(InputTooLong):
-        encode_inputs(strong, [ClassifierInput(f"Passage: {long_row['passage']}\nQuestion: {long_row['question']}"
-                                               "\nProposed answer: yes")], max_length=128, prompt_suffix=PROMPT_SUFFIX)
+        encode_inputs(
+            strong,
+            [
+                ClassifierInput(
+                    f"Passage: {long_row['passage']}\nQuestion: {long_row['question']}\nProposed answer: yes"
+                )
+            ],
+            max_length=128,
+            prompt_suffix=PROMPT_SUFFIX,
+        )
 
 
 @pytest.mark.slow
-def test_a_strong_budget_smaller_than_the_examples_fails_ingest_naming_the_field(settings: Settings,
-                                                                              tmp_path: Path) -> None:
+def test_a_strong_budget_smaller_than_the_examples_fails_ingest_naming_the_field(
+    settings: Settings, tmp_path: Path
+) -> None:
     rows = [boolq_row(i, yes=i % 2 == 0, sentences=7) for i in range(240)]
-    config = {"task": "boolq", "data_dir": str(write_rows(tmp_path / "boolq", rows)), "splits": SPLITS,
-              "strong": {"train": {"max_length": 128}}}
+    config = {
+        "task": "boolq",
+        "data_dir": str(write_rows(tmp_path / "boolq", rows)),
+        "splits": SPLITS,
+        "strong": {"train": {"max_length": 128}},
+    }
     _, job = ingest(settings, config)
     assert job.status == "failed"
     assert "too few examples fit the models' length budgets" in job.error

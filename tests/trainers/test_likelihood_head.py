@@ -35,7 +35,7 @@ def test_answer_goes_last_after_the_context(testbed_weak_dir: Path) -> None:
     item = ClassifierInput("12+7=21", ("A: 12+7=19", "B: 12+7=19"), "21")
     (ids,), _ = encode_inputs(model.tokenizer, [item], max_length=64, answer_last=True)
     expected = model.tokenizer("A: 12+7=19\n\nB: 12+7=19\n\n12+7=21")["input_ids"]
-    assert ids == expected and ids[:len(special_prefix(model.tokenizer))] == special_prefix(model.tokenizer)
+    assert ids == expected and ids[: len(special_prefix(model.tokenizer))] == special_prefix(model.tokenizer)
     with pytest.raises(ValueError, match="has no answer"):
         encode_inputs(model.tokenizer, [ClassifierInput("12+7=21")], max_length=64, answer_last=True)
     with pytest.raises(ValueError, match="must end with its answer"):
@@ -56,7 +56,8 @@ def test_features_are_the_models_log_probabilities_of_the_answer(testbed_strong_
             log_probs = [torch.log_softmax(logits[p - 1], -1)[ids[p]].item() for p in range(len(ids) - n, len(ids))]
             features = captured["features"][[1, 0][row]]  # predict_proba runs the longest input first
             assert features.tolist() == pytest.approx(
-                [LIKELIHOOD_FEATURE_SCALE * sum(log_probs), LIKELIHOOD_FEATURE_SCALE * min(log_probs)], abs=1e-4)
+                [LIKELIHOOD_FEATURE_SCALE * sum(log_probs), LIKELIHOOD_FEATURE_SCALE * min(log_probs)], abs=1e-4
+            )
 
 
 def test_calibration_learns_faster_and_survives_saving(testbed_weak_dir: Path, tmp_path: Path) -> None:
@@ -65,27 +66,37 @@ def test_calibration_learns_faster_and_survives_saving(testbed_weak_dir: Path, t
     assert scales[HEAD_LR_SCALE] == 2 and scales[1.0] > 2  # the 2x2 layer's weight and bias, then the backbone
     examples = arithmetic_claims(0, 64)
     inputs = [ClassifierInput(format_example(e), (), e.candidate) for e in examples]
-    train_classifier(model, inputs, [float(e.label) for e in examples],
-                     TrainConfig(epochs=1, lr=1e-3, batch_size=16, max_length=32, checkpoint_every=0))
+    train_classifier(
+        model,
+        inputs,
+        [float(e.label) for e in examples],
+        TrainConfig(epochs=1, lr=1e-3, batch_size=16, max_length=32, checkpoint_every=0),
+    )
     model.save(tmp_path / "saved")
     reloaded = load_saved_classifier(tmp_path / "saved")
-    assert predict_proba(reloaded, inputs, max_length=32) == pytest.approx(predict_proba(model, inputs, max_length=32),
-                                                                          abs=1e-6)
+    assert predict_proba(reloaded, inputs, max_length=32) == pytest.approx(
+        predict_proba(model, inputs, max_length=32), abs=1e-6
+    )
 
 
 @pytest.mark.slow
 def test_it_reads_the_strong_models_knowledge_where_the_linear_head_does_not(testbed_strong_dir: Path) -> None:
     """The testbed's ceiling: 0.89-0.91 (likelihood) on 2,000 claims over 3 seeds, the linear head ~0.55."""
-    examples = split_examples(arithmetic_claims(0, 1400), sizes={"weak_train": 2, "strong_train": 1000,
-                                                                 "test": 398}, seed=0)
+    examples = split_examples(
+        arithmetic_claims(0, 1400), sizes={"weak_train": 2, "strong_train": 1000, "test": 398}, seed=0
+    )
     train = [ClassifierInput(format_example(e), (), e.candidate) for e in examples["strong_train"]]
     test = [ClassifierInput(format_example(e), (), e.candidate) for e in examples["test"]]
     gold = [e.label for e in examples["test"]]
     accuracy = {}
     for head, lr in (("likelihood", 1e-4), ("linear", 1e-4)):
         model = load_classifier(testbed_strong_dir, head=head)
-        train_classifier(model, train, [float(e.label) for e in examples["strong_train"]],
-                         TrainConfig(epochs=1, lr=lr, batch_size=32, max_length=32, checkpoint_every=0))
+        train_classifier(
+            model,
+            train,
+            [float(e.label) for e in examples["strong_train"]],
+            TrainConfig(epochs=1, lr=lr, batch_size=32, max_length=32, checkpoint_every=0),
+        )
         probs = predict_proba(model, test, max_length=32)
         accuracy[head] = sum((p >= 0.5) == y for p, y in zip(probs, gold, strict=True)) / len(gold)
     assert accuracy["likelihood"] >= 0.8, accuracy

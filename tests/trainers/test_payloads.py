@@ -12,6 +12,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from service.store.jobs import enqueue_job
 from service.store.models import Job
 from trainers.errors import InvalidPayload
+from trainers.generative.config import parse_generative_config
+from trainers.generative.plan import submit_generative_run
 from trainers.jobs.ensemble_job import ensemble_handler
 from trainers.jobs.payloads import (
     JOB_KINDS,
@@ -25,13 +27,16 @@ from trainers.jobs.payloads import (
     jobs_using_file,
     parse_payload,
 )
-from trainers.generative.config import parse_generative_config
-from trainers.generative.plan import submit_generative_run
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import Worker
 
-SMALL = {"task": "synthetic", "splits": {"weak_train": 10, "strong_train": 10, "test": 10}, "ensemble_size": 2,
-         "conditions": ["no_debate", "single_debate", "market_making"], "debate": {"shard_size": 12}}
+SMALL = {
+    "task": "synthetic",
+    "splits": {"weak_train": 10, "strong_train": 10, "test": 10},
+    "ensemble_size": 2,
+    "conditions": ["no_debate", "single_debate", "market_making"],
+    "debate": {"shard_size": 12},
+}
 GENERATIVE = {"kind": "generative", "task": "testbed_qa"}
 
 
@@ -63,8 +68,7 @@ def test_a_row_whose_payload_no_longer_parses_fails_at_once_naming_the_field(
     sessions: sessionmaker[Session],
 ) -> None:
     with sessions.begin() as session:  # as older code (or a hand-written row) left it: no "members"
-        job_id = enqueue_job(session, "ensemble", {"run_id": 1, "condition": "no_debate", "seed": 0},
-                             max_attempts=3).id
+        job_id = enqueue_job(session, "ensemble", {"run_id": 1, "condition": "no_debate", "seed": 0}, max_attempts=3).id
     assert Worker(sessions, {"ensemble": ensemble_handler(None)}, owner="w").run_one()
     with sessions() as session:
         job = session.get(Job, job_id)
@@ -74,13 +78,35 @@ def test_a_row_whose_payload_no_longer_parses_fails_at_once_naming_the_field(
 
 
 def test_parse_payload_tells_the_strong_shapes_apart() -> None:
-    run_step = {"run_id": 1, "condition": "s0/ceiling", "seed": 0, "loss": "xent", "base_model": "strong",
-                "train": {"ground_truth": True}, "validation": {"split": "test"}}
-    fine_tune = {"run_id": None, "condition": "fine_tune", "base_model": "strong", "train": {"file_id": 3},
-                 "validation": None, "parent_version_id": None, "publish": True, "suffix": None,
-                 "hyperparameters": {"n_epochs": "auto", "batch_size": 8, "learning_rate_multiplier": "auto",
-                                     "loss": "xent", "head": "lm", "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0},
-                                     "seed": 3, "eval_every": 0}}
+    run_step = {
+        "run_id": 1,
+        "condition": "s0/ceiling",
+        "seed": 0,
+        "loss": "xent",
+        "base_model": "strong",
+        "train": {"ground_truth": True},
+        "validation": {"split": "test"},
+    }
+    fine_tune = {
+        "run_id": None,
+        "condition": "fine_tune",
+        "base_model": "strong",
+        "train": {"file_id": 3},
+        "validation": None,
+        "parent_version_id": None,
+        "publish": True,
+        "suffix": None,
+        "hyperparameters": {
+            "n_epochs": "auto",
+            "batch_size": 8,
+            "learning_rate_multiplier": "auto",
+            "loss": "xent",
+            "head": "lm",
+            "lora": {"r": 8, "alpha": 16.0, "dropout": 0.0},
+            "seed": 3,
+            "eval_every": 0,
+        },
+    }
     assert isinstance(parse_payload("strong", run_step), RunStrongPayload)
     assert parse_payload("strong", fine_tune).model_dump(mode="json") == fine_tune  # the stored shape round-trips
     with pytest.raises(InvalidPayload, match="unknown job kind 'teleport'"):
@@ -93,8 +119,14 @@ def test_jobs_using_a_file_read_the_typed_payloads(sessions: sessionmaker[Sessio
     with sessions.begin() as session:
         submit_run(session, parse_run_config(SMALL), strong_model="strong")  # strong jobs without files
         enqueue_job(session, "strong", {"garbage": True})
-        fine_tune = {"run_id": None, "base_model": "strong", "train": {"file_id": 7}, "validation": {"file_id": 8},
-                     "hyperparameters": {"seed": 0, "head": "linear"}, "publish": False}
+        fine_tune = {
+            "run_id": None,
+            "base_model": "strong",
+            "train": {"file_id": 7},
+            "validation": {"file_id": 8},
+            "hyperparameters": {"seed": 0, "head": "linear"},
+            "publish": False,
+        }
         job_id = enqueue(session, FineTunePayload.model_validate(fine_tune)).id
         assert jobs_using_file(session, 7) == jobs_using_file(session, 8) == [job_id]
         assert jobs_using_file(session, 9) == []

@@ -41,15 +41,22 @@ CONFIG = {
 def settings(tmp_path: Path, vllm_server: LocalVLLM, tiny_model_dir: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    return Settings(database_url=url, vllm_base_url=vllm_server.base_url, strong_model=vllm_server.served_name,
-                    strong_model_path=tiny_model_dir, artifacts_dir=tmp_path / "artifacts")
+    return Settings(
+        database_url=url,
+        vllm_base_url=vllm_server.base_url,
+        strong_model=vllm_server.served_name,
+        strong_model_path=tiny_model_dir,
+        artifacts_dir=tmp_path / "artifacts",
+    )
 
 
 def _accuracy(session: Session, model_name: str, run_id: int) -> float:
     rows = session.execute(
-        select(Label.hard_label, Example.label).join(Example, Example.id == Label.example_id)
+        select(Label.hard_label, Example.label)
+        .join(Example, Example.id == Label.example_id)
         .join(Model, Model.id == Label.model_id)
-        .where(Model.name == model_name, Example.run_id == run_id, Example.split == "test")).all()
+        .where(Model.name == model_name, Example.run_id == run_id, Example.split == "test")
+    ).all()
     assert len(rows) == CONFIG["splits"]["test"]
     return sum(hard == gold for hard, gold in rows) / len(rows)
 
@@ -66,7 +73,14 @@ def test_run_end_to_end(settings: Settings, vllm_server: LocalVLLM) -> None:
 
         run = httpx.get(f"{api}/v1/runs/{run_id}", timeout=30).json()
         assert run["status"] == "succeeded", run
-        assert {stage["kind"] for stage in run["stages"]} == {"ingest", "debate", "weak", "ensemble", "strong", "report"}
+        assert {stage["kind"] for stage in run["stages"]} == {
+            "ingest",
+            "debate",
+            "weak",
+            "ensemble",
+            "strong",
+            "report",
+        }
         assert all(stage["done"] == stage["total"] for stage in run["stages"])
         report = httpx.get(f"{api}/v1/runs/{run_id}/report", timeout=30).json()
         png = httpx.get(f"{api}/v1/runs/{run_id}/report.png", timeout=30)
@@ -93,9 +107,17 @@ def test_run_end_to_end(settings: Settings, vllm_server: LocalVLLM) -> None:
     served = {model["id"] for model in httpx.get(f"{vllm_server.base_url}/v1/models", timeout=30).json()["data"]}
     assert {version.served_name for version in versions} <= served
     with running_api(settings) as api:  # a debate argued by a finetuned version
-        debate = httpx.post(f"{api}/v1/debates", timeout=120, json={
-            "question": "What is 2 + 2?", "candidate_answer": "4", "model": versions[0].served_name, "turns": 1,
-            "sampling": {"max_tokens": 8}})
+        debate = httpx.post(
+            f"{api}/v1/debates",
+            timeout=120,
+            json={
+                "question": "What is 2 + 2?",
+                "candidate_answer": "4",
+                "model": versions[0].served_name,
+                "turns": 1,
+                "sampling": {"max_tokens": 8},
+            },
+        )
         assert debate.status_code == 201, debate.text
         stored = debate.json()["data"][0]
         assert (stored["model"], stored["model_version_id"]) == (versions[0].served_name, versions[0].id)

@@ -13,10 +13,17 @@ from trainers.pipeline import RunConfigError, load_run_config, parse_run_config,
 from trainers.pipeline.plan import Member, RunSeed, condition_members, run_seeds, split_seed_condition
 
 # Generative configs (`kind: generative`) are parsed by tests/trainers/test_generative_units.py.
-CONFIGS = sorted(path for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
-                 if not is_generative(yaml.safe_load(path.read_text())))
-SMALL = {"task": "synthetic", "splits": {"weak_train": 10, "strong_train": 10, "test": 10}, "ensemble_size": 2,
-         "debate": {"shard_size": 12}}
+CONFIGS = sorted(
+    path
+    for path in (Path(__file__).resolve().parents[2] / "configs").glob("*.yaml")
+    if not is_generative(yaml.safe_load(path.read_text()))
+)
+SMALL = {
+    "task": "synthetic",
+    "splits": {"weak_train": 10, "strong_train": 10, "test": 10},
+    "ensemble_size": 2,
+    "debate": {"shard_size": 12},
+}
 
 
 def test_there_are_example_configs() -> None:
@@ -29,15 +36,18 @@ def test_every_shipped_config_parses(path: Path) -> None:
     assert config.conditions and config.strong.losses
 
 
-@pytest.mark.parametrize(("change", "path"), [
-    ({"splits": {"weak_train": 10, "strong_train": 10}}, "splits"),
-    ({"weak": {"train": {"lr": -1}}}, "weak.train.lr"),
-    ({"debate": {"turns": 0}}, "debate.turns"),
-    ({"conditions": ["no_debate", "telepathy"]}, "conditions.1"),
-    ({"strong": {"losses": ["xent"], "lr": 1}}, "strong.lr"),
-    ({"task": "nope"}, "task"),
-    ({"strong": {"head": "linear"}}, "strong"),  # publish needs the LM head
-])
+@pytest.mark.parametrize(
+    ("change", "path"),
+    [
+        ({"splits": {"weak_train": 10, "strong_train": 10}}, "splits"),
+        ({"weak": {"train": {"lr": -1}}}, "weak.train.lr"),
+        ({"debate": {"turns": 0}}, "debate.turns"),
+        ({"conditions": ["no_debate", "telepathy"]}, "conditions.1"),
+        ({"strong": {"losses": ["xent"], "lr": 1}}, "strong.lr"),
+        ({"task": "nope"}, "task"),
+        ({"strong": {"head": "linear"}}, "strong"),  # publish needs the LM head
+    ],
+)
 def test_bad_fields_are_named(change: dict, path: str) -> None:
     with pytest.raises(RunConfigError) as error:
         parse_run_config({**SMALL, **change})
@@ -90,7 +100,9 @@ def test_seeded_conditions_round_trip() -> None:
 
 
 def _jobs(session: Session, run_id: int) -> dict[str, Job]:
-    return {job.idempotency_key.split(":", 1)[1]: job for job in session.scalars(select(Job).where(Job.run_id == run_id))}
+    return {
+        job.idempotency_key.split(":", 1)[1]: job for job in session.scalars(select(Job).where(Job.run_id == run_id))
+    }
 
 
 def _parents(session: Session, job: Job) -> set[int]:
@@ -98,8 +110,13 @@ def _parents(session: Session, job: Job) -> set[int]:
 
 
 def test_plan_builds_the_dag(sessions: sessionmaker[Session]) -> None:
-    config = parse_run_config({**SMALL, "conditions": ["no_debate", "debate_ensemble", "market_making"],
-                               "strong": {"losses": ["xent", "logconf"]}})
+    config = parse_run_config(
+        {
+            **SMALL,
+            "conditions": ["no_debate", "debate_ensemble", "market_making"],
+            "strong": {"losses": ["xent", "logconf"]},
+        }
+    )
     with sessions.begin() as session:
         run, created = submit_run(session, config, strong_model="strong")
         assert created
@@ -113,18 +130,32 @@ def test_plan_builds_the_dag(sessions: sessionmaker[Session]) -> None:
         assert _parents(session, jobs["debate:debate:d1:shard2"]) == {ingest}
         # market-making debates wait for the naive weak model's labels
         assert _parents(session, jobs["debate:market_making:d0:shard0"]) == {ingest, jobs["weak:s0-none-t0"].id}
-        assert _parents(session, jobs["weak:s0-debate-d1-t0"]) == {ingest} | {jobs[f"debate:debate:d1:shard{i}"].id
-                                                                              for i in range(3)}
-        assert _parents(session, jobs["s0/ensemble:debate_ensemble"]) == {jobs["weak:s0-debate-d0-t0"].id,
-                                                                          jobs["weak:s0-debate-d1-t0"].id}
+        assert _parents(session, jobs["weak:s0-debate-d1-t0"]) == {ingest} | {
+            jobs[f"debate:debate:d1:shard{i}"].id for i in range(3)
+        }
+        assert _parents(session, jobs["s0/ensemble:debate_ensemble"]) == {
+            jobs["weak:s0-debate-d0-t0"].id,
+            jobs["weak:s0-debate-d1-t0"].id,
+        }
         assert _parents(session, jobs["s0/strong:w2s:debate_ensemble:logconf"]) == {
-            jobs["s0/ensemble:debate_ensemble"].id}
+            jobs["s0/ensemble:debate_ensemble"].id
+        }
         assert _parents(session, jobs["s0/strong:ceiling"]) == {ingest}
         assert len(_parents(session, jobs["report"])) == 3 + 7
-        assert jobs["debate:debate:d0:shard1"].payload == {"run_id": run.id, "protocol": "debate", "seed": 0,
-                                                            "offset": 12, "limit": 12, "model": "strong"}
-        assert jobs["weak:s0-debate-d1-t0"].payload["member"] == {"seed": 0, "context": "debate", "debate_seed": 1,
-                                                                  "train_seed": 0}
+        assert jobs["debate:debate:d0:shard1"].payload == {
+            "run_id": run.id,
+            "protocol": "debate",
+            "seed": 0,
+            "offset": 12,
+            "limit": 12,
+            "model": "strong",
+        }
+        assert jobs["weak:s0-debate-d1-t0"].payload["member"] == {
+            "seed": 0,
+            "context": "debate",
+            "debate_seed": 1,
+            "train_seed": 0,
+        }
         ceiling = jobs["s0/strong:ceiling"].payload
         assert (ceiling["condition"], ceiling["seed"]) == ("s0/ceiling", 0)
 
@@ -149,8 +180,14 @@ def test_resubmitting_resumes_the_same_run(sessions: sessionmaker[Session]) -> N
 
 def test_evaluation_frequency_does_not_make_another_run() -> None:
     plain = parse_run_config(SMALL).hash_fields()
-    watched = parse_run_config({**SMALL, "name": "other", "strong": {"train": {"lr": 1e-3, "eval_every": 5}},
-                                "weak": {"train": {"eval_every": 2}}}).hash_fields()
+    watched = parse_run_config(
+        {
+            **SMALL,
+            "name": "other",
+            "strong": {"train": {"lr": 1e-3, "eval_every": 5}},
+            "weak": {"train": {"eval_every": 2}},
+        }
+    ).hash_fields()
     assert watched == plain and "eval_every" not in plain["strong"]["train"]
     assert parse_run_config({**SMALL, "strong": {"train": {"lr": 1e-3, "epochs": 3}}}).hash_fields() != plain
 
@@ -165,13 +202,17 @@ def _counts(jobs: dict[str, Job]) -> dict[str, int]:
 
 
 def test_three_seeds_plan_three_times_the_training_jobs(sessions: sessionmaker[Session]) -> None:
-    base = {**SMALL, "conditions": ["no_debate", "debate_ensemble", "market_making"],
-            "strong": {"losses": ["xent", "logconf"]}}
+    base = {
+        **SMALL,
+        "conditions": ["no_debate", "debate_ensemble", "market_making"],
+        "strong": {"losses": ["xent", "logconf"]},
+    }
     with sessions.begin() as session:
         one = _jobs(session, submit_run(session, parse_run_config(base), strong_model="strong")[0].id)
         three = _jobs(session, submit_run(session, parse_run_config({**base, "seeds": 3}), strong_model="strong")[0].id)
         assert _parents(session, three["s2/strong:w2s:debate_ensemble:xent"]) == {
-            three["s2/ensemble:debate_ensemble"].id}
+            three["s2/ensemble:debate_ensemble"].id
+        }
         assert _parents(session, three["s1/ensemble:no_debate"]) == {three["weak:s1-none-t2"].id}
     assert _counts(one) == {"debate": 12, "weak": 5, "ensemble": 3, "strong": 7}
     # debates are shared by the seeds; everything trained is per seed
@@ -182,22 +223,32 @@ def test_three_seeds_plan_three_times_the_training_jobs(sessions: sessionmaker[S
     trained = {job.payload["member"]["train_seed"] for job in three.values() if job.kind == "weak"}
     assert trained == {0, 2, 4}  # k = 2: seed s trains with seed 2s
     # without resampling every seed's market-making debates argue against the first seed's naive model
-    assert {job.payload["weak_model_member"]["seed"] for job in three.values()
-            if job.kind == "debate" and job.payload["protocol"] == "market_making"} == {0}
+    assert {
+        job.payload["weak_model_member"]["seed"]
+        for job in three.values()
+        if job.kind == "debate" and job.payload["protocol"] == "market_making"
+    } == {0}
 
 
 def test_resampled_debates_are_new_debates_per_seed(sessions: sessionmaker[Session]) -> None:
-    config = parse_run_config({**SMALL, "seeds": 2, "conditions": ["market_making"],
-                               "debate": {"shard_size": 30, "resample_per_seed": True}})
+    config = parse_run_config(
+        {**SMALL, "seeds": 2, "conditions": ["market_making"], "debate": {"shard_size": 30, "resample_per_seed": True}}
+    )
     with sessions.begin() as session:
         jobs = _jobs(session, submit_run(session, config, strong_model="strong")[0].id)
         debates = {key: job.payload for key, job in jobs.items() if job.kind == "debate"}
         assert sorted(debates) == [f"debate:market_making:d{d}:shard0" for d in range(4)]
         # each seed's market-making argues against its own naive model
         assert [debates[f"debate:market_making:d{d}:shard0"]["weak_model_member"]["seed"] for d in range(4)] == [
-            0, 0, 1, 1]
-        assert _parents(session, jobs["debate:market_making:d2:shard0"]) == {jobs["ingest"].id,
-                                                                             jobs["weak:s1-none-t2"].id}
+            0,
+            0,
+            1,
+            1,
+        ]
+        assert _parents(session, jobs["debate:market_making:d2:shard0"]) == {
+            jobs["ingest"].id,
+            jobs["weak:s1-none-t2"].id,
+        }
 
 
 def test_seeds_are_part_of_the_hash_and_the_same_seeds_reuse_the_run(sessions: sessionmaker[Session]) -> None:

@@ -47,8 +47,13 @@ def settings(tmp_path: Path, testbed_artifacts: Path) -> Settings:
 
 
 def _env(settings: Settings) -> dict[str, str]:
-    return {**os.environ, "W2S_DATABASE_URL": settings.database_url, "W2S_VLLM_BASE_URL": settings.vllm_base_url,
-            "W2S_ARTIFACTS_DIR": str(settings.artifacts_dir), "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "W2S_DATABASE_URL": settings.database_url,
+        "W2S_VLLM_BASE_URL": settings.vllm_base_url,
+        "W2S_ARTIFACTS_DIR": str(settings.artifacts_dir),
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _job(sessions: sessionmaker[Session], kind: str) -> Job:
@@ -72,7 +77,10 @@ def test_killed_worker_job_resumes_from_its_checkpoint(settings: Settings) -> No
     Worker(sessions, {"ingest": handlers["ingest"]}).run(max_jobs=1)
     worker = subprocess.Popen(
         [sys.executable, "-m", "service.cli", "worker", "--kind", "weak", "--lease-s", "3"],
-        env=_env(settings), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        env=_env(settings),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         wait_for(lambda: _weak_checkpointed(sessions, settings), timeout_s=120, what="a weak checkpoint", poll_s=0.02)
         worker.send_signal(signal.SIGKILL)  # no goodbye: only the lease can tell
@@ -87,7 +95,9 @@ def test_killed_worker_job_resumes_from_its_checkpoint(settings: Settings) -> No
     assert (weak.status, weak.attempts) == ("succeeded", 2)
     assert 2 <= weak.result["train"]["resumed_from_step"] < weak.result["train"]["steps"]
     with sessions() as session:
-        labels = session.scalar(select(func.count()).select_from(Label).where(Label.model_id == weak.result["model_id"]))
+        labels = session.scalar(
+            select(func.count()).select_from(Label).where(Label.model_id == weak.result["model_id"])
+        )
         assert labels == sum(CONFIG["splits"].values())  # every example labelled exactly once
         statuses = set(session.scalars(select(Job.status).where(Job.run_id == run_id)))
     assert statuses == {"succeeded"}
@@ -116,6 +126,13 @@ def test_interrupted_run_resumes_without_redoing_finished_steps(settings: Settin
     ingest_after, weak_after = _job(sessions, "ingest"), _job(sessions, "weak")
     assert (ingest_after.attempts, ingest_after.finished_at) == (1, ingest.finished_at)  # not redone
     assert weak_after.status == "succeeded" and weak_after.result["train"]["resumed_from_step"] >= 2
-    report = json.loads(subprocess.run([sys.executable, "-m", "service.cli", "report", "1", "--format", "json"],
-                                       env=_env(settings), capture_output=True, text=True, check=True).stdout)
+    report = json.loads(
+        subprocess.run(
+            [sys.executable, "-m", "service.cli", "report", "1", "--format", "json"],
+            env=_env(settings),
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    )
     assert [row["condition"] for row in report["rows"]] == ["no_debate"]

@@ -76,7 +76,9 @@ def test_versions_count_up_with_distinct_served_names(sessions: sessionmaker[Ses
     with sessions.begin() as session:
         rows = session.scalars(select(ModelVersion).order_by(ModelVersion.version)).all()
         assert [(r.version, r.served_name, r.parent_id) for r in rows] == [
-            (1, "run1-strong-v1", None), (2, "run1-strong-v2", first.id)]
+            (1, "run1-strong-v1", None),
+            (2, "run1-strong-v2", first.id),
+        ]
         assert all(r.adapter_path == str(adapter.resolve()) and r.published_at is None for r in rows)
     assert second.id != first.id
 
@@ -130,11 +132,13 @@ def test_failed_publish_leaves_published_at_unset(sessions: sessionmaker[Session
         publish_version(sessions, 9999, nobody)
 
 
-def _publishing_worker(sessions: sessionmaker[Session], version_id: int, base_url: str,
-                       tmp_path: Path) -> tuple[Worker, int]:
+def _publishing_worker(
+    sessions: sessionmaker[Session], version_id: int, base_url: str, tmp_path: Path
+) -> tuple[Worker, int]:
     """A worker whose `strong` jobs do only the publish step of a strong job, and one such job."""
-    env = WorkerEnv(artifacts_dir=tmp_path, strong_checkpoint=tmp_path, strong_is_built_in=False,
-                    vllm_base_urls=(base_url,))
+    env = WorkerEnv(
+        artifacts_dir=tmp_path, strong_checkpoint=tmp_path, strong_is_built_in=False, vllm_base_urls=(base_url,)
+    )
     with sessions.begin() as session:
         job_id = enqueue_job(session, "strong").id
 
@@ -213,8 +217,13 @@ def _greedy(server: LocalVLLM, model: str) -> str:
 
 
 def _debate(server: LocalVLLM, model: str) -> Any:
-    spec = DebateSpec(question="Which gas do green plants take in?", candidate_answer="Carbon dioxide",
-                      model=model, seed=1, sampling=SamplingParams(max_tokens=16))
+    spec = DebateSpec(
+        question="Which gas do green plants take in?",
+        candidate_answer="Carbon dioxide",
+        model=model,
+        seed=1,
+        sampling=SamplingParams(max_tokens=16),
+    )
 
     async def go() -> Any:
         async with StrongModelClient(server.base_url) as client:
@@ -246,8 +255,9 @@ def test_republish_all_reloads_what_vllm_forgot(
     published = _register(sqlite_sessions, "forgotten", lora_dir)
     unpublished = _register(sqlite_sessions, "never-published", lora_dir)
     publish_version(sqlite_sessions, published.id, vllm_server.base_url)
-    unload = httpx.post(f"{vllm_server.base_url}/v1/unload_lora_adapter",
-                        json={"lora_name": published.served_name}, timeout=30)
+    unload = httpx.post(
+        f"{vllm_server.base_url}/v1/unload_lora_adapter", json={"lora_name": published.served_name}, timeout=30
+    )
     assert unload.status_code == 200 and published.served_name not in _listed(vllm_server)
 
     assert republish_all(sqlite_sessions, vllm_server.base_url) == [published.served_name]
@@ -262,16 +272,24 @@ def test_w2s_strong_republish_reloads_this_databases_versions(
 ) -> None:
     version = _register(sqlite_sessions, "restarted", lora_dir)
     publish_version(sqlite_sessions, version.id, vllm_server.base_url)
-    httpx.post(f"{vllm_server.base_url}/v1/unload_lora_adapter", json={"lora_name": version.served_name},
-               timeout=30).raise_for_status()
+    httpx.post(
+        f"{vllm_server.base_url}/v1/unload_lora_adapter", json={"lora_name": version.served_name}, timeout=30
+    ).raise_for_status()
     w2s = [str(Path(sys.executable).parent / "w2s"), "strong", "republish"]
     env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{tmp_path / 'w2s.db'}"}
-    done = subprocess.run(w2s, env={**env, "W2S_VLLM_BASE_URL": vllm_server.base_url}, cwd=tmp_path,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        w2s,
+        env={**env, "W2S_VLLM_BASE_URL": vllm_server.base_url},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0 and f"republished 1 version(s): {version.served_name}" in done.stdout, done.stderr
     assert version.served_name in _listed(vllm_server)
-    no_server = subprocess.run(w2s, env={**env, "W2S_VLLM_BASE_URL": ""}, cwd=tmp_path, capture_output=True,
-                               text=True, timeout=120)
+    no_server = subprocess.run(
+        w2s, env={**env, "W2S_VLLM_BASE_URL": ""}, cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
     assert no_server.returncode == 2 and "set W2S_VLLM_BASE_URL" in no_server.stderr
 
 
@@ -301,7 +319,6 @@ def test_server_without_runtime_lora_loading_is_named(vllm_server: LocalVLLM, lo
     # exactly what the same server answers under a prefix it does not serve.
     with pytest.raises(LoRAUpdatingDisabled, match="VLLM_ALLOW_RUNTIME_LORA_UPDATING=True"):
         publish_adapter(f"{vllm_server.base_url}/elsewhere", "nowhere", lora_dir)
-
 
 
 @pytest.mark.vllm

@@ -71,14 +71,38 @@ def soft_labels(correct: list[int]) -> list[float]:
 
 def make_run(session, *, name: str = "sciq-debate", config: dict | None = None) -> tuple[int, list[int]]:
     """A run with N labelled test examples (GOLD) and one strong_train example; (run id, test example ids)."""
-    run = Run(name=name, config={"task": "sciq"} if config is None else config, config_hash=f"hash-{name}",
-              status="succeeded")
+    run = Run(
+        name=name, config={"task": "sciq"} if config is None else config, config_hash=f"hash-{name}", status="succeeded"
+    )
     session.add(run)
     session.flush()
-    rows = [Example(run_id=run.id, task="sciq", split="test", source_id=f"{name}-{i}", candidate_id="correct",
-                    question=f"Q{i}?", context=None, candidate=f"A{i}", label=label) for i, label in enumerate(GOLD)]
-    rows.append(Example(run_id=run.id, task="sciq", split="strong_train", source_id=f"{name}-train",
-                        candidate_id="correct", question="Q?", context=None, candidate="A", label=1))
+    rows = [
+        Example(
+            run_id=run.id,
+            task="sciq",
+            split="test",
+            source_id=f"{name}-{i}",
+            candidate_id="correct",
+            question=f"Q{i}?",
+            context=None,
+            candidate=f"A{i}",
+            label=label,
+        )
+        for i, label in enumerate(GOLD)
+    ]
+    rows.append(
+        Example(
+            run_id=run.id,
+            task="sciq",
+            split="strong_train",
+            source_id=f"{name}-train",
+            candidate_id="correct",
+            question="Q?",
+            context=None,
+            candidate="A",
+            label=1,
+        )
+    )
     session.add_all(rows)
     session.flush()
     return run.id, [row.id for row in rows]
@@ -87,22 +111,36 @@ def make_run(session, *, name: str = "sciq-debate", config: dict | None = None) 
 def add_model(session, run_id: int, example_ids: list[int], condition: str, correct: list[int]) -> int:
     """A model under seeded metric condition `condition` (`s0/weak:c`): its test labels (plus a
     wrong label on the strong_train example, which the report must not count) and its metric rows."""
-    model = Model(name=f"run{run_id}/{condition}", role="strong" if "weak:" not in condition else "weak",
-                  base="tiny", run_id=run_id, condition=condition)
+    model = Model(
+        name=f"run{run_id}/{condition}",
+        role="strong" if "weak:" not in condition else "weak",
+        base="tiny",
+        run_id=run_id,
+        condition=condition,
+    )
     session.add(model)
     session.flush()
     soft = [*soft_labels(correct), 0.0]
-    session.add_all(Label(model_id=model.id, example_id=example_id, soft_label=p, hard_label=int(p >= 0.5))
-                    for example_id, p in zip(example_ids, soft, strict=True))
+    session.add_all(
+        Label(model_id=model.id, example_id=example_id, soft_label=p, hard_label=int(p >= 0.5))
+        for example_id, p in zip(example_ids, soft, strict=True)
+    )
     metrics = binary_metrics(GOLD, soft[:N])
-    session.add_all(Metric(run_id=run_id, model_id=model.id, condition=condition, split="test", name=name,
-                           value=metrics[name]) for name in ("accuracy", "balanced_accuracy", "f1", "auroc"))
+    session.add_all(
+        Metric(run_id=run_id, model_id=model.id, condition=condition, split="test", name=name, value=metrics[name])
+        for name in ("accuracy", "balanced_accuracy", "f1", "auroc")
+    )
     session.flush()
     return model.id
 
 
-def seed_run(session, *, name: str = "sciq-debate", config: dict | None = None,
-             accuracies: dict[str, tuple[float, ...]] = ACCURACIES) -> int:
+def seed_run(
+    session,
+    *,
+    name: str = "sciq-debate",
+    config: dict | None = None,
+    accuracies: dict[str, tuple[float, ...]] = ACCURACIES,
+) -> int:
     """A run with a model per condition and seed whose test labels have `accuracies`."""
     run_id, example_ids = make_run(session, name=name, config=config)
     for condition, per_seed in accuracies.items():
@@ -112,8 +150,11 @@ def seed_run(session, *, name: str = "sciq-debate", config: dict | None = None,
 
 
 def _pgr_rows(session, run_id: int) -> dict[str, dict[str, float | None]]:
-    rows = session.execute(select(Metric.condition, Metric.name, Metric.model_id, Metric.value)
-                           .where(Metric.run_id == run_id, Metric.name.like("pgr%")))
+    rows = session.execute(
+        select(Metric.condition, Metric.name, Metric.model_id, Metric.value).where(
+            Metric.run_id == run_id, Metric.name.like("pgr%")
+        )
+    )
     found: dict[str, dict[str, float | None]] = {}
     for condition, name, model_id, value in rows:
         assert model_id is None, "PGR over seeds belongs to no single model"
@@ -129,8 +170,7 @@ def test_compute_pgr_stores_hand_computed_values_with_intervals(sessions) -> Non
     with sessions.begin() as session:
         run_id = seed_run(session)
         result = compute_pgr(session, run_id)
-    assert result == {key: pytest.approx(value) if value is not None else None
-                      for key, value in EXPECTED_PGR.items()}
+    assert result == {key: pytest.approx(value) if value is not None else None for key, value in EXPECTED_PGR.items()}
     with sessions.begin() as session:
         stored = _pgr_rows(session, run_id)
     assert set(stored) == set(EXPECTED_PGR)
@@ -148,14 +188,20 @@ def test_compute_pgr_twice_updates_and_never_duplicates(sessions) -> None:
         compute_pgr(session, run_id)
     with sessions.begin() as session:
         # A re-trained W2S model of seed 1 labels differently: the next compute_pgr must update.
-        model_id = session.scalar(select(Model.id).where(Model.condition == "s1/w2s:no_debate:xent",
-                                                         Model.run_id == run_id))
+        model_id = session.scalar(
+            select(Model.id).where(Model.condition == "s1/w2s:no_debate:xent", Model.run_id == run_id)
+        )
         for label in session.scalars(select(Label).where(Label.model_id == model_id)):
             label.soft_label = 1.0 - label.soft_label  # right on 28 of 100 instead of 72
         assert compute_pgr(session, run_id)["w2s:no_debate:xent"] == pytest.approx((0.49 - 0.61) / 0.20)
     with sessions.begin() as session:
-        counts = dict(session.execute(select(Metric.condition, func.count()).where(
-            Metric.run_id == run_id, Metric.name.like("pgr%")).group_by(Metric.condition)).all())
+        counts = dict(
+            session.execute(
+                select(Metric.condition, func.count())
+                .where(Metric.run_id == run_id, Metric.name.like("pgr%"))
+                .group_by(Metric.condition)
+            ).all()
+        )
         assert counts == dict.fromkeys(EXPECTED_PGR, 3)
 
 
@@ -173,7 +219,8 @@ def test_accuracies_come_from_test_labels_not_from_metric_values(sessions) -> No
         session.execute(Metric.__table__.update().where(Metric.run_id == run_id).values(value=0.0))
         row = _rows(build_report(session, run_id))[("no_debate", "xent")]
     assert (row.weak_accuracy.value, row.w2s_accuracy.value, row.ceiling_accuracy.value) == pytest.approx(
-        (0.61, 0.71, 0.81))
+        (0.61, 0.71, 0.81)
+    )
     assert row.examples == N  # the strong_train example (labelled wrong by every model) is not counted
 
 
@@ -182,15 +229,24 @@ def test_report_rows_are_ordered_and_average_every_metric_over_seeds(sessions) -
         report = build_report(session, seed_run(session))
     assert (report.name, report.status, report.task) == ("sciq-debate", "succeeded", "sciq")
     assert [(row.condition, row.loss) for row in report.rows] == [
-        ("no_debate", "xent"), ("debate_ensemble", "xent"), ("debate_ensemble", "logconf"),
-        ("consultancy", "xent"), ("market_making", "xent"), ("alpha_custom", "xent")]
+        ("no_debate", "xent"),
+        ("debate_ensemble", "xent"),
+        ("debate_ensemble", "logconf"),
+        ("consultancy", "xent"),
+        ("market_making", "xent"),
+        ("alpha_custom", "xent"),
+    ]
     row = report.rows[2]
     assert (row.seeds, row.examples) == ([0, 1], N)
     assert (row.weak_accuracy.value, row.w2s_accuracy.value, row.ceiling_accuracy.value) == pytest.approx(
-        (0.66, 0.78, 0.81))
+        (0.66, 0.78, 0.81)
+    )
     assert row.pgr.value == pytest.approx(0.8)
-    for role, condition in (("weak", "weak:debate_ensemble"), ("w2s", "w2s:debate_ensemble:logconf"),
-                            ("ceiling", "ceiling")):
+    for role, condition in (
+        ("weak", "weak:debate_ensemble"),
+        ("w2s", "w2s:debate_ensemble:logconf"),
+        ("ceiling", "ceiling"),
+    ):
         per_seed = [binary_metrics(GOLD, soft_labels(nested(accuracy))) for accuracy in ACCURACIES[condition]]
         for name in ("balanced_accuracy", "f1", "auroc"):
             assert getattr(row, f"{role}_{name}") == pytest.approx(np.mean([m[name] for m in per_seed])), (role, name)
@@ -198,8 +254,11 @@ def test_report_rows_are_ordered_and_average_every_metric_over_seeds(sessions) -
 
 
 def test_seeds_aggregate_as_the_mean_of_per_seed_accuracies(sessions) -> None:
-    accuracies = {"weak:no_debate": (0.50, 0.60, 0.70), "w2s:no_debate:xent": (0.60, 0.80, 0.70),
-                  "ceiling": (0.90, 0.80, 0.85)}
+    accuracies = {
+        "weak:no_debate": (0.50, 0.60, 0.70),
+        "w2s:no_debate:xent": (0.60, 0.80, 0.70),
+        "ceiling": (0.90, 0.80, 0.85),
+    }
     with sessions.begin() as session:
         row = build_report(session, seed_run(session, accuracies=accuracies)).rows[0]
     assert row.seeds == [0, 1, 2]
@@ -215,8 +274,9 @@ def test_a_seed_without_all_three_models_is_left_out_with_a_note(sessions) -> No
         report = build_report(session, seed_run(session, accuracies=accuracies))
     row = report.rows[0]
     assert row.seeds == [0] and row.weak_accuracy.value == pytest.approx(0.60) and row.pgr.value == pytest.approx(0.5)
-    assert report.notes == ["no_debate (xent): seed(s) 1 left out: they lack a weak / w2s / ceiling model "
-                            "with test labels yet"]
+    assert report.notes == [
+        "no_debate (xent): seed(s) 1 left out: they lack a weak / w2s / ceiling model with test labels yet"
+    ]
 
 
 def test_undefined_and_missing_pgr_are_none_with_a_note(sessions) -> None:
@@ -253,13 +313,16 @@ def test_markdown_shows_intervals_undefined_and_every_metric(sessions) -> None:
     assert tables[0] == "| Condition | Loss | Seeds | Examples | Weak acc | W2S acc | Ceiling acc | PGR (%) |"
     row = report.rows[0]
     pgr = row.pgr
-    assert (f"| no_debate | xent | 2 | 100 | 61.0 [{100 * row.weak_accuracy.low:.1f}, "
-            f"{100 * row.weak_accuracy.high:.1f}] |") in markdown
+    assert (
+        f"| no_debate | xent | 2 | 100 | 61.0 [{100 * row.weak_accuracy.low:.1f}, {100 * row.weak_accuracy.high:.1f}] |"
+    ) in markdown
     assert f"| 50.0 [{100 * pgr.low:.1f}, {100 * pgr.high:.1f}] |" in markdown
     assert "| consultancy | xent | 2 | 100 | 82.0 [" in markdown and markdown.count("| undefined |") == 1
     assert "| market_making | xent | 2 | 100 | — | 75.0 [" in markdown and "81.0 [73.0, 88.5] | — |" in markdown
-    assert ("| Condition | Loss | Weak Bal. acc | W2S Bal. acc | Ceiling Bal. acc | Weak F1 (weighted) | "
-            "W2S F1 (weighted) | Ceiling F1 (weighted) | Weak AUROC | W2S AUROC | Ceiling AUROC |") in tables
+    assert (
+        "| Condition | Loss | Weak Bal. acc | W2S Bal. acc | Ceiling Bal. acc | Weak F1 (weighted) | "
+        "W2S F1 (weighted) | Ceiling F1 (weighted) | Weak AUROC | W2S AUROC | Ceiling AUROC |"
+    ) in tables
     assert f"| no_debate | xent | {100 * row.weak_balanced_accuracy:.1f} |" in markdown
     assert "- PGR undefined for consultancy (xent)" in markdown
 

@@ -45,13 +45,19 @@ def jsonl(n: int, seed: int) -> bytes:
 
 
 @contextmanager
-def fine_tuning_api(tmp_path: Path, model_dir: Path, vllm: LocalVLLM | None = None
-                    ) -> Iterator[tuple[openai.OpenAI, Settings, sessionmaker[Session]]]:
+def fine_tuning_api(
+    tmp_path: Path, model_dir: Path, vllm: LocalVLLM | None = None
+) -> Iterator[tuple[openai.OpenAI, Settings, sessionmaker[Session]]]:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    settings = Settings(_env_file=None, database_url=url, strong_model=vllm.served_name if vllm else "strong",
-                        vllm_base_url=vllm.base_url if vllm else "http://127.0.0.1:9", strong_model_path=model_dir,
-                        artifacts_dir=tmp_path / "artifacts")
+    settings = Settings(
+        _env_file=None,
+        database_url=url,
+        strong_model=vllm.served_name if vllm else "strong",
+        vllm_base_url=vllm.base_url if vllm else "http://127.0.0.1:9",
+        strong_model_path=model_dir,
+        artifacts_dir=tmp_path / "artifacts",
+    )
     with running_api(settings) as api:
         client = openai.OpenAI(base_url=f"{api}/v1", api_key="unused", max_retries=0, timeout=60)
         yield client, settings, make_session_factory(make_engine(url))
@@ -62,8 +68,9 @@ def upload(client: openai.OpenAI, content: bytes) -> str:
     return client.files.create(file=("data.jsonl", content), purpose="fine-tune").id
 
 
-def strong_worker(settings: Settings, sessions: sessionmaker[Session], launch: Launch = Launch(),
-                  lease_s: float = 60.0) -> Worker:
+def strong_worker(
+    settings: Settings, sessions: sessionmaker[Session], launch: Launch = Launch(), lease_s: float = 60.0
+) -> Worker:
     handler = pipeline_handlers(worker_env(settings, launch))["strong"]
     return Worker(sessions, {"strong": handler}, lease_s=lease_s)
 
@@ -80,8 +87,13 @@ def test_fine_tune_evaluates_every_n_steps_publishes_and_a_version_can_be_finetu
     with fine_tuning_api(tmp_path, tiny_model_dir, vllm_server) as (client, settings, sessions):
         train, valid = upload(client, jsonl(32, seed=0)), upload(client, jsonl(16, seed=1))
         job = client.fine_tuning.jobs.create(
-            model=vllm_server.served_name, training_file=train, validation_file=valid, seed=3,
-            hyperparameters={"n_epochs": 2, "batch_size": 8}, extra_body={"eval_every": 2})
+            model=vllm_server.served_name,
+            training_file=train,
+            validation_file=valid,
+            seed=3,
+            hyperparameters={"n_epochs": 2, "batch_size": 8},
+            extra_body={"eval_every": 2},
+        )
         assert strong_worker(settings, sessions).run_one()
         done = client.fine_tuning.jobs.retrieve(job.id)
         assert done.status == "succeeded", done.error
@@ -99,8 +111,10 @@ def test_fine_tune_evaluates_every_n_steps_publishes_and_a_version_can_be_finetu
         # Fine-tuning the published version continues its adapter: with a vanishing learning rate the
         # new adapter is the old one (a fresh LoRA would start with B = 0), and it records its parent.
         child = client.fine_tuning.jobs.create(
-            model=done.fine_tuned_model, training_file=train,
-            hyperparameters={"n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 1e-6})
+            model=done.fine_tuned_model,
+            training_file=train,
+            hyperparameters={"n_epochs": 1, "batch_size": 8, "learning_rate_multiplier": 1e-6},
+        )
         assert strong_worker(settings, sessions).run_one()
         continued = client.fine_tuning.jobs.retrieve(child.id)
         assert continued.status == "succeeded", continued.error
@@ -127,8 +141,13 @@ def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_p
 
         def create() -> str:
             return client.fine_tuning.jobs.create(
-                model="strong", training_file=train, validation_file=valid, seed=5,
-                hyperparameters={"n_epochs": 2, "batch_size": 8}, extra_body={"publish": False, "eval_every": 4}).id
+                model="strong",
+                training_file=train,
+                validation_file=valid,
+                seed=5,
+                hyperparameters={"n_epochs": 2, "batch_size": 8},
+                extra_body={"publish": False, "eval_every": 4},
+            ).id
 
         single, pair, sharded = create(), create(), create()
         assert strong_worker(settings, sessions).run_one()
@@ -139,8 +158,11 @@ def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_p
         port = find_free_port()
         nodes = create()
         stop = threading.Event()
-        follower = threading.Thread(target=follow_strong_jobs, args=(
-            sessions, worker_env(settings, Launch(nnodes=2, node_rank=1, master_port=port)), stop), kwargs={"poll_s": 0.2})
+        follower = threading.Thread(
+            target=follow_strong_jobs,
+            args=(sessions, worker_env(settings, Launch(nnodes=2, node_rank=1, master_port=port)), stop),
+            kwargs={"poll_s": 0.2},
+        )
         follower.start()
         try:
             assert strong_worker(settings, sessions, Launch(nnodes=2, master_port=port)).run_one()
@@ -149,10 +171,13 @@ def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_p
             follower.join(timeout=60)
         assert not follower.is_alive()
 
-        rows = {name: job_row(sessions, public) for name, public in
-                (("single", single), ("pair", pair), ("sharded", sharded), ("nodes", nodes))}
-        assert {name: row.status for name, row in rows.items()} == dict.fromkeys(rows, "succeeded"), \
-            {name: row.error for name, row in rows.items()}
+        rows = {
+            name: job_row(sessions, public)
+            for name, public in (("single", single), ("pair", pair), ("sharded", sharded), ("nodes", nodes))
+        }
+        assert {name: row.status for name, row in rows.items()} == dict.fromkeys(rows, "succeeded"), {
+            name: row.error for name, row in rows.items()
+        }
         assert [rows[name].result["processes"] for name in rows] == [1, 2, 2, 2]
         expected = saved_adapter(settings, single)
         for other in (pair, sharded, nodes):
@@ -173,22 +198,35 @@ def test_torchrun_on_two_processes_sharded_and_on_two_machines_trains_like_one_p
 def test_a_follower_leaves_a_launch_whose_node_0_died_and_joins_the_next(tiny_model_dir: Path, tmp_path: Path) -> None:
     with fine_tuning_api(tmp_path, tiny_model_dir) as (client, settings, sessions):
         train = upload(client, jsonl(16, seed=0))
-        dead, live = (client.fine_tuning.jobs.create(model="strong", training_file=train, extra_body={"publish": False},
-                                                     hyperparameters={"n_epochs": 1, "batch_size": 8}).id
-                      for _ in range(2))
+        dead, live = (
+            client.fine_tuning.jobs.create(
+                model="strong",
+                training_file=train,
+                extra_body={"publish": False},
+                hyperparameters={"n_epochs": 1, "batch_size": 8},
+            ).id
+            for _ in range(2)
+        )
         # Node 0 claimed `dead`, wrote its launch and died: the job is running on a lease nobody renews.
         port, dead_id = find_free_port(), int(dead.removeprefix("ftjob-"))
         with sessions.begin() as session:
-            session.execute(update(Job).where(Job.id == dead_id).values(
-                status="running", lease_owner="gone", lease_expires_at=utcnow() + timedelta(seconds=6)))
+            session.execute(
+                update(Job)
+                .where(Job.id == dead_id)
+                .values(status="running", lease_owner="gone", lease_expires_at=utcnow() + timedelta(seconds=6))
+            )
         follower_env = worker_env(settings, Launch(nnodes=2, node_rank=1, master_port=port))
         stale = launch_dir(follower_env, dead_id)
         stale.mkdir(parents=True)
-        (stale / "launch.json").write_text(json.dumps(
-            {"nnodes": 2, "master_addr": "127.0.0.1", "master_port": port, "tag": f"job {dead_id} launch gone"}))
+        (stale / "launch.json").write_text(
+            json.dumps(
+                {"nnodes": 2, "master_addr": "127.0.0.1", "master_port": port, "tag": f"job {dead_id} launch gone"}
+            )
+        )
         stop = threading.Event()
-        follower = threading.Thread(target=follow_strong_jobs, args=(sessions, follower_env, stop),
-                                    kwargs={"poll_s": 0.2})
+        follower = threading.Thread(
+            target=follow_strong_jobs, args=(sessions, follower_env, stop), kwargs={"poll_s": 0.2}
+        )
         follower.start()
         stale_ranks: list[int] = []  # rank processes ever started for the dead launch (there must be none)
         watcher = threading.Thread(target=watch_ranks, args=(stale.resolve(), stale_ranks, stop))
@@ -240,9 +278,12 @@ def watch_ranks(work_dir: Path, found: list[int], stop: threading.Event) -> None
 @pytest.mark.slow
 def test_cancelling_a_torchrun_job_stops_its_ranks(tiny_model_dir: Path, tmp_path: Path) -> None:
     with fine_tuning_api(tmp_path, tiny_model_dir) as (client, settings, sessions):
-        job = client.fine_tuning.jobs.create(model="strong", training_file=upload(client, jsonl(32, seed=0)),
-                                             hyperparameters={"n_epochs": 100, "batch_size": 8},
-                                             extra_body={"publish": False})
+        job = client.fine_tuning.jobs.create(
+            model="strong",
+            training_file=upload(client, jsonl(32, seed=0)),
+            hyperparameters={"n_epochs": 100, "batch_size": 8},
+            extra_body={"publish": False},
+        )
         worker = strong_worker(settings, sessions, Launch(nproc_per_node=2), lease_s=3.0)
         thread = threading.Thread(target=worker.run_one)
         thread.start()

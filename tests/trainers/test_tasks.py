@@ -188,9 +188,7 @@ def test_anthropic_hh_question_is_the_shared_conversation() -> None:
     assert not first.question.endswith("Assistant:")
     side = row["chosen"] if first.label else row["rejected"]
     assert first.candidate_id == ("chosen" if first.label else "rejected")
-    assert (
-        side.strip() == f"{first.question}\n\nAssistant: {first.candidate}" == format_example(first)
-    )
+    assert side.strip() == f"{first.question}\n\nAssistant: {first.candidate}" == format_example(first)
     # Row 1254's transcripts already differ in an earlier assistant turn: the question
     # stops before it and holds neither side's diverging text.
     diverging = by_id(examples)["test:1254"]
@@ -202,9 +200,7 @@ def test_anthropic_hh_question_is_the_shared_conversation() -> None:
 
 def test_anthropic_hh_handmade_rows(tmp_path: Path) -> None:
     prefix = "\n\nHuman: Hi\n\nAssistant: Hello!\n\nHuman: Help me?\n\nAssistant:"
-    write_jsonl(
-        tmp_path / "train.jsonl", [{"chosen": prefix + " Sure.", "rejected": prefix + " No."}] * 40
-    )
+    write_jsonl(tmp_path / "train.jsonl", [{"chosen": prefix + " Sure.", "rejected": prefix + " No."}] * 40)
     examples = load_examples("anthropic_hh", data_dir=tmp_path)
     assert {e.question for e in examples} == {"Human: Hi\n\nAssistant: Hello!\n\nHuman: Help me?"}
     assert {(e.candidate, e.label, e.candidate_id) for e in examples} == {
@@ -248,13 +244,21 @@ def test_legal_is_labelled_relevant_or_not() -> None:
 def test_label_only_tasks_debate_the_positive_class(tmp_path: Path) -> None:
     """Debater A argues the positive class ("correct"), B the negative, as for any candidate."""
     write_jsonl(tmp_path / "boolq" / "validation.jsonl", boolq_rows(4, 0.5))
-    directories = {"boolq": tmp_path / "boolq", "amazon_polarity": data_dir("amazon_polarity"),
-                   "safety": data_dir("safety"), "legal": data_dir("legalbench_privacy_policy_qa")}
+    directories = {
+        "boolq": tmp_path / "boolq",
+        "amazon_polarity": data_dir("amazon_polarity"),
+        "safety": data_dir("safety"),
+        "legal": data_dir("legalbench_privacy_policy_qa"),
+    }
     claims = {"boolq": "yes", "amazon_polarity": "positive", "safety": "safe", "legal": "relevant"}
     for task, directory in directories.items():
         example = load_examples(task, data_dir=directory, limit=1)[0]
-        spec = DebateSpec(question=example.question, candidate_answer=example.candidate,
-                          context=example.context, task=get_task(task).framing)
+        spec = DebateSpec(
+            question=example.question,
+            candidate_answer=example.candidate,
+            context=example.context,
+            task=get_task(task).framing,
+        )
         (opening,) = next_turns(spec, [])
         assert (opening.speaker, opening.stance) == ("A", "correct")
         prompt = opening.messages[1].content
@@ -267,9 +271,7 @@ def test_missing_field_and_broken_line_say_where(tmp_path: Path) -> None:
     with pytest.raises(TaskDataError, match=r"train:0.*correct_answer|train:0.*distractor"):
         load_examples("sciq", data_dir=tmp_path / "a")
     (tmp_path / "b").mkdir()
-    (tmp_path / "b" / "x.jsonl").write_text(
-        '{"prompt": "hi", "is_safe": true}\n{oops\n', encoding="utf-8"
-    )
+    (tmp_path / "b" / "x.jsonl").write_text('{"prompt": "hi", "is_safe": true}\n{oops\n', encoding="utf-8")
     with pytest.raises(TaskDataError, match=r"x.jsonl:2"):
         load_examples("safety", data_dir=tmp_path / "b")
     with pytest.raises(TaskDataError, match=r"no \*.jsonl"):
@@ -329,9 +331,7 @@ def test_synthetic_candidates_are_right_exactly_when_labelled_so() -> None:
         question = example.question
         if question.startswith("What is"):
             a, operator, b = question.removeprefix("What is ").removesuffix("?").split()
-            right = {"+": int.__add__, "-": int.__sub__, "times": int.__mul__}[operator](
-                int(a), int(b)
-            )
+            right = {"+": int.__add__, "-": int.__sub__, "times": int.__mul__}[operator](int(a), int(b))
         elif question.startswith("Which number is larger"):
             first, second = question.removesuffix("?").split(", ")[1].split(" or ")
             right = max(int(first), int(second))

@@ -11,7 +11,7 @@ import pytest
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from trainers.tasks import load_examples
-from trainers.tasks.testbed import all_facts, family_of, arithmetic_claims
+from trainers.tasks.testbed import all_facts, arithmetic_claims, family_of
 from trainers.testbed import ModelSpec, answer_accuracy, build_tokenizer, ensure_testbed_model
 from trainers.training.classifier import answer_token_ids
 
@@ -50,8 +50,11 @@ def test_tokenizer_keeps_every_character_and_serves_bare_prompts() -> None:
     assert ids[0] == tokenizer.bos_token_id and len(ids) == 1 + len("max(12,7)=12")  # digits never merged
     transcript = "Debater A (arguing the answer is correct): 12+7=19\n\n12+7=21"
     assert tokenizer.decode(tokenizer(transcript)["input_ids"], skip_special_tokens=True) == transcript
-    prompt = tokenizer.apply_chat_template([{"role": "system", "content": ""}, {"role": "user", "content": "3+4="}],
-                                           tokenize=False, add_generation_prompt=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "system", "content": ""}, {"role": "user", "content": "3+4="}],
+        tokenize=False,
+        add_generation_prompt=True,
+    )
     assert prompt == "<s>3+4="  # what the model was pretrained on, with nothing of a chat around it
     assert len(set(answer_token_ids(tokenizer, (" No", " Yes")))) == 2  # the lm head works on these models too
 
@@ -68,8 +71,9 @@ def test_pretraining_is_deterministic_and_cached(tmp_path: Path) -> None:
 
 
 @pytest.mark.slow
-def test_strong_model_knows_the_facts_and_the_weak_model_does_not(testbed_strong_dir: Path,
-                                                                   testbed_weak_dir: Path) -> None:
+def test_strong_model_knows_the_facts_and_the_weak_model_does_not(
+    testbed_strong_dir: Path, testbed_weak_dir: Path
+) -> None:
     """Measured on seed 0: strong 100/100/99/87 %, weak 12/31/6/11 % (add/mul/sub/max); the margins
     leave room for other machines' float noise but fail if pretraining stops teaching the facts."""
     rng = random.Random(0)

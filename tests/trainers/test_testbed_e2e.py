@@ -25,8 +25,8 @@ from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
 from service.store.models import Debate, Example, Label, Model, Turn
-from trainers.pipeline.plan import condition_model_name, strong_model_name
 from tests.support.api_server import running_api
+from trainers.pipeline.plan import condition_model_name, strong_model_name
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
 ACTIVE = ("queued", "running")
@@ -34,16 +34,28 @@ ACTIVE = ("queued", "running")
 
 def _config(weak_model: Path) -> dict:
     return {
-        "name": "testbed-e2e", "task": "testbed", "seed": 0, "seeds": 1,
+        "name": "testbed-e2e",
+        "task": "testbed",
+        "seed": 0,
+        "seeds": 1,
         # Smaller splits made W2S unstable across seeds (strong_train 800-1000: xent from 0.46 to 0.74);
         # these sizes gave xent 0.80-0.84 and logconf 0.87 over 4 seed-runs.
         "splits": {"weak_train": 1000, "strong_train": 2000, "test": 500},
-        "ensemble_size": 1, "conditions": ["no_debate", "single_debate"],
+        "ensemble_size": 1,
+        "conditions": ["no_debate", "single_debate"],
         "debate": {"turns": 2, "word_limit": None, "max_tokens": 4, "shard_size": 1000},
-        "weak": {"model": str(weak_model), "head": "likelihood",
-                 "train": {"epochs": 8, "lr": 1e-3, "batch_size": 32, "max_length": 192}},
-        "strong": {"head": "likelihood", "lora": None, "publish": False, "losses": ["xent", "logconf"],
-                   "train": {"epochs": 1, "lr": 1e-4, "batch_size": 32, "max_length": 32}},
+        "weak": {
+            "model": str(weak_model),
+            "head": "likelihood",
+            "train": {"epochs": 8, "lr": 1e-3, "batch_size": 32, "max_length": 192},
+        },
+        "strong": {
+            "head": "likelihood",
+            "lora": None,
+            "publish": False,
+            "losses": ["xent", "logconf"],
+            "train": {"epochs": 1, "lr": 1e-4, "batch_size": 32, "max_length": 32},
+        },
     }
 
 
@@ -51,15 +63,22 @@ def _config(weak_model: Path) -> dict:
 def settings(tmp_path: Path, testbed_vllm_server: LocalVLLM, testbed_strong_dir: Path) -> Settings:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
-    return Settings(database_url=url, vllm_base_url=testbed_vllm_server.base_url,
-                    strong_model=testbed_vllm_server.served_name, strong_model_path=testbed_strong_dir,
-                    artifacts_dir=tmp_path / "artifacts")
+    return Settings(
+        database_url=url,
+        vllm_base_url=testbed_vllm_server.base_url,
+        strong_model=testbed_vllm_server.served_name,
+        strong_model_path=testbed_strong_dir,
+        artifacts_dir=tmp_path / "artifacts",
+    )
 
 
 def _test_labels(session: Session, name: str) -> dict[int, float]:
-    rows = session.execute(select(Label.example_id, Label.soft_label).join(Model, Model.id == Label.model_id)
-                           .join(Example, Example.id == Label.example_id)
-                           .where(Model.name == name, Example.split == "test")).all()
+    rows = session.execute(
+        select(Label.example_id, Label.soft_label)
+        .join(Model, Model.id == Label.model_id)
+        .join(Example, Example.id == Label.example_id)
+        .where(Model.name == name, Example.split == "test")
+    ).all()
     return dict(rows)
 
 
@@ -92,8 +111,12 @@ def test_weak_to_strong_shows_on_the_testbed(settings: Settings, testbed_weak_di
         debated = _test_labels(session, condition_model_name(run_id, 0, "single_debate"))
         xent = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"))
         logconf = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:logconf"))
-        speeches = session.execute(select(Example.question, Turn.content).join(Debate, Debate.id == Turn.debate_id)
-                                   .join(Example, Example.id == Debate.example_id).where(Debate.run_id == run_id)).all()
+        speeches = session.execute(
+            select(Example.question, Turn.content)
+            .join(Debate, Debate.id == Turn.debate_id)
+            .join(Example, Example.id == Debate.example_id)
+            .where(Debate.run_id == run_id)
+        ).all()
     # Same member seed, same data order: reading the transcripts is the only difference between them.
     assert len(naive) == len(debated) == 500
     changed = sum(abs(naive[i] - debated[i]) > 0.05 for i in naive)

@@ -33,7 +33,9 @@ def test_config_and_tokenizer_agree(model_dir: Path) -> None:
     model = AutoModelForCausalLM.from_pretrained(model_dir)
     assert len(tokenizer) == model.config.vocab_size == 2048
     assert (model.config.bos_token_id, model.config.eos_token_id, model.config.pad_token_id) == (
-        tokenizer.bos_token_id, tokenizer.eos_token_id, tokenizer.pad_token_id,
+        tokenizer.bos_token_id,
+        tokenizer.eos_token_id,
+        tokenizer.pad_token_id,
     )
     assert model.config.head_dim == 64
     assert tokenizer.decode(tokenizer("Debater A: True")["input_ids"], skip_special_tokens=True) == "Debater A: True"

@@ -20,7 +20,7 @@ def _scalars(log_dir: Path) -> dict[str, list[tuple[int, float]]]:
         offset = 0
         while offset < len(data):
             (length,) = struct.unpack_from("<Q", data, offset)
-            event = Event.FromString(data[offset + 12: offset + 12 + length])
+            event = Event.FromString(data[offset + 12 : offset + 12 + length])
             offset += 12 + length + 4  # length, its crc, the record, its crc
             for value in event.summary.value:
                 found.setdefault(value.tag, []).append((event.step, value.simple_value))

@@ -147,7 +147,8 @@ def test_full_linear_classifier_round_trips(tiny_model_dir: Path, tmp_path: Path
     assert not list((tmp_path / "full").glob("*.bin")) and not list((tmp_path / "full").glob("*.pt"))
     reloaded = load_saved_classifier(tmp_path / "full")
     assert predict_proba(reloaded, inputs, max_length=64) == pytest.approx(
-        predict_proba(model, inputs, max_length=64), abs=1e-6)
+        predict_proba(model, inputs, max_length=64), abs=1e-6
+    )
 
 
 def test_answer_words_with_the_same_first_token_are_refused(tiny_model_dir: Path) -> None:
@@ -205,8 +206,9 @@ def test_evaluation_every_n_steps_sees_the_model_train_and_changes_nothing(tiny_
             seen.append((info.step, info.evaluation["mean_p"]))
         assert model.training  # evaluation put the model back into training mode (dropout on)
 
-    config = fast_config(epochs=2, batch_size=8, micro_batch_size=4, warmup_ratio=0.2, checkpoint_every=2, seed=0,
-                         eval_every=5)
+    config = fast_config(
+        epochs=2, batch_size=8, micro_batch_size=4, warmup_ratio=0.2, checkpoint_every=2, seed=0, eval_every=5
+    )
     result = train_classifier(model, inputs, targets, config, on_step=on_step, evaluate=evaluate)
     assert [step for step, _ in seen] == [5, 10]  # not after the last step (12): the caller evaluates that
     assert [(step, metrics["mean_p"]) for step, metrics in result.evaluations] == seen

@@ -77,8 +77,14 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
     model = fresh()
     resumed = train_classifier(model, inputs, targets, config, checkpoint_dir=checkpoints)
     save_file(trainable(model), out_dir / f"resumed-{ranks.rank}.safetensors")
-    report = {"losses": full.losses, "examples": full.examples, "probs": probs, "stopped_with": stopped_with,
-              "resumed_from_step": resumed.resumed_from_step, "resumed_losses": resumed.losses}
+    report = {
+        "losses": full.losses,
+        "examples": full.examples,
+        "probs": probs,
+        "stopped_with": stopped_with,
+        "resumed_from_step": resumed.resumed_from_step,
+        "resumed_losses": resumed.losses,
+    }
     (out_dir / f"rank-{ranks.rank}.json").write_text(json.dumps(report))
     torch.distributed.destroy_process_group()
 
@@ -90,8 +96,18 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
     from trainers.training import TrainConfig, load_classifier, load_saved_classifier, predict_proba, train_classifier
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               __file__, str(tiny_model_dir), str(tmp_path), sharding]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        __file__,
+        str(tiny_model_dir),
+        str(tmp_path),
+        sharding,
+    ]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
     start = trainable(load_classifier(tiny_model_dir, head="linear", device="cpu"))
@@ -131,7 +147,6 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
         assert all(torch.allclose(resumed[name], rank0[name], atol=1e-6) for name in rank0)
 
 
-
 def tied_lm_spec(model_dir: Path, out_dir: Path, sharding: str):  # noqa: ANN201 (FitSpec, imported late)
     """A full finetune of the lm head with gradient checkpointing: every weight trains, embeddings tied."""
     from tests.trainers.test_training import keyword_set
@@ -139,11 +154,22 @@ def tied_lm_spec(model_dir: Path, out_dir: Path, sharding: str):  # noqa: ANN201
 
     inputs, targets = keyword_set(24, seed=0)
     return FitSpec(
-        base=str(model_dir), head="lm", answer_words=(" No", " Yes"), lora=None,
+        base=str(model_dir),
+        head="lm",
+        answer_words=(" No", " Yes"),
+        lora=None,
         train={"epochs": 1, "lr": 1e-3, "batch_size": 8, "max_length": 64, "gradient_checkpointing": True},
-        loss="xent", loss_params={}, prompt_suffix="", train_inputs=list(inputs), train_targets=list(targets),
-        eval_inputs=list(inputs[:6]), eval_gold=[round(t) for t in targets[:6]],
-        checkpoint_dir=str(out_dir / "checkpoints"), out_dir=str(out_dir / "saved"), sharding=sharding)
+        loss="xent",
+        loss_params={},
+        prompt_suffix="",
+        train_inputs=list(inputs),
+        train_targets=list(targets),
+        eval_inputs=list(inputs[:6]),
+        eval_gold=[round(t) for t in targets[:6]],
+        checkpoint_dir=str(out_dir / "checkpoints"),
+        out_dir=str(out_dir / "saved"),
+        sharding=sharding,
+    )
 
 
 def run_tied_rank(model_dir: Path, out_dir: Path) -> None:
@@ -167,12 +193,23 @@ def test_fsdp_full_finetune_of_a_tied_lm_saves_what_one_process_saves(tiny_model
 
     tied = tmp_path / "tied"  # the tiny Llama with its LM head tied to the embeddings, as Qwen2.5 ties them
     torch.manual_seed(0)
-    AutoModelForCausalLM.from_config(AutoConfig.from_pretrained(tiny_model_dir, tie_word_embeddings=True)
-                                     ).save_pretrained(tied)
+    AutoModelForCausalLM.from_config(
+        AutoConfig.from_pretrained(tiny_model_dir, tie_word_embeddings=True)
+    ).save_pretrained(tied)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tied)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               __file__, str(tied), str(tmp_path / "fsdp"), "tied-lm"]
+    command = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        __file__,
+        str(tied),
+        str(tmp_path / "fsdp"),
+        "tied-lm",
+    ]
     (tmp_path / "fsdp").mkdir()
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
@@ -184,8 +221,9 @@ def test_fsdp_full_finetune_of_a_tied_lm_saves_what_one_process_saves(tiny_model
     expected, got = (load_file(tmp_path / where / "saved" / "model.safetensors") for where in ("alone", "fsdp"))
     assert "lm_head.weight" not in got and got.keys() == expected.keys()
     assert all(torch.allclose(got[name], expected[name], atol=1e-5) for name in expected)
-    assert not torch.equal(expected["model.embed_tokens.weight"], load_file(tied / "model.safetensors")[
-        "model.embed_tokens.weight"])
+    assert not torch.equal(
+        expected["model.embed_tokens.weight"], load_file(tied / "model.safetensors")["model.embed_tokens.weight"]
+    )
 
 
 if __name__ == "__main__":

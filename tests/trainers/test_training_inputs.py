@@ -34,9 +34,15 @@ def test_token_sizes_the_other_tests_rely_on(tokenizer: PreTrainedTokenizerBase)
 def test_everything_fits_nothing_is_cut(tokenizer: PreTrainedTokenizerBase) -> None:
     item = ClassifierInput(words("light", 5), (words("water", 3), words("fire", 2)))
     (encoded,), stats = encode_inputs(tokenizer, [item], max_length=64, prompt_suffix="\nAnswer:")
-    expected = ([tokenizer.bos_token_id] + ids(tokenizer, words("light", 5)) + ids(tokenizer, SEPARATOR)
-                + ids(tokenizer, words("water", 3)) + ids(tokenizer, SEPARATOR) + ids(tokenizer, words("fire", 2))
-                + ids(tokenizer, "\nAnswer:"))
+    expected = (
+        [tokenizer.bos_token_id]
+        + ids(tokenizer, words("light", 5))
+        + ids(tokenizer, SEPARATOR)
+        + ids(tokenizer, words("water", 3))
+        + ids(tokenizer, SEPARATOR)
+        + ids(tokenizer, words("fire", 2))
+        + ids(tokenizer, "\nAnswer:")
+    )
     assert encoded == expected
     assert stats == TrimStats(inputs=1, inputs_trimmed=0, context_tokens=5, context_tokens_trimmed=0)
 
@@ -47,7 +53,7 @@ def test_everything_fits_nothing_is_cut(tokenizer: PreTrainedTokenizerBase) -> N
         # turns of 40, 20, 4 tokens; minimums 5, 5, 4; room beyond them 35, 15, 0 (of 50).
         (10, (12, 8, 4)),  # 10 * 35/50 = 7, 10 * 15/50 = 3: exact
         (11, (13, 8, 4)),  # 7.7 and 3.3: floors 7 + 3, the leftover token goes to the larger remainder
-        (0, (5, 5, 4)),    # only the minimums: one token of each long turn plus the ellipsis
+        (0, (5, 5, 4)),  # only the minimums: one token of each long turn plus the ellipsis
     ],
 )
 def test_context_is_cut_in_proportion_to_turn_length(
@@ -57,8 +63,9 @@ def test_context_is_cut_in_proportion_to_turn_length(
     text = words("light", 5)
     budget = 3 * 2 + (5 + 5 + 4) + spare  # separators + minimums + spare
     max_length = 1 + 5 + budget + 3  # BOS + text + context + "\nAnswer:"
-    (encoded,), stats = encode_inputs(tokenizer, [ClassifierInput(text, turns)], max_length=max_length,
-                                      prompt_suffix="\nAnswer:")
+    (encoded,), stats = encode_inputs(
+        tokenizer, [ClassifierInput(text, turns)], max_length=max_length, prompt_suffix="\nAnswer:"
+    )
     assert len(encoded) == max_length  # the budget is used exactly
     ellipsis, separator = ids(tokenizer, ELLIPSIS), ids(tokenizer, SEPARATOR)
     expected = [tokenizer.bos_token_id] + ids(tokenizer, text)
@@ -91,8 +98,11 @@ def test_text_is_never_cut_and_too_long_text_raises(tokenizer: PreTrainedTokeniz
 
 
 def test_trim_stats_add_up_over_inputs(tokenizer: PreTrainedTokenizerBase) -> None:
-    inputs = [ClassifierInput(words("light", 2), (words("water", 30),)), ClassifierInput(words("light", 2)),
-              ClassifierInput(words("light", 2), (words("fire", 3),))]
+    inputs = [
+        ClassifierInput(words("light", 2), (words("water", 30),)),
+        ClassifierInput(words("light", 2)),
+        ClassifierInput(words("light", 2), (words("fire", 3),)),
+    ]
     encoded, stats = encode_inputs(tokenizer, inputs, max_length=16)
     assert [len(e) for e in encoded] == [16, 3, 8]
     assert stats == TrimStats(inputs=3, inputs_trimmed=1, context_tokens=33, context_tokens_trimmed=30 - (13 - 2 - 4))

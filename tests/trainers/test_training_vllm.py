@@ -36,8 +36,11 @@ def test_vllm_serves_the_saved_adapter_with_the_trained_probabilities(
     config = TrainConfig(epochs=2, lr=5e-3, batch_size=16, max_length=64)
     train_classifier(model, inputs, targets, config, prompt_suffix=SUFFIX)
     model.save(tmp_path / "adapter")
-    loaded = httpx.post(f"{vllm_server.base_url}/v1/load_lora_adapter",
-                        json={"lora_name": ADAPTER_NAME, "lora_path": str(tmp_path / "adapter")}, timeout=120)
+    loaded = httpx.post(
+        f"{vllm_server.base_url}/v1/load_lora_adapter",
+        json={"lora_name": ADAPTER_NAME, "lora_path": str(tmp_path / "adapter")},
+        timeout=120,
+    )
     assert loaded.status_code == 200, loaded.text
 
     probes, _ = keyword_set(4, seed=7)
