@@ -6,11 +6,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from sqlalchemy import func, select
 
+from debate.admin import VLLMAdmin
 from service.local_vllm import LocalVLLM
 from service.store import Generation, Intent, Job, Model, make_engine, make_session_factory
 from tests.support.shared_data import shared_data_dir
@@ -93,13 +95,19 @@ def test_weak_generations_land_once_per_example_after_a_killed_job(
 
 
 @pytest.fixture
-def testbed_env(testbed_artifacts: Path, testbed_strong_dir: Path, testbed_vllm_server: LocalVLLM) -> WorkerEnv:
-    return WorkerEnv(
+def testbed_env(
+    testbed_artifacts: Path, testbed_strong_dir: Path, testbed_vllm_server: LocalVLLM
+) -> Iterator[WorkerEnv]:
+    yield WorkerEnv(
         artifacts_dir=testbed_artifacts,
         strong_checkpoint=testbed_strong_dir,
         strong_is_built_in=False,
-        vllm_base_url=testbed_vllm_server.base_url,
+        vllm_base_urls=(testbed_vllm_server.base_url,),
     )
+    # Each database's run 1 publishes the same served names: the session's vLLM forgets this test's adapters.
+    with VLLMAdmin(testbed_vllm_server.base_url) as admin:
+        for name in set(admin.served_roots()) - {testbed_vllm_server.served_name}:
+            admin.unload_adapter(name)
 
 
 def _succeeded(sessions, run_id: int) -> None:  # noqa: ANN001

@@ -60,7 +60,9 @@ def _config(weak_model: Path) -> dict:
 
 
 @pytest.fixture
-def settings(tmp_path: Path, testbed_vllm_server: LocalVLLM, testbed_strong_dir: Path) -> Settings:
+def settings(
+    tmp_path: Path, testbed_vllm_server: LocalVLLM, testbed_strong_dir: Path, testbed_weak_dir: Path
+) -> Settings:
     url = f"sqlite:///{tmp_path / 'w2s.db'}"
     upgrade(url)
     return Settings(
@@ -69,6 +71,7 @@ def settings(tmp_path: Path, testbed_vllm_server: LocalVLLM, testbed_strong_dir:
         strong_model=testbed_vllm_server.served_name,
         strong_model_path=testbed_strong_dir,
         artifacts_dir=tmp_path / "artifacts",
+        model_roots=[testbed_weak_dir.parent],  # the API takes the weak model the operator allows
     )
 
 

@@ -85,13 +85,12 @@ def _condition_models(session: Session, run_id: int, config: GenerativeRunConfig
 
 def _test_generations(session: Session, run_id: int, config: GenerativeRunConfig) -> list[tuple[Generation, Example]]:
     ids = list(_condition_models(session, run_id, config))
-    return list(
-        session.execute(
-            select(Generation, Example)
-            .join(Example, Generation.example_id == Example.id)
-            .where(Generation.model_id.in_(ids), Example.split == "test")
-        ).tuples()
+    rows = session.execute(
+        select(Generation, Example)
+        .join(Example, Generation.example_id == Example.id)
+        .where(Generation.model_id.in_(ids), Example.split == "test")
     )
+    return [(generation, example) for generation, example in rows]
 
 
 def bootstrap_interval(values: np.ndarray, *, seed: int = 0) -> tuple[float, float]:
