@@ -1,9 +1,7 @@
 """The logic behind /v1/files and /v1/fine_tuning/jobs: requests → rows, rows → OpenAI objects.
 
 A fine-tuning job is a row of `jobs` with kind "strong" whose payload is a
-`trainers.jobs.payloads.FineTunePayload`, the shape the strong trainer reads. Every strong job is
-listed, a run's steps too (their payload is a `RunStrongPayload`; their training_file names the
-weak model's labels or the ground truth).
+`trainers.jobs.payloads.FineTunePayload`, the shape the strong trainer reads.
 
 Its result may carry "fine_tuned_model", "trained_tokens" and "hyperparameters" (the values
 "auto" resolved to); its log is `job_events`. The job is deliberately not attached to the run
@@ -16,7 +14,6 @@ import re
 import secrets
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
-from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy import func, select
@@ -48,13 +45,11 @@ from trainers.jobs.payloads import (
     FineTuneHyperparameters,
     FineTunePayload,
     LabelsModelSource,
-    RunStrongPayload,
     enqueue,
     parse_payload,
 )
 
 JOB_KIND = "strong"
-CONDITION = FINE_TUNE  # what tells a fine-tuning API job from a run's strong job of the same kind
 CREATED_MESSAGE = "Created fine-tuning job"
 HYPERPARAMETER_NAMES = ("n_epochs", "batch_size", "learning_rate_multiplier")
 
@@ -200,7 +195,7 @@ def _file_source(session: Session, public_id: str, field: str) -> FileSource:
 def get_fine_tuning_job(session: Session, public_id: str, *, lock: bool = False) -> Job:
     job_id = parse_id(public_id, "ftjob-")
     job = None if job_id is None else session.get(Job, job_id, with_for_update=lock or None)
-    if job is None or job.kind != JOB_KIND or job.payload.get("condition") != CONDITION:
+    if job is None or job.kind != JOB_KIND or job.payload.get("condition") != FINE_TUNE:
         raise ApiError(404, f"no fine-tuning job with id {public_id!r}", "not_found", "fine_tuning_job_id")
     return job
 
@@ -209,7 +204,7 @@ def list_fine_tuning_jobs(session: Session, after: str | None, limit: int) -> tu
     """Newest first; `after` is the last id of the previous page. Returns (page, has_more)."""
     query = (
         select(Job)
-        .where(Job.kind == JOB_KIND, Job.payload["condition"].as_string() == CONDITION)
+        .where(Job.kind == JOB_KIND, Job.payload["condition"].as_string() == FINE_TUNE)
         .order_by(Job.id.desc())
         .limit(limit + 1)
     )
@@ -254,9 +249,9 @@ def public_jobs(session: Session, jobs: Sequence[Job]) -> list[FineTuningJobPubl
 
 def public_job(job: Job, created: JobEvent | None) -> FineTuningJobPublic:
     payload, result = _payload(job), job.result or {}
-    hyperparameters = {**_hyperparameters(payload), **result.get("hyperparameters", {})}
+    resolved = payload.hyperparameters.model_dump(mode="json") if payload else {}
+    hyperparameters = {**resolved, **result.get("hyperparameters", {})}
     echoed = HyperparametersPublic(**{name: hyperparameters.get(name, "auto") for name in HYPERPARAMETER_NAMES})
-    fine_tune = payload if isinstance(payload, FineTunePayload) else None
     return FineTuningJobPublic(
         id=f"ftjob-{job.id}",
         created_at=unix(job.created_at),
@@ -273,30 +268,22 @@ def public_job(job: Job, created: JobEvent | None) -> FineTuningJobPublic:
         estimated_finish=_estimated_finish(job),
         metadata=(created.data or {}).get("metadata") if created else None,
         method=MethodPublic(supervised={"hyperparameters": echoed}),
-        suffix=fine_tune and fine_tune.suffix,
+        suffix=payload and payload.suffix,
         loss=hyperparameters.get("loss"),
         head=hyperparameters.get("head"),
         lora=hyperparameters.get("lora"),
-        publish=fine_tune and fine_tune.publish,
+        publish=payload and payload.publish,
         progress=job.progress,
     )
 
 
-def _payload(job: Job) -> FineTunePayload | RunStrongPayload | None:
-    """The job's typed payload; None for a row whose payload does not parse (its job fails when claimed)."""
+def _payload(job: Job) -> FineTunePayload | None:
+    """The job's fine-tuning payload; None for a row that does not parse as one (its job fails when claimed)."""
     try:
-        return parse_payload(JOB_KIND, job.payload)
+        payload = parse_payload(JOB_KIND, job.payload)
     except InvalidPayload:
         return None
-
-
-def _hyperparameters(payload: FineTunePayload | RunStrongPayload | None) -> dict[str, Any]:
-    """What the job echoes: a fine-tune's resolved hyperparameters; a run step's seed and loss."""
-    if isinstance(payload, FineTunePayload):
-        return payload.hyperparameters.model_dump(mode="json")
-    if isinstance(payload, RunStrongPayload):
-        return {"seed": payload.seed, "loss": payload.loss}
-    return {}
+    return payload if isinstance(payload, FineTunePayload) else None
 
 
 def _error(job: Job) -> FineTuningErrorPublic | None:

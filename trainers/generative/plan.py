@@ -17,6 +17,7 @@ from service.store.models import Run
 from service.store.runs import config_hash
 from trainers.generative.config import GenerativeRunConfig
 from trainers.jobs.payloads import (
+    JOB_KINDS,
     GenIngestPayload,
     GenRefinePayload,
     GenReportPayload,
@@ -25,7 +26,7 @@ from trainers.jobs.payloads import (
 )
 from trainers.pipeline.plan import job_adder, open_run, requeue_run
 
-GENERATIVE_JOB_KINDS = ("gen_ingest", "gen_weak", "gen_refine", "gen_strong", "gen_report")
+GENERATIVE_JOB_KINDS = tuple(kind for kind in JOB_KINDS if kind.startswith("gen_"))
 REFERENCE = "reference"  # the source of ceiling targets: the examples' own reference outputs
 
 
