@@ -29,6 +29,7 @@ from pathlib import Path
 from typing import Any
 
 from trainers.tasks.testbed import Fact, all_facts
+from trainers.tiny_model import llama_config
 
 PAD, BOS, EOS, UNK = "<pad>", "<s>", "</s>", "<unk>"
 CHARACTERS = ["\n", *map(chr, range(32, 127))]
@@ -139,23 +140,10 @@ def build_tokenizer() -> Any:
 def pretrain(spec: ModelSpec) -> tuple[Any, Any]:
     """A Llama of `spec` trained with next-token loss on the answers of true facts; (model, tokenizer)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
     tokenizer = build_tokenizer()
-    config = LlamaConfig(
-        vocab_size=len(tokenizer),
-        hidden_size=spec.hidden,
-        intermediate_size=2 * spec.hidden,
-        num_hidden_layers=spec.layers,
-        num_attention_heads=spec.heads,
-        num_key_value_heads=spec.heads,
-        max_position_embeddings=spec.max_position_embeddings,
-        bos_token_id=tokenizer.bos_token_id,
-        eos_token_id=tokenizer.eos_token_id,
-        pad_token_id=tokenizer.pad_token_id,
-        tie_word_embeddings=False,
-        dtype="float32",
-    )
+    config = llama_config(spec, tokenizer, intermediate_size=2 * spec.hidden)
     families = list(all_facts().values())
     rng = random.Random(f"testbed-pretrain:{spec.seed}")
     with torch.random.fork_rng(devices=[]):

@@ -298,15 +298,14 @@ def _sentence(rng: random.Random) -> str:
     return words
 
 
-def _build_model(spec: TinyModelSpec, tokenizer: Any) -> Any:
-    """A float32 LlamaForCausalLM initialised from `seed` without touching global RNG state."""
-    import torch
-    from transformers import LlamaConfig, LlamaForCausalLM
+def llama_config(spec: Any, tokenizer: Any, *, intermediate_size: int) -> Any:
+    """A float32 LlamaConfig for `spec` (hidden, layers, heads, max_position_embeddings) and `tokenizer`'s ids."""
+    from transformers import LlamaConfig
 
-    config = LlamaConfig(
+    return LlamaConfig(
         vocab_size=len(tokenizer),
         hidden_size=spec.hidden,
-        intermediate_size=4 * spec.hidden,
+        intermediate_size=intermediate_size,
         num_hidden_layers=spec.layers,
         num_attention_heads=spec.heads,
         num_key_value_heads=spec.heads,
@@ -317,6 +316,14 @@ def _build_model(spec: TinyModelSpec, tokenizer: Any) -> Any:
         tie_word_embeddings=False,
         dtype="float32",
     )
+
+
+def _build_model(spec: TinyModelSpec, tokenizer: Any) -> Any:
+    """A float32 LlamaForCausalLM initialised from `seed` without touching global RNG state."""
+    import torch
+    from transformers import LlamaForCausalLM
+
+    config = llama_config(spec, tokenizer, intermediate_size=4 * spec.hidden)
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(spec.seed)
         model = LlamaForCausalLM(config)
