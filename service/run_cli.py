@@ -35,7 +35,7 @@ from trainers.strong.launch import Launch
 
 # In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps
 # each get a thread, so debates of one condition overlap training of another.
-WORKER_GROUPS = (("debate",), ("weak", "strong"), ("ingest", "ensemble", "report"))
+WORKER_GROUPS = (("debate", "refine_labels"), ("weak", "strong"), ("ingest", "ensemble", "report"))
 FINAL = ("succeeded", "failed", "cancelled")
 
 

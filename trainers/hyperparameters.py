@@ -7,6 +7,7 @@
     ProductSettings   the product loss's exponents (`trainers.losses.Product`)
     WeakSettings      a run's weak models: checkpoint, head, training
     StrongSettings    the strong model's finetuning: head, losses (with their settings), LoRA, training, publishing
+    RefineSettings    refinement of weak supervision by the served strong model (Somerstep et al.), any run kind
 
 The run config (`trainers.pipeline.config`: `weak:` and `strong:`), the fine-tuning API
 (`trainers.jobs.payloads.FineTuneHyperparameters`, the body in `service.api.fine_tuning_schemas`)
@@ -26,6 +27,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 LossName = Literal["xent", "logconf", "product"]
+RefineMethod = Literal["icl", "intent"]
 DEFAULT_TARGET_MODULES = ("q_proj", "k_proj", "v_proj", "o_proj")
 
 
@@ -205,3 +207,28 @@ class StrongSettings(_Settings):
                 "set publish: false for linear heads or full finetuning"
             )
         return self
+
+
+class RefineSettings(_Settings):
+    """How the strong model, served by vLLM, rewrites weak supervision before it is finetuned on it."""
+
+    methods: tuple[RefineMethod, ...] = Field(
+        ("icl", "intent"),
+        description="icl: each example answered afresh with the other weak-supervised examples of its batch as "
+        "demonstrations; intent: the supervisor's intent stated in one sentence per batch, then each example "
+        "answered with it in front; empty: no refinement",
+    )
+    batch_size: int = Field(8, ge=2, description="weak-supervised examples per ICL context / inferred intent")
+    prompt_style: Literal["instruct", "bare"] = Field(
+        "instruct",
+        description="instruct: labelled 'Prompt:/Answer:' pairs and an instruction to state the intent; "
+        "bare: raw 'prompt+output' lines, for models pretrained on bare text (the testbed)",
+    )
+    intent_tokens: int = Field(48, ge=1, description="tokens the stated intent may have")
+
+    @field_validator("methods")
+    @classmethod
+    def _distinct_methods(cls, methods: tuple[str, ...]) -> tuple[str, ...]:
+        if len(set(methods)) != len(methods):
+            raise ValueError("methods must not repeat")
+        return methods

@@ -7,6 +7,9 @@ condition carries the seed (`trainers.pipeline.plan.seed_condition`):
 * `s<s>/weak:<c>`          the weak model (ensemble or single) of weak condition `<c>`
 * `s<s>/w2s:<c>:<loss>`    the strong model finetuned on `<c>`'s weak labels with strong loss `<loss>`
 * `s<s>/ceiling`           the strong model finetuned on ground truth
+* `s<s>/w2s:<c>:refined_<m>:<loss>`  with `refinement`: the strong model finetuned on `<c>`'s weak labels
+                           after the served strong model refined them by method `<m>`; its row's weak
+                           model is `<c>`'s, so its PGR measures what refinement adds to the same supervision
 
 and the `labels` of those models (one soft label per test example). The report finds the models
 through those rows, then scores their test labels (hard = soft >= 0.5) against `examples.label`
@@ -20,8 +23,10 @@ accuracy, weighted F1 and AUROC are means over the same seeds.
 
 What it writes. `compute_pgr` stores per W2S condition, over all seeds, the rows
 `w2s:<c>:<loss>` (no seed prefix, no model) `pgr` (NULL when undefined), `pgr_ci_low` and
-`pgr_ci_high`. The rest only reads, so a report can be rebuilt at any time, also for a run
-that is still going.
+`pgr_ci_high`. With refinement, the report also lists the accuracy on strong_train of the labels
+the strong model learnt from, before and after refinement (`s<s>/labels:...` rows on that split,
+written by the refine job), averaged over seeds. The rest only reads, so a report can be rebuilt at
+any time, also for a run that is still going.
 """
 
 import json
@@ -41,9 +46,10 @@ from trainers.atomic_files import replacing, write_text_atomic
 from trainers.classification_metrics import binary_metrics
 from trainers.confidence import LEVEL, REPLICATES, Estimate, accuracy_estimate, w2s_estimates
 from trainers.pipeline.budgets import ingest_notes
-from trainers.pipeline.plan import split_seed_condition
+from trainers.pipeline.plan import split_seed_condition, weak_condition_of
 
 SPLIT = "test"
+LABELS_SPLIT = "strong_train"  # where the refine job scores the labels the strong model learns from
 CEILING = "ceiling"
 # Lang et al. 2025's order: the plain baseline first, then debate variants, then the ablations.
 CONDITION_ORDER = ("no_debate", "single_debate", "debate_ensemble", "finetune_ensemble", "consultancy", "market_making")
@@ -95,6 +101,8 @@ class Report:
     task: str | None
     rows: list[ReportRow] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    # condition (`c` or `c:refined_<m>`) -> accuracy of its labels on strong_train, mean over seeds
+    label_accuracy: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -146,7 +154,7 @@ def _w2s_parts(condition: str) -> tuple[str, str] | None:
 
 def _row(condition: str, loss: str | None, models: SeedModels, outcomes: Outcomes) -> tuple[ReportRow, list[str]]:
     """The row of `condition` x `loss` over the seeds that have all its models; notes on what is missing."""
-    wanted = {"weak": f"weak:{condition}", "w2s": f"w2s:{condition}:{loss}", "ceiling": CEILING}
+    wanted = {"weak": f"weak:{weak_condition_of(condition)}", "w2s": f"w2s:{condition}:{loss}", "ceiling": CEILING}
     if loss is None:
         del wanted["w2s"]
     present = {role: models[name] for role, name in wanted.items() if name in models}
@@ -235,8 +243,26 @@ def _position(value: str | None, order: tuple[str, ...]) -> tuple[int, str]:
     return (order.index(value), "") if value in order else (len(order), value)
 
 
-def _row_key(pair: tuple[str, str | None]) -> tuple[tuple[int, str], tuple[int, str]]:
-    return _position(pair[0], CONDITION_ORDER), _position(pair[1], LOSS_ORDER)
+def _row_key(pair: tuple[str, str | None]) -> tuple[tuple[int, str], str, tuple[int, str]]:
+    """A weak condition's rows, then its refined rows, each by loss."""
+    condition, loss = pair
+    return _position(weak_condition_of(condition), CONDITION_ORDER), condition, _position(loss, LOSS_ORDER)
+
+
+def _label_accuracy(session: Session, run_id: int) -> dict[str, float]:
+    """Condition -> accuracy of the labels the strong model learnt from, on strong_train, mean over seeds."""
+    rows = session.execute(
+        select(Metric.condition, Metric.value).where(
+            Metric.run_id == run_id, Metric.split == LABELS_SPLIT, Metric.name == "accuracy"
+        )
+    )
+    by_condition: dict[str, list[float]] = {}
+    for name, value in rows:
+        parts = split_seed_condition(name)
+        if parts and parts[1].startswith("labels:") and value is not None:
+            by_condition.setdefault(parts[1].removeprefix("labels:"), []).append(value)
+    ordered = sorted(by_condition, key=lambda condition: _row_key((condition, None)))
+    return {condition: float(np.mean(by_condition[condition])) for condition in ordered}
 
 
 def build_report(session: Session, run_id: int) -> Report:
@@ -258,6 +284,7 @@ def build_report(session: Session, run_id: int) -> Report:
         task=task if isinstance(task, str) else None,
         rows=[row for row, _ in built],
         notes=[note for _, notes in built for note in notes] + ingest_notes(session, run_id),
+        label_accuracy=_label_accuracy(session, run_id),
     )
 
 
@@ -371,6 +398,18 @@ def report_markdown(report: Report) -> str:
                     for row in report.rows
                 ],
                 2,
+            ),
+        ]
+    if report.label_accuracy:
+        lines += [
+            "",
+            f"Accuracy of the labels the strong model learnt from ({LABELS_SPLIT}, mean over seeds), "
+            "before and after the strong model refined them:",
+            "",
+            *_table(
+                ["Labels", "Accuracy"],
+                [[condition, _percent(value)] for condition, value in report.label_accuracy.items()],
+                1,
             ),
         ]
     if report.notes:

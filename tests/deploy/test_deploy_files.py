@@ -58,7 +58,7 @@ def test_compose_runs_postgres_vllm_api_and_workers_of_every_kind_with_w2s_comma
         if service.get("image") == APP_IMAGE:
             _assert_w2s_command(service["command"], f"compose service {name}")
             kinds |= _worker_kinds(service["command"])
-    assert kinds == {"ingest", "debate", "weak", "ensemble", "strong", "report"}
+    assert kinds == {"ingest", "debate", "refine_labels", "weak", "ensemble", "strong", "report"}
     assert services["worker-strong"]["deploy"]["resources"]["reservations"]["devices"][0]["capabilities"] == ["gpu"]
 
 
@@ -98,7 +98,7 @@ def test_kubernetes_has_api_service_workers_per_kind_with_gpus_migration_volume_
                 _assert_w2s_command(container["args"], f"{doc['metadata']['name']}")
                 kinds |= _worker_kinds(container["args"])
                 gpus[doc["metadata"]["name"]] = container.get("resources", {}).get("limits", {}).get("nvidia.com/gpu")
-    assert kinds == {"ingest", "debate", "weak", "ensemble", "strong", "report"}
+    assert kinds == {"ingest", "debate", "refine_labels", "weak", "ensemble", "strong", "report"}
     assert gpus["w2s-worker-strong"] == gpus["w2s-worker-weak"] == 1 and gpus["w2s-worker-debate"] is None
 
 

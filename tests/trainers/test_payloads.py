@@ -36,6 +36,7 @@ SMALL = {
     "ensemble_size": 2,
     "conditions": ["no_debate", "single_debate", "market_making"],
     "debate": {"shard_size": 12},
+    "refinement": {"methods": ["icl"]},
 }
 GENERATIVE = {"kind": "generative", "task": "testbed_qa"}
 
@@ -50,7 +51,8 @@ def test_every_job_a_run_plans_parses_as_its_kind(sessions: sessionmaker[Session
     assert all(type(payload).KIND == job.kind for job, payload in zip(jobs, parsed, strict=True))
     shards = [payload for payload in parsed if isinstance(payload, DebateShardPayload)]
     assert {shard.weak_model_member is None for shard in shards} == {True, False}  # debate and market_making
-    assert sum(isinstance(payload, RunStrongPayload) for payload in parsed) == 3 + 1  # each condition + ceiling
+    # each condition, raw and refined, + ceiling
+    assert sum(isinstance(payload, RunStrongPayload) for payload in parsed) == 3 * 2 + 1
     assert not any(isinstance(payload, FineTunePayload | DebateItemsPayload) for payload in parsed)
 
 

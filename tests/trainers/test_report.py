@@ -364,3 +364,32 @@ def test_plot_of_a_report_without_results_is_still_a_png(tmp_path) -> None:
 def test_unknown_run_is_reported(sessions) -> None:
     with pytest.raises(LookupError, match="run 999"), sessions.begin() as session:
         build_report(session, 999)
+
+
+def test_a_refined_row_follows_its_condition_and_measures_pgr_against_the_same_weak_model(sessions) -> None:
+    accuracies = {
+        "ceiling": (0.80, 0.82),
+        "weak:no_debate": (0.60, 0.62),
+        "w2s:no_debate:xent": (0.70, 0.72),
+        "w2s:no_debate:refined_icl:xent": (0.78, 0.80),  # (0.79 - 0.61) / (0.81 - 0.61) = 0.9
+        "weak:debate_ensemble": (0.65, 0.67),
+        "w2s:debate_ensemble:xent": (0.74, 0.76),
+    }
+    with sessions.begin() as session:
+        run_id = seed_run(session, accuracies=accuracies)
+        for seed, (before, after) in enumerate(((0.6, 0.9), (0.62, 0.94))):
+            for condition, value in (("no_debate", before), ("no_debate:refined_icl", after)):
+                name = f"s{seed}/labels:{condition}"
+                session.add(Metric(run_id=run_id, condition=name, split="strong_train", name="accuracy", value=value))
+        report = build_report(session, run_id)
+        assert compute_pgr(session, run_id)["w2s:no_debate:refined_icl:xent"] == pytest.approx(0.9)
+    assert [(row.condition, row.loss) for row in report.rows] == [
+        ("no_debate", "xent"),
+        ("no_debate:refined_icl", "xent"),
+        ("debate_ensemble", "xent"),
+    ]
+    refined = report.rows[1]
+    assert refined.weak_accuracy.value == pytest.approx(0.61) and refined.pgr.value == pytest.approx(0.9)
+    assert report.label_accuracy == pytest.approx({"no_debate": 0.61, "no_debate:refined_icl": 0.92})
+    assert "| no_debate:refined_icl | 92.0 |" in report_markdown(report)
+    assert report_from_json(json.loads(json.dumps(report_json(report)))) == report

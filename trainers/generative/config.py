@@ -17,12 +17,10 @@ import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from trainers.generative.tasks import get_generative_task
-from trainers.hyperparameters import LoraSettings
+from trainers.hyperparameters import LoraSettings, RefineSettings
 from trainers.pipeline.config import RunConfigError, _Strict, format_validation_error, three_splits
 from trainers.scorers import ScorerSpec
 from trainers.tasks import TaskDataError
-
-RefineMethod = Literal["icl", "intent"]
 
 
 class SftSettings(_Strict):
@@ -47,17 +45,6 @@ class GenStrongSettings(_Strict):
         "there (needs lora); false = generate in the worker",
     )
     train: SftSettings = SftSettings()
-
-
-class RefineSettings(_Strict):
-    methods: tuple[RefineMethod, ...] = ("icl", "intent")
-    batch_size: int = Field(8, ge=2, description="weak (prompt, output) pairs per ICL context / inferred intent")
-    prompt_style: Literal["instruct", "bare"] = Field(
-        "instruct",
-        description="instruct: labelled 'Prompt:/Answer:' pairs and an instruction to state the intent; "
-        "bare: raw 'prompt+output' lines, for models pretrained on bare text (the testbed)",
-    )
-    intent_tokens: int = Field(48, ge=1)
 
 
 class GenerativeRunConfig(_Strict):

@@ -8,6 +8,7 @@
 | debate | `debate_job` (+ `debate_shards`) | run a shard of debates against the strong model |
 | weak | `weak_job` (+ `weak_inputs`) | train one weak member, write its soft labels |
 | ensemble | `ensemble_job` | average the members' labels into a condition's weak model |
+| refine_labels | `refine_job` | the served strong model relabels a condition's weak labels (refinement) |
 | strong | `strong_job` | finetune the strong model on weak labels, evaluate, publish |
 | report | `report_job` | PGR and the report files |
 | gen_ingest, gen_weak, gen_refine, gen_strong, gen_report | `generative_jobs` | a generative run's steps |
@@ -43,6 +44,7 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
         gen_weak_handler,
     )
     from trainers.jobs.ingest_job import ingest_handler
+    from trainers.jobs.refine_job import refine_labels_handler
     from trainers.jobs.report_job import report_handler
     from trainers.jobs.strong_job import strong_handler
     from trainers.jobs.weak_job import weak_handler
@@ -59,6 +61,7 @@ def pipeline_handlers(env: WorkerEnv, *, max_in_flight: int = 64) -> dict[str, H
         "weak": weak_handler(env),
         "ensemble": ensemble_handler(env),
         "strong": strong_handler(env),
+        "refine_labels": refine_labels_handler(env),
         "report": report_handler(env),
         "gen_ingest": gen_ingest_handler(env),
         "gen_weak": gen_weak_handler(env),

@@ -29,6 +29,7 @@ from trainers.hyperparameters import (
     LoraSettings,
     LossName,
     ProductSettings,
+    RefineMethod,
     StrongSettings,
     user_train_settings,
 )
@@ -250,6 +251,18 @@ class FineTunePayload(_Payload):
         return self.hyperparameters.strong_settings(self.publish)
 
 
+class RefineLabelsPayload(_Payload):
+    """Refine one weak condition's strong_train labels of one seed with the served strong model
+    (`trainers.refine_labels`); the settings are the run config's `refinement`."""
+
+    KIND = "refine_labels"
+
+    run_id: int
+    seed: int
+    condition: str  # the weak condition whose labels are refined
+    method: RefineMethod
+
+
 class ReportPayload(_Payload):
     KIND = "report"
 
@@ -274,7 +287,7 @@ class GenRefinePayload(_Payload):
     KIND = "gen_refine"
 
     run_id: int
-    method: Literal["icl", "intent"]
+    method: RefineMethod
 
 
 class GenStrongPayload(_Payload):
@@ -302,6 +315,7 @@ JobPayload = (
     | EnsemblePayload
     | RunStrongPayload
     | FineTunePayload
+    | RefineLabelsPayload
     | ReportPayload
     | GenIngestPayload
     | GenWeakPayload
@@ -316,6 +330,7 @@ _PAYLOADS: dict[str, TypeAdapter] = {
     "weak": TypeAdapter(WeakPayload),
     "ensemble": TypeAdapter(EnsemblePayload),
     "strong": TypeAdapter(StrongPayload),
+    "refine_labels": TypeAdapter(RefineLabelsPayload),
     "report": TypeAdapter(ReportPayload),
     **{
         payload.KIND: TypeAdapter(payload)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from debate import DebateSpec, InvalidProtocol, SamplingParams
 from trainers.errors import RunConfigError
-from trainers.hyperparameters import PATH_MAX, StrongSettings, WeakSettings
+from trainers.hyperparameters import PATH_MAX, RefineSettings, StrongSettings, WeakSettings
 from trainers.pipeline.budgets import budget_problems
 from trainers.tasks import SPLIT_NAMES, TaskDataError, get_task
 
@@ -85,6 +85,11 @@ class RunConfig(_Strict):
     debate: DebateSettings = DebateSettings()
     ensemble_size: int = Field(4, ge=1, le=16, description="k: members of each ensemble (Lang et al.: 4 was best)")
     conditions: tuple[WeakCondition, ...] = ("no_debate", "single_debate", "debate_ensemble")
+    refinement: RefineSettings | None = Field(
+        None,
+        description="Also train the strong model on each condition's weak labels after the served strong model "
+        "refined them (Somerstep et al.): conditions `<c>:refined_<method>`; None: no refinement",
+    )
 
     @field_validator("task")
     @classmethod
@@ -153,7 +158,14 @@ class RunConfig(_Strict):
     def hash_fields(self) -> dict[str, Any]:
         """Everything that changes results (the name and how often training is evaluated do not)."""
         observed = {"train": {"eval_every"}}
-        return self.model_dump(mode="json", exclude={"name": True, "weak": observed, "strong": observed})
+        fields = self.model_dump(mode="json", exclude={"name": True, "weak": observed, "strong": observed})
+        if self.refinement is None:  # configs from before `refinement` existed keep their hash (and their runs)
+            del fields["refinement"]
+        return fields
+
+    @property
+    def refinement_methods(self) -> tuple[str, ...]:
+        return self.refinement.methods if self.refinement else ()
 
 
 class DebateTemplate(_Strict):

@@ -1,4 +1,5 @@
-"""A run config -> the run's row and its DAG of jobs (ingest -> debates -> weak -> ensembles -> strong -> report).
+"""A run config -> the run's row and its DAG of jobs (ingest -> debates -> weak -> ensembles -> strong -> report,
+and with `refinement`: ensembles -> refine_labels:<method> -> strong on the refined labels).
 
 Every job has an idempotency key derived from the run and the step, so planning the same run
 again finds the jobs it made before: re-submitting a config resumes its run, and steps that
@@ -35,6 +36,7 @@ from trainers.jobs.payloads import (
     JobPayload,
     LabelsModelNameSource,
     Member,
+    RefineLabelsPayload,
     ReportPayload,
     RunStrongPayload,
     SplitSource,
@@ -109,6 +111,24 @@ def weak_model_name(run_id: int, member: Member) -> str:
 
 def condition_model_name(run_id: int, seed: int, condition: str) -> str:
     return f"run{run_id}-weak-s{seed}-{condition}"
+
+
+REFINED = ":refined_"
+
+
+def refined_condition(condition: str, method: str) -> str:
+    """The report's name for `condition`'s weak labels after refinement: `debate_ensemble:refined_icl`."""
+    return f"{condition}{REFINED}{method}"
+
+
+def weak_condition_of(condition: str) -> str:
+    """The weak condition a (possibly refined) condition's labels come from: `c:refined_icl` -> `c`."""
+    return condition.split(REFINED)[0]
+
+
+def refined_labels_name(run_id: int, seed: int, condition: str, method: str) -> str:
+    """The model row holding `condition`'s strong_train labels as the strong model refined them."""
+    return f"run{run_id}-refined-s{seed}-{condition}-{method}"
 
 
 def strong_model_name(run_id: int, condition: str) -> str:
@@ -213,15 +233,28 @@ def plan_jobs(session: Session, run_id: int, config: RunConfig, strong_model: st
             )
             finals.append(ensemble)
             labels = LabelsModelNameSource(labels_model_name=condition_model_name(run_id, seed.value, condition))
-            for loss in config.strong.losses:
-                w2s = seed_condition(seed.value, f"w2s:{condition}:{loss}")
-                finals.append(
-                    add(
-                        seed_condition(seed.value, f"strong:w2s:{condition}:{loss}"),
-                        _strong_payload(run_id, w2s, seed.value, loss, strong_model, labels),
-                        [ensemble],
-                    )
+            sources = [(condition, labels, ensemble)]
+            for method in config.refinement_methods:
+                refine = add(
+                    seed_condition(seed.value, f"refine:{condition}:{method}"),
+                    RefineLabelsPayload(run_id=run_id, seed=seed.value, condition=condition, method=method),
+                    [ensemble],
+                    priority=5,
                 )
+                refined = refined_labels_name(run_id, seed.value, condition, method)
+                sources.append(
+                    (refined_condition(condition, method), LabelsModelNameSource(labels_model_name=refined), refine)
+                )
+            for name, source, after in sources:
+                for loss in config.strong.losses:
+                    w2s = seed_condition(seed.value, f"w2s:{name}:{loss}")
+                    finals.append(
+                        add(
+                            seed_condition(seed.value, f"strong:w2s:{name}:{loss}"),
+                            _strong_payload(run_id, w2s, seed.value, loss, strong_model, source),
+                            [after],
+                        )
+                    )
         ceiling = _strong_payload(
             run_id,
             seed_condition(seed.value, "ceiling"),

@@ -1,0 +1,232 @@
+"""Refinement of a classification run's weak labels by the served strong model (Somerstep et al.).
+
+The prompts and parsing by construction; the plan's jobs and names; and a whole testbed run through
+the queue with the real vLLM serving the pretrained strong model: its refined labels are more accurate
+than the weak ones it read, the intents are stored per batch, and the strong model trained on the
+refined labels is a different student from the one trained on the raw weak labels.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from service.local_vllm import LocalVLLM
+from service.run_cli import in_process_workers
+from service.settings import Settings
+from service.store import make_engine, make_session_factory
+from service.store.migrate import upgrade
+from service.store.models import Example, Generation, Intent, Job, JobDependency, Label, Metric, Model, Run
+from trainers.hyperparameters import RefineSettings
+from trainers.pipeline import parse_run_config, submit_run
+from trainers.pipeline.plan import refined_labels_name, strong_model_name
+from trainers.refine_labels import Claim, demonstrations, refine_claims, verdict
+from trainers.report import build_report, report_markdown
+
+CLAIMS = [
+    Claim(1, "1+1=", "2", 0.9),
+    Claim(2, "2+2=", "5", 0.8),
+    Claim(3, "3+3=", "6", 0.1),
+    Claim(4, "4+4=", "8", 0.7),
+]
+
+
+def test_bare_demonstrations_are_the_claims_the_weak_supervisor_accepted() -> None:
+    assert [pair.output for pair in demonstrations(CLAIMS, "bare")] == ["2", "5", "8"]
+    instruct = demonstrations(CLAIMS, "instruct")
+    assert [pair.output for pair in instruct] == [" Yes", " Yes", " No", " Yes"]
+    assert "Proposed answer: 5" in instruct[1].prompt
+
+
+def test_verdicts_read_the_first_word() -> None:
+    assert [verdict(text) for text in (" Yes.", "no, because", "YES", " maybe", "")] == [1.0, 0.0, 1.0, None, None]
+
+
+def _scripted(answers: dict[str, str], asked: list[str]):  # noqa: ANN202 - a trainers.generative.refine.Complete
+    def complete(prompts: list[str], max_tokens: int, stop: list[str]) -> list[str]:
+        asked.extend(prompts)
+        return [answers.get(prompt.rsplit("\n", 1)[-1], "") for prompt in prompts]
+
+    return complete
+
+
+def test_icl_labels_each_claim_by_the_strong_models_own_answer() -> None:
+    asked: list[str] = []
+    complete = _scripted({"1+1=": "2", "2+2=": "4", "3+3=": "6", "4+4=": "8"}, asked)
+    refined = refine_claims(CLAIMS, "icl", RefineSettings(batch_size=2, prompt_style="bare"), complete)
+    # The strong model corrects claim 2 (weak said yes to 2+2=5) and claim 3 (weak said no to 3+3=6).
+    assert refined.labels == {1: 1.0, 2: 0.0, 3: 1.0, 4: 1.0} and refined.unparsed == 0
+    assert asked[:2] == ["2+2=5\n1+1=", "1+1=2\n2+2="]  # the batch's other accepted claims, never itself
+    assert asked[2:] == ["4+4=8\n3+3=", "4+4="] and refined.intents == []  # 3+3=6 was rejected: not shown
+
+
+def test_intent_and_refine_states_one_intent_per_batch_then_labels_with_it() -> None:
+    asked: list[str] = []
+    complete = _scripted({"In one sentence, the supervisor's intent is:": " sums are right", "Answer:": "No"}, asked)
+    settings = RefineSettings(methods=("intent",), batch_size=2, prompt_style="instruct")
+    refined = refine_claims(CLAIMS, "intent", settings, complete)
+    assert len(refined.intents) == 2 and refined.intent_of == {1: 0, 2: 0, 3: 1, 4: 1}
+    assert all("In one sentence, the supervisor's intent is:" in prompt for prompt in asked[:2])
+    assert refined.intents == ["sums are right"] * 2
+    assert asked[2].startswith("Answer following the supervisor's intent: sums are right\n")
+    assert refined.labels == {1: 0.0, 2: 0.0, 3: 0.0, 4: 0.0}
+
+
+def test_an_unreadable_answer_keeps_the_weak_label() -> None:
+    refined = refine_claims(CLAIMS, "icl", RefineSettings(batch_size=4), lambda prompts, *_: ["perhaps"] * len(prompts))
+    assert refined.labels == {claim.example_id: claim.weak for claim in CLAIMS} and refined.unparsed == 4
+
+
+SMALL = {
+    "task": "synthetic",
+    "splits": {"weak_train": 10, "strong_train": 10, "test": 10},
+    "ensemble_size": 2,
+    "conditions": ["no_debate", "debate_ensemble"],
+    "strong": {"losses": ["xent", "logconf"]},
+}
+
+
+def test_refinement_plans_a_refine_job_per_condition_and_method_and_strong_jobs_on_its_labels(
+    sessions: sessionmaker[Session],
+) -> None:
+    config = parse_run_config({**SMALL, "seeds": 2, "refinement": {"methods": ["icl", "intent"]}})
+    with sessions.begin() as session:
+        run, _ = submit_run(session, config, strong_model="strong")
+        jobs = {
+            job.idempotency_key.split(":", 1)[1]: job
+            for job in session.scalars(select(Job).where(Job.run_id == run.id))
+        }
+        refine = jobs["s1/refine:debate_ensemble:icl"]
+        assert refine.kind == "refine_labels"
+        assert refine.payload == {"run_id": run.id, "seed": 1, "condition": "debate_ensemble", "method": "icl"}
+        parents = set(session.scalars(select(JobDependency.depends_on_id).where(JobDependency.job_id == refine.id)))
+        assert parents == {jobs["s1/ensemble:debate_ensemble"].id}
+        strong = jobs["s1/strong:w2s:debate_ensemble:refined_icl:logconf"]
+        assert strong.payload["train"] == {
+            "labels_model_name": refined_labels_name(run.id, 1, "debate_ensemble", "icl")
+        }
+        assert strong.payload["condition"] == "s1/w2s:debate_ensemble:refined_icl:logconf"
+        kinds = [job.kind for job in jobs.values()]
+        # 2 seeds x 2 conditions x 2 methods refinements; each trains 2 losses beside the 2 unrefined ones
+        assert kinds.count("refine_labels") == 8 and kinds.count("strong") == 2 * (2 * 3 * 2 + 1)
+
+
+def test_without_refinement_a_config_keeps_its_hash_and_its_jobs(sessions: sessionmaker[Session]) -> None:
+    plain = parse_run_config(SMALL)
+    assert "refinement" not in plain.hash_fields()
+    assert parse_run_config({**SMALL, "refinement": {}}).hash_fields() != plain.hash_fields()
+    with sessions.begin() as session:
+        run, _ = submit_run(session, plain, strong_model="strong")
+        kinds = set(session.scalars(select(Job.kind).where(Job.run_id == run.id)))
+    assert "refine_labels" not in kinds
+
+
+def test_bad_refinement_fields_are_named() -> None:
+    from trainers.pipeline import RunConfigError
+
+    with pytest.raises(RunConfigError, match="refinement.methods.0"):
+        parse_run_config({**SMALL, "refinement": {"methods": ["telepathy"]}})
+    with pytest.raises(RunConfigError, match="refinement.batch_size"):
+        parse_run_config({**SMALL, "refinement": {"batch_size": 1}})
+
+
+def _testbed_config(weak_model: Path) -> dict:
+    return {
+        "name": "testbed-refinement",
+        "task": "testbed",
+        "seeds": 1,
+        "splits": {"weak_train": 300, "strong_train": 400, "test": 200},
+        "ensemble_size": 1,
+        "conditions": ["no_debate"],
+        "weak": {
+            "model": str(weak_model),
+            "head": "likelihood",
+            "train": {"epochs": 4, "lr": 1e-3, "batch_size": 32, "max_length": 192},
+        },
+        "strong": {
+            "head": "likelihood",
+            "lora": None,
+            "publish": False,
+            "losses": ["xent"],
+            "train": {"epochs": 1, "lr": 1e-4, "batch_size": 32, "max_length": 32},
+        },
+        "refinement": {"methods": ["icl", "intent"], "batch_size": 8, "prompt_style": "bare", "intent_tokens": 8},
+    }
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_refinement_corrects_the_weak_labels_on_the_testbed(
+    tmp_path: Path, testbed_vllm_server: LocalVLLM, testbed_strong_dir: Path, testbed_weak_dir: Path
+) -> None:
+    url = f"sqlite:///{tmp_path / 'w2s.db'}"
+    upgrade(url)
+    settings = Settings(
+        database_url=url,
+        vllm_base_url=testbed_vllm_server.base_url,
+        strong_model=testbed_vllm_server.served_name,
+        strong_model_path=testbed_strong_dir,
+        artifacts_dir=tmp_path / "artifacts",
+    )
+    sessions: sessionmaker[Session] = make_session_factory(make_engine(url))
+    config = parse_run_config(_testbed_config(testbed_weak_dir))
+    with sessions.begin() as session:
+        run_id = submit_run(session, config, strong_model=settings.strong_model)[0].id
+    with in_process_workers(settings, sessions, run_id):
+        deadline = time.monotonic() + 600
+        while (status := _status(sessions, run_id)) in ("queued", "running"):
+            assert time.monotonic() < deadline, "the run did not finish in time"
+            time.sleep(2)
+    assert status == "succeeded", _failures(sessions, run_id)
+
+    with sessions() as session:
+        accuracy = {
+            row.condition: row.value
+            for row in session.scalars(
+                select(Metric).where(Metric.run_id == run_id, Metric.split == "strong_train", Metric.name == "accuracy")
+            )
+        }
+        intents = session.scalars(select(Intent.text).where(Intent.run_id == run_id)).all()
+        answers = session.scalar(
+            select(Generation.text)
+            .join(Model, Model.id == Generation.model_id)
+            .where(Model.name == refined_labels_name(run_id, 0, "no_debate", "intent"))
+            .limit(1)
+        )
+        plain = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"))
+        refined = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:refined_icl:xent"))
+        report = build_report(session, run_id)
+    weak = accuracy["s0/labels:no_debate"]
+    # Measured on this config: weak labels ~0.6x on strong_train; the strong model's refinement ~0.9.
+    for method in ("icl", "intent"):
+        assert accuracy[f"s0/labels:no_debate:refined_{method}"] >= weak + 0.1, accuracy
+    assert len(intents) == 400 // 8 and answers is not None  # one intent per batch, answers stored
+    assert max(abs(plain[i] - refined[i]) for i in plain) > 0.01  # the refined labels made another student
+    rows = {(row.condition, row.loss) for row in report.rows}
+    assert {("no_debate", "xent"), ("no_debate:refined_icl", "xent"), ("no_debate:refined_intent", "xent")} <= rows
+    assert "no_debate:refined_icl" in report.label_accuracy and "before and after" in report_markdown(report)
+
+
+def _status(sessions: sessionmaker[Session], run_id: int) -> str:
+    with sessions() as session:
+        return session.get(Run, run_id).status
+
+
+def _failures(sessions: sessionmaker[Session], run_id: int) -> list[str]:
+    with sessions() as session:
+        jobs = session.scalars(select(Job).where(Job.run_id == run_id, Job.status != "succeeded"))
+        return [f"{job.kind} {job.status}: {job.error}" for job in jobs]
+
+
+def _test_labels(session: Session, name: str) -> dict[int, float]:
+    rows = session.execute(
+        select(Label.example_id, Label.soft_label)
+        .join(Model, Model.id == Label.model_id)
+        .join(Example, Example.id == Label.example_id)
+        .where(Model.name == name, Example.split == "test")
+    )
+    return dict(rows.all())
