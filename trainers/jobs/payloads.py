@@ -268,6 +268,7 @@ class GenWeakPayload(_Payload):
     KIND = "gen_weak"
 
     run_id: int
+    seed: int = 0  # the training seed (payloads stored before seeds existed are seed 0's)
 
 
 class GenRefinePayload(_Payload):
@@ -275,6 +276,7 @@ class GenRefinePayload(_Payload):
 
     run_id: int
     method: Literal["icl", "intent"]
+    seed: int = 0
 
 
 class GenStrongPayload(_Payload):
@@ -283,6 +285,7 @@ class GenStrongPayload(_Payload):
     run_id: int
     condition: str  # w2s | w2s_refined:<method> | ceiling
     source: str  # the model whose generations are the targets, or "reference"
+    seed: int = 0
 
 
 class GenReportPayload(_Payload):
