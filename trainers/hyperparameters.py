@@ -1,12 +1,14 @@
 """Every training option, defined once: its name, help text, default and bounds.
 
-    TrainSettings     optimisation, batching, lengths, checkpoints: a training run but its seed
+    SftSettings       epochs, lr, batch size, max length: every training loop's options (the generative SFT's)
+    TrainSettings     SftSettings plus batching, schedule, checkpoints: a classifier's training but its seed
     TrainConfig       TrainSettings plus the seed: what `trainers.training.train_classifier` takes
     LoraSettings      a LoRA adapter on the backbone (vLLM serves the same adapter)
     LogconfSettings   the auxiliary confidence loss's weight schedule (`trainers.losses.LogConf`)
     ProductSettings   the product loss's exponents (`trainers.losses.Product`)
     WeakSettings      a run's weak models: checkpoint, head, training
     StrongSettings    the strong model's finetuning: head, losses (with their settings), LoRA, training, publishing
+    Seeds             a run's training seeds: a count n (0..n-1) or a list of distinct seeds
 
 The run config (`trainers.pipeline.config`: `weak:` and `strong:`), the fine-tuning API
 (`trainers.jobs.payloads.FineTuneHyperparameters`, the body in `service.api.fine_tuning_schemas`)

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
+
 from tests.support.shared_data import shared_data_dir
+from trainers.errors import RunConfigError
 from trainers.generative import load_generative_examples, split_generative
-from trainers.generative.config import GenerativeRunConfig
+from trainers.generative.config import GenerativeRunConfig, parse_generative_config
 from trainers.generative.refine import Pair, icl_prompt, infer_intents, refine_icl, refine_with_intents
+from trainers.hyperparameters import SftSettings, TrainSettings
 from trainers.runs import load_any_run_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -49,3 +53,12 @@ def test_toxicity_examples_are_the_non_toxic_continuations() -> None:
     splits = split_generative(examples, {"weak_train": 10, "strong_train": 10, "test": 10}, seed=0)
     ids = [example.source_id for rows in splits.values() for example in rows]
     assert len(set(ids)) == 30
+
+
+def test_sft_options_are_the_shared_training_fields_with_the_generative_defaults() -> None:
+    config = parse_generative_config({"kind": "generative", "task": "testbed_qa", "weak": {"train": {"epochs": 3}}})
+    assert config.weak.train == SftSettings(epochs=3, lr=1e-3, batch_size=16, max_length=128)
+    assert config.strong.train == SftSettings(lr=1e-3, batch_size=16, max_length=128)
+    assert set(SftSettings.model_fields) < set(TrainSettings.model_fields)  # one definition, shared
+    with pytest.raises(RunConfigError, match="weak.train.max_length"):
+        parse_generative_config({"kind": "generative", "task": "testbed_qa", "weak": {"train": {"max_length": 1}}})
