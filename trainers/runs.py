@@ -19,10 +19,15 @@ from service.store.models import Run
 from trainers.errors import RunConfigError
 from trainers.generative.config import GenerativeRunConfig, is_generative, stored_generative_config
 from trainers.generative.plan import submit_generative_run
-from trainers.generative.report import GenerativeReport, build_generative_report, generative_markdown
+from trainers.generative.report import (
+    GenerativeReport,
+    build_generative_report,
+    generative_markdown,
+    generative_table,
+)
 from trainers.pipeline.config import RunConfig, format_validation_error, read_run_document
 from trainers.pipeline.plan import submit_run
-from trainers.report import Report, build_report, report_json, report_markdown
+from trainers.report import Report, accuracy_table, build_report, report_json, report_markdown
 
 AnyRunConfig = RunConfig | GenerativeRunConfig
 
@@ -69,3 +74,11 @@ def run_report_markdown(session: Session, run_id: int) -> str:
 def run_report_json(session: Session, run_id: int) -> dict[str, Any]:
     report = build_run_report(session, run_id)
     return report.model_dump(mode="json") if isinstance(report, GenerativeReport) else report_json(report)
+
+
+def run_report_table(session: Session, run_id: int) -> tuple[list[str], list[list[str]], list[str]]:
+    """Headers, cells and notes of the run's results table (the browser page's)."""
+    report = build_run_report(session, run_id)
+    if isinstance(report, GenerativeReport):
+        return (*generative_table(report), [])
+    return (*accuracy_table(report), report.notes)

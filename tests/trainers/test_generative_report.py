@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from service.api.page_views import run_detail
 from service.store import Job, JobDependency, Metric
 from service.store.debate_rows import add_example
 from trainers.generative.config import GenerativeRunConfig, parse_generative_config
@@ -15,6 +16,7 @@ from trainers.generative.plan import generative_model_name, submit_generative_ru
 from trainers.generative.report import build_generative_report, generative_markdown, write_generative_metrics
 from trainers.generative.rows import write_generations
 from trainers.jobs.run_rows import get_or_create_model
+from trainers.runs import run_report_json, run_report_markdown
 
 TESTS = 40
 
@@ -165,3 +167,14 @@ def test_every_seed_gets_its_own_weak_refinement_and_strong_steps(sessions: sess
     assert jobs["s3/gen_strong:w2s_refined:icl"].payload["source"] == f"run{run.id}-refine-s3-icl"
     assert jobs["s3/gen_refine:icl"].payload["seed"] == 3 and jobs["s3/gen_weak"].payload["seed"] == 3
     assert {jobs[key].id for key in seeded - {"s3/gen_refine:icl"}} <= waits and jobs["gen_strong:ceiling"].id in waits
+
+
+def test_the_run_page_and_the_report_endpoints_show_the_generative_table(sessions: sessionmaker[Session]) -> None:
+    config = _config("testbed_qa", 1)
+    run_id = _store_scores(sessions, config, {(c, 0): _draws(p, i) for i, (c, p) in enumerate(CHANCES.items())})
+    with sessions() as session:
+        detail = run_detail(session, run_id)
+        markdown, data = run_report_markdown(session, run_id), run_report_json(session, run_id)
+    assert detail.table_headers[-2:] == ["PGR", "PGR 95% CI"]
+    assert [cells[0] for cells in detail.table_rows] == ["weak", "w2s", "w2s_refined:icl", "ceiling"]
+    assert "| ceiling | 1 | 40 |" in markdown and [row["condition"] for row in data["conditions"]][-1] == "ceiling"

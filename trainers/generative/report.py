@@ -218,14 +218,10 @@ def generative_markdown(report: GenerativeReport) -> str:
         "PGR = (w2s - weak) / (ceiling - weak) on that score; undefined unless the ceiling beats weak "
         f"({direction}) by a gap whose interval excludes 0.",
         "",
-        "| condition | seeds | n | mean | 95% CI | PGR | PGR 95% CI |",
-        "|---|---:|---:|---:|---|---:|---|",
     ]
-    for row in report.conditions:
-        lines.append(
-            f"| {row.condition} | {row.seeds} | {row.n} | {row.mean:.3f} | [{row.ci_low:.3f}, {row.ci_high:.3f}] "
-            f"| {_pgr_cells(row)} |"
-        )
+    headers, rows = generative_table(report)
+    lines += [_markdown_row(headers), "|---|" + "---:|" * 3 + "---|---:|---|"]
+    lines += [_markdown_row(cells) for cells in rows]
     conditions = [row.condition for row in report.conditions]
     lines += [
         "",
@@ -236,16 +232,31 @@ def generative_markdown(report: GenerativeReport) -> str:
     ]
     for example in report.examples:
         cells = [example.prompt, example.reference, *(example.outputs[c] for c in conditions)]
-        lines.append("| " + " | ".join(_cell(cell) for cell in cells) + " |")
+        lines.append(_markdown_row([_cell(cell) for cell in cells]))
     return "\n".join(lines) + "\n"
 
 
-def _pgr_cells(row: ConditionScore) -> str:
+def generative_table(report: GenerativeReport) -> tuple[list[str], list[list[str]]]:
+    """Headers and cells of the score table (the Markdown report and the run's page)."""
+    headers = ["condition", "seeds", "n", "mean", "95% CI", "PGR", "PGR 95% CI"]
+    rows = [
+        [row.condition, str(row.seeds), str(row.n), f"{row.mean:.3f}", f"[{row.ci_low:.3f}, {row.ci_high:.3f}]"]
+        + _pgr_cells(row)
+        for row in report.conditions
+    ]
+    return headers, rows
+
+
+def _pgr_cells(row: ConditionScore) -> list[str]:
     if not row.condition.startswith("w2s"):
-        return " | "
+        return ["", ""]
     if row.pgr is None:
-        return "undefined | "
-    return f"{row.pgr:.2f} | [{row.pgr_ci_low:.2f}, {row.pgr_ci_high:.2f}]"
+        return ["undefined", ""]
+    return [f"{row.pgr:.2f}", f"[{row.pgr_ci_low:.2f}, {row.pgr_ci_high:.2f}]"]
+
+
+def _markdown_row(cells: list[str]) -> str:
+    return "| " + " | ".join(cells) + " |"
 
 
 def _cell(text: str) -> str:
