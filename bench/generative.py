@@ -28,7 +28,7 @@ from typing import Any
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # the repo instead of bench/, whose queue.py would shadow the stdlib queue torch imports
 
 from service.local_vllm import start_local_vllm  # noqa: E402
 from service.store import Job, Metric, make_engine, make_session_factory, migrate  # noqa: E402
