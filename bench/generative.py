@@ -91,7 +91,7 @@ def main() -> None:
     sessions = make_session_factory(make_engine(url))
     with start_local_vllm(strong, served_name="strong", enable_lora=True, log_path=work / "vllm.log") as server:
         env = WorkerEnv(
-            artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True, vllm_base_url=server.base_url
+            artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True, vllm_base_urls=(server.base_url,)
         )
         toxicity = run_config(ROOT / "configs" / "toxicity.yaml", env, sessions, data_dir=args.data_dir)
         refinement = run_config(ROOT / "configs" / "refinement_testbed.yaml", env, sessions)
