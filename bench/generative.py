@@ -11,7 +11,9 @@ is one JSON object:
      "refinement": {"weak", "w2s", "w2s_refined", "ceiling", "pgr", "pgr_refined"},
      "scorer_auroc", "seconds"}
 
-`w2s_refined` is the intent-and-refine condition (the ICL one is in the report). Targets:
+`w2s_refined` is the intent-and-refine condition (the ICL one is in the report). Each score is the mean over
+the config's seeds and test examples; `<key>_ci` next to it is its 95% interval (paired bootstrap over seeds and
+test examples), and `pgr` is null when undefined (the ceiling does not beat weak significantly). Targets:
 scorer_auroc >= 0.8, seconds <= 900 on 2 cores. Whether refinement beats plain W2S is measured, not targeted.
 """
 
@@ -23,28 +25,27 @@ import time
 from pathlib import Path
 from typing import Any
 
-import yaml
 from sqlalchemy import select
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[0] = str(ROOT)  # the repo instead of bench/, whose queue.py would shadow the stdlib queue torch imports
 
 from service.local_vllm import start_local_vllm  # noqa: E402
 from service.store import Job, Metric, make_engine, make_session_factory, migrate  # noqa: E402
-from trainers.generative.config import parse_generative_config  # noqa: E402
-from trainers.generative.plan import GENERATIVE_JOB_KINDS, submit_generative_run  # noqa: E402
+from trainers.generative.plan import GENERATIVE_JOB_KINDS  # noqa: E402
 from trainers.jobs import pipeline_handlers  # noqa: E402
 from trainers.jobs.env import WorkerEnv  # noqa: E402
+from trainers.runs import load_any_run_config, submit_any_run  # noqa: E402
 from trainers.testbed import STRONG, ensure_testbed_model  # noqa: E402
 from trainers.worker import Worker  # noqa: E402
 
 REFINED = "w2s_refined:intent"
 
 
-def run_config(path: Path, env: WorkerEnv, sessions, **overrides: Any) -> int:  # noqa: ANN001
-    config = parse_generative_config({**yaml.safe_load(path.read_text()), **overrides})
+def run_config(path: Path, env: WorkerEnv, sessions, data_dir: Path | None = None) -> int:  # noqa: ANN001
+    config = load_any_run_config(path, data_dir=str(data_dir) if data_dir else None)
     with sessions.begin() as session:
-        run, _ = submit_generative_run(session, config, strong_model="strong")
+        run, _ = submit_any_run(session, config, strong_model="strong")
         run_id = run.id
     handlers = pipeline_handlers(env)
     Worker(sessions, {kind: handlers[kind] for kind in GENERATIVE_JOB_KINDS}).run(exit_when_idle=True)
@@ -61,14 +62,19 @@ def metrics(sessions, run_id: int) -> dict[tuple[str, str], float | None]:  # no
         return {(row.condition, row.name): row.value for row in rows}
 
 
+CONDITIONS = (("weak", "weak"), ("w2s", "w2s"), ("w2s_refined", REFINED), ("ceiling", "ceiling"))
+
+
 def summary(values: dict, *, refined_pgr: bool) -> dict:
-    out = {
-        name: values[(f"gen/{condition}", "mean_score")]
-        for name, condition in (("weak", "weak"), ("w2s", "w2s"), ("w2s_refined", REFINED), ("ceiling", "ceiling"))
-    }
-    out["pgr"] = values[("gen/w2s", "pgr")]
-    if refined_pgr:
-        out["pgr_refined"] = values[(f"gen/{REFINED}", "pgr")]
+    """The issue's keys (means over seeds and test examples) plus `<key>_ci`: [low, high] 95% intervals."""
+    out: dict[str, Any] = {}
+    for name, condition in CONDITIONS:
+        out[name] = values[(f"gen/{condition}", "mean_score")]
+        out[f"{name}_ci"] = [values[(f"gen/{condition}", "ci_low")], values[(f"gen/{condition}", "ci_high")]]
+    pgrs = [("pgr", "w2s"), *([("pgr_refined", REFINED)] if refined_pgr else [])]
+    for name, condition in pgrs:
+        out[name] = values[(f"gen/{condition}", "pgr")]  # null: undefined, the ceiling does not beat weak
+        out[f"{name}_ci"] = [values[(f"gen/{condition}", "pgr_ci_low")], values[(f"gen/{condition}", "pgr_ci_high")]]
     return out
 
 
@@ -85,9 +91,9 @@ def main() -> None:
     sessions = make_session_factory(make_engine(url))
     with start_local_vllm(strong, served_name="strong", enable_lora=True, log_path=work / "vllm.log") as server:
         env = WorkerEnv(
-            artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True, vllm_base_url=server.base_url
+            artifacts_dir=work, strong_checkpoint=strong, strong_is_built_in=True, vllm_base_urls=(server.base_url,)
         )
-        toxicity = run_config(ROOT / "configs" / "toxicity.yaml", env, sessions, data_dir=str(args.data_dir.resolve()))
+        toxicity = run_config(ROOT / "configs" / "toxicity.yaml", env, sessions, data_dir=args.data_dir)
         refinement = run_config(ROOT / "configs" / "refinement_testbed.yaml", env, sessions)
     tox, ref = metrics(sessions, toxicity), metrics(sessions, refinement)
     for run_id in (toxicity, refinement):

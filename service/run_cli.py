@@ -2,6 +2,7 @@
 
 w2s run configs/demo.yaml             submit (or resume) the run, execute it with in-process
                                       workers, show progress per stage, print the results table
+w2s run configs/toxicity.yaml         the same for a generative run (`kind: generative`): its report's table
 w2s run CONFIG --detach               submit and return; `w2s worker --kind ...` processes run it
 w2s report RUN [--format markdown|json]
 w2s export RUN --format jsonl|parquet [--out DIR]
@@ -30,33 +31,42 @@ from service.store.runs import StageProgress, refresh_run, run_stages
 from service.strong_server import strong_model
 from trainers.jobs.env import WorkerEnv
 from trainers.jobs.payloads import JOB_KINDS
-from trainers.pipeline import RunConfig, RunConfigError, load_run_config, parse_run_config, submit_run
+from trainers.pipeline import RunConfigError, load_run_config, parse_run_config
+from trainers.runs import AnyRunConfig, load_any_run_config, run_report_json, run_report_markdown, submit_any_run
 from trainers.strong.launch import Launch
 
-# In-process workers: debates (network-bound), training (CPU/GPU-bound) and the light steps
-# each get a thread, so debates of one condition overlap training of another.
-WORKER_GROUPS = (("debate", "refine_labels"), ("weak", "strong"), ("ingest", "ensemble", "report"))
+# In-process workers: debates and refinements (network-bound), training (CPU/GPU-bound) and the light
+# steps each get a thread, so debates of one condition overlap training of another. Every job kind,
+# classification and generative, is in one group.
+WORKER_GROUPS = (
+    ("debate", "refine_labels", "gen_refine"),
+    ("weak", "strong", "gen_weak", "gen_strong"),
+    ("ingest", "ensemble", "report", "gen_ingest", "gen_report"),
+)
 FINAL = ("succeeded", "failed", "cancelled")
 
 
 def run_command(args: argparse.Namespace, settings: Settings) -> int:
     try:
-        config = load_run_config(args.config, data_dir=args.data_dir)
+        config = load_any_run_config(args.config, data_dir=args.data_dir)
     except RunConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return execute(config, settings, detach=args.detach, workers=not args.no_workers)[0]
 
 
-def preflight(config: RunConfig, settings: Settings) -> list[str]:
+def preflight(config: AnyRunConfig, settings: Settings) -> list[str]:
     """What would make the run fail that can be seen before starting vLLM (a minute or more):
     unreadable data, model checkpoints that are not there."""
+    from trainers.generative import load_generative_examples
+    from trainers.generative.config import GenerativeRunConfig
     from trainers.tasks import TaskDataError, load_examples
 
     problems = []
+    load = load_generative_examples if isinstance(config, GenerativeRunConfig) else load_examples
     if config.data_dir is not None:
         try:
-            load_examples(config.task, data_dir=Path(config.data_dir), seed=config.seed, limit=20)
+            load(config.task, data_dir=Path(config.data_dir), seed=config.seed, limit=20)
         except TaskDataError as exc:
             problems.append(f"data: {exc}")
     if settings.strong_model_path is not None and not settings.strong_model_path.exists():
@@ -68,7 +78,12 @@ def preflight(config: RunConfig, settings: Settings) -> list[str]:
 
 
 def execute(
-    config: RunConfig, settings: Settings, *, detach: bool = False, workers: bool = True, console: Console | None = None
+    config: AnyRunConfig,
+    settings: Settings,
+    *,
+    detach: bool = False,
+    workers: bool = True,
+    console: Console | None = None,
 ) -> tuple[int, int]:
     """Submit (or resume) the run; unless detached, run it to the end and print its report.
 
@@ -82,7 +97,7 @@ def execute(
     migrate.upgrade(settings.database_url)
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions.begin() as session:
-        run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
+        run, created = submit_any_run(session, config, strong_model=config.strong.model or settings.strong_model)
         run_id = run.id
     console.print(
         f"run {run_id} {'created' if created else 'resumed (same config)'} in {masked_url(settings.database_url)}"
@@ -213,27 +228,25 @@ def stage_note(stage: StageProgress) -> str:
 
 
 def print_report(sessions: sessionmaker[Session], run_id: int, console: Console, status: str, stages: Sequence) -> int:
-    from trainers.report import build_report, report_markdown
-
     for stage in stages:
         for error in stage.errors:
             console.print(f"[red]{stage.kind} failed:[/red] {error}")
     with sessions() as session:
-        print(report_markdown(build_report(session, run_id)), flush=True)  # plain: a table must not be re-wrapped
+        print(run_report_markdown(session, run_id), flush=True)  # plain: a table must not be re-wrapped
     console.print(f"run {run_id}: {status}")
     return 0 if status == "succeeded" else 1
 
 
 def report_command(args: argparse.Namespace, settings: Settings) -> int:
-    from trainers.report import build_report, report_json, report_markdown
-
     sessions = make_session_factory(make_engine(settings.database_url))
     with sessions() as session:
         if session.get(Run, args.run_id) is None:
             print(f"error: no run {args.run_id} in {masked_url(settings.database_url)}", file=sys.stderr)
             return 2
-        report = build_report(session, args.run_id)
-    print(json.dumps(report_json(report), indent=2) if args.format == "json" else report_markdown(report))
+        if args.format == "json":
+            print(json.dumps(run_report_json(session, args.run_id), indent=2))
+        else:
+            print(run_report_markdown(session, args.run_id))
     return 0
 
 

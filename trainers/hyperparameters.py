@@ -1,6 +1,7 @@
 """Every training option, defined once: its name, help text, default and bounds.
 
-    TrainSettings     optimisation, batching, lengths, checkpoints: a training run but its seed
+    SftSettings       epochs, lr, batch size, max length: every training loop's options (the generative SFT's)
+    TrainSettings     SftSettings plus batching, schedule, checkpoints: a classifier's training but its seed
     TrainConfig       TrainSettings plus the seed: what `trainers.training.train_classifier` takes
     LoraSettings      a LoRA adapter on the backbone (vLLM serves the same adapter)
     LogconfSettings   the auxiliary confidence loss's weight schedule (`trainers.losses.LogConf`)
@@ -8,6 +9,7 @@
     WeakSettings      a run's weak models: checkpoint, head, training
     StrongSettings    the strong model's finetuning: head, losses (with their settings), LoRA, training, publishing
     RefineSettings    refinement of weak supervision by the served strong model (Somerstep et al.), any run kind
+    Seeds             a run's training seeds: a count n (0..n-1) or a list of distinct seeds
 
 The run config (`trainers.pipeline.config`: `weak:` and `strong:`), the fine-tuning API
 (`trainers.jobs.payloads.FineTuneHyperparameters`, the body in `service.api.fine_tuning_schemas`)
@@ -22,9 +24,9 @@ as they always have, so results do not change. A run's strong model trains with 
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 LossName = Literal["xent", "logconf", "product"]
 RefineMethod = Literal["icl", "intent"]
@@ -35,12 +37,23 @@ class _Settings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class TrainSettings(_Settings):
-    """How `train_classifier` trains: optimisation, batching, length, checkpoints."""
+class SftSettings(_Settings):
+    """The options every training loop has: passes, learning rate, batch and input length. The generative
+    pipeline's SFT (`trainers.generative.sft`) takes exactly these; `TrainSettings` adds the classifier's."""
 
     epochs: float = Field(2.0, gt=0, description="Passes over the data; fractions allowed (steps are rounded up).")
     lr: float = Field(1e-4, gt=0, description="Peak AdamW learning rate (after warm-up, before cosine decay).")
     batch_size: int = Field(32, ge=1, description="Examples per optimizer step, over all ranks together.")
+    max_length: int = Field(
+        512,
+        ge=2,
+        description="Tokens per input: example text + debate transcript + prompt suffix (SFT: prompt + target)",
+    )
+
+
+class TrainSettings(SftSettings):
+    """How `train_classifier` trains: optimisation, batching, length, checkpoints."""
+
     micro_batch_size: int | None = Field(
         None,
         ge=1,
@@ -51,9 +64,6 @@ class TrainSettings(_Settings):
     weight_decay: float = Field(0.0, ge=0, description="AdamW decoupled weight decay.")
     warmup_ratio: float = Field(
         0.0, ge=0, lt=1, description="Fraction of the steps with linear warm-up; cosine decay to 0 after it."
-    )
-    max_length: int = Field(
-        512, ge=2, description="Tokens per input: example text + debate transcript + prompt suffix."
     )
     group_by_length: bool = Field(
         True, description="Batch inputs of similar length together (groups drawn at random, seeded)."
@@ -147,6 +157,31 @@ def _with_user_defaults(train: Any) -> Any:
     """A `train:` mapping gets the user-facing defaults for the fields it leaves out."""
     return {**USER_TRAIN_DEFAULTS, **train} if isinstance(train, dict) else train
 
+
+MAX_SEED = 2**31 - 1  # seeds are 32-bit columns (debates.seed, models.seed)
+MAX_SEEDS = 100
+
+
+def _count_means_range(seeds: Any) -> Any:
+    """`seeds: 3` is shorthand for `seeds: [0, 1, 2]`."""
+    if isinstance(seeds, int) and not isinstance(seeds, bool):
+        if not 1 <= seeds <= MAX_SEEDS:
+            raise ValueError(f"a seed count must be from 1 to {MAX_SEEDS}, got {seeds}")
+        return tuple(range(seeds))
+    return seeds
+
+
+def _distinct_seeds(seeds: tuple[int, ...]) -> tuple[int, ...]:
+    if not seeds or len(seeds) > MAX_SEEDS or len(set(seeds)) != len(seeds) or min(seeds) < 0 or max(seeds) > MAX_SEED:
+        raise ValueError(
+            f"seeds must be a count up to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct ints "
+            f"from 0 to {MAX_SEED}; got {list(seeds)[:20]}"
+        )
+    return seeds
+
+
+# A run's training seeds (classification and generative runs alike): a list, or a count n meaning 0..n-1.
+Seeds = Annotated[tuple[int, ...], BeforeValidator(_count_means_range), AfterValidator(_distinct_seeds)]
 
 PATH_MAX = 1000  # characters of a path or model name a config may give
 HeadName = Literal["linear", "lm", "likelihood"]

@@ -19,7 +19,7 @@ from service.store.models import DEBATE_STATUSES, Debate, Example, Label, Model,
 from service.store.runs import StageProgress, refresh_run, run_stages
 from trainers.jobs.payloads import JOB_KINDS
 from trainers.pipeline.budgets import ingest_notes
-from trainers.report import accuracy_table, build_report
+from trainers.runs import run_report_table
 
 PER_PAGE = 25
 QUOTE_TAGS = re.compile(r"<(v_quote|u_quote|quote)>(.*?)</\1>", re.DOTALL | re.IGNORECASE)
@@ -103,9 +103,8 @@ def run_detail(session: Session, run_id: int) -> RunDetail | None:
     if run is None or run.kind != "experiment":
         return None
     debates = session.scalar(select(func.count()).where(Debate.run_id == run.id)) or 0
-    report = build_report(session, run.id)
-    headers, rows = accuracy_table(report)
-    return RunDetail(_summary(session, run, debates), ingest_notes(session, run.id), headers, rows, report.notes)
+    headers, rows, notes = run_report_table(session, run.id)
+    return RunDetail(_summary(session, run, debates), ingest_notes(session, run.id), headers, rows, notes)
 
 
 class DebateFilters(BaseModel):

@@ -3,11 +3,12 @@
 """
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Response
+from fastapi import APIRouter, Body, Depends, HTTPException, Query, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, PlainTextResponse
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 from sqlalchemy import select
 
 from service.api.deps import SessionDep, SettingsDep, require_api_key
@@ -20,11 +21,14 @@ from service.store.jobs import retry_job
 from service.store.models import Job, Run
 from service.store.runs import StageProgress, cancel_run, refresh_run, run_stages
 from trainers.jobs.payloads import JOB_KINDS
-from trainers.pipeline import RunConfig, submit_run
 from trainers.pipeline.budgets import ingest_notes
-from trainers.report import build_report, report_json, report_markdown
+from trainers.runs import AnyRunConfig, run_report_json, run_report_markdown, submit_any_run, validate_any_run_config
 
 router = APIRouter(tags=["runs"], dependencies=[Depends(require_api_key)])
+RUN_BODY = (
+    "A run config, as the YAML files under configs/ hold it: a classification experiment (the fields of "
+    "trainers.pipeline.RunConfig), or with `kind: generative` a generative one (trainers.generative.config)."
+)
 
 
 class RunPublic(BaseModel):
@@ -53,13 +57,19 @@ class JobPublic(BaseModel):
 
 
 @router.post("/v1/runs", response_model=RunPublic, status_code=201)
-def create_run(config: RunConfig, session: SessionDep, settings: SettingsDep, response: Response) -> RunPublic:
+def create_run(
+    body: Annotated[dict[str, Any], Body(description=RUN_BODY)],
+    session: SessionDep,
+    settings: SettingsDep,
+    response: Response,
+) -> RunPublic:
     """Create the run and its jobs; the same config again resumes that run (200) instead.
 
     Paths and models it names must lie under the operator's W2S_DATA_ROOTS / W2S_MODEL_ROOTS.
     """
+    config = _run_config(body)
     check_run_paths(config, settings)
-    run, created = submit_run(session, config, strong_model=config.strong.model or settings.strong_model)
+    run, created = submit_any_run(session, config, strong_model=config.strong.model or settings.strong_model)
     if not created:
         response.status_code = 200
     return _public(session, run)
@@ -88,11 +98,12 @@ def cancel(run_id: IdPath, session: SessionDep) -> RunPublic:
 
 @router.get("/v1/runs/{run_id}/report")
 def get_report(run_id: IdPath, session: SessionDep, format: str = Query("json", pattern="^(json|markdown)$")) -> Any:
-    """The results table (Lang et al. Table 2 shape) from the metrics rows, as JSON or Markdown."""
-    report = build_report(session, _run(session, run_id).id)
+    """The results table, as JSON or Markdown: for a classification run Lang et al.'s Table 2 shape from the
+    metrics rows; for a generative run the mean score per condition over seeds with intervals and PGR."""
+    run = _run(session, run_id)
     if format == "markdown":
-        return PlainTextResponse(report_markdown(report), media_type="text/markdown")
-    return report_json(report)
+        return PlainTextResponse(run_report_markdown(session, run.id), media_type="text/markdown")
+    return run_report_json(session, run.id)
 
 
 @router.get("/v1/runs/{run_id}/report.png")
@@ -125,6 +136,14 @@ def retry(job_id: IdPath, session: SessionDep) -> JobPublic:
     if job.run_id is not None:
         refresh_run(session, session.get(Run, job.run_id))
     return JobPublic.model_validate(job, from_attributes=True)
+
+
+def _run_config(body: dict[str, Any]) -> AnyRunConfig:
+    """The body as the config of its `kind`; a 422 naming each bad field (`body.weak.train.lr`) if it is not one."""
+    try:
+        return validate_any_run_config(body)
+    except ValidationError as exc:
+        raise RequestValidationError([{**error, "loc": ("body", *error["loc"])} for error in exc.errors()]) from exc
 
 
 def _run(session, run_id: int) -> Run:  # noqa: ANN001

@@ -10,10 +10,10 @@ from pathlib import Path
 
 from service.api.errors import ApiError
 from service.settings import Settings
-from trainers.pipeline import RunConfig
+from trainers.runs import AnyRunConfig
 
 
-def check_run_paths(config: RunConfig, settings: Settings) -> None:
+def check_run_paths(config: AnyRunConfig, settings: Settings) -> None:
     """ApiError 422 naming the first field whose path lies outside the allowed roots."""
     data_roots, model_roots = settings.allowed_data_roots(), settings.allowed_model_roots()
     for field, value, roots, setting in (

@@ -63,3 +63,49 @@ def test_without_a_strong_model_reads_work_and_debates_answer_503(database_url: 
         assert httpx.get(f"{url}/v1/debates").status_code == 200
         debate = httpx.post(f"{url}/v1/debates", json={"question": "Is ice cold?", "candidate_answer": "Yes"})
         assert debate.status_code == 503 and "W2S_VLLM_BASE_URL" in debate.json()["error"]["message"]
+
+
+GENERATIVE = {
+    "kind": "generative",
+    "task": "testbed_qa",
+    "seeds": 2,
+    "splits": {"weak_train": 4, "strong_train": 4, "test": 4},
+}
+
+
+def test_a_generative_config_is_a_run_like_any_other(api: str, tmp_path: Path) -> None:
+    created = httpx.post(f"{api}/v1/runs", json=GENERATIVE)
+    assert created.status_code == 201
+    run = created.json()
+    assert {stage["kind"] for stage in run["stages"]} == {
+        "gen_ingest",
+        "gen_weak",
+        "gen_refine",
+        "gen_strong",
+        "gen_report",
+    }
+    assert run["config"]["kind"] == "generative" and run["config"]["seeds"] == [0, 1]
+    again = httpx.post(f"{api}/v1/runs", json={**GENERATIVE, "seeds": [0, 1]})
+    assert again.status_code == 200 and again.json()["id"] == run["id"]
+    assert httpx.get(f"{api}/v1/runs/{run['id']}").json()["status"] == "queued"
+    assert run["id"] in [listed["id"] for listed in httpx.get(f"{api}/v1/runs").json()]
+    report = httpx.get(f"{api}/v1/runs/{run['id']}/report").json()
+    assert report["task"] == "testbed_qa" and report["seeds"] == [] and report["conditions"] == []  # nothing ran
+    markdown = httpx.get(f"{api}/v1/runs/{run['id']}/report", params={"format": "markdown"}).text
+    assert "# Generative W2S" in markdown and "none complete yet" in markdown
+    outside = httpx.post(f"{api}/v1/runs", json={**GENERATIVE, "data_dir": str(tmp_path)})
+    assert outside.status_code == 422 and outside.json()["error"]["param"] == "body.data_dir"
+
+
+@pytest.mark.parametrize(
+    ("change", "param"),
+    [
+        ({"seeds": [1, 1]}, "body.seeds"),
+        ({"refinement": {"methods": ["guess"]}}, "body.refinement.methods.0"),
+        ({"weak": {"train": {"lr": 0}}}, "body.weak.train.lr"),
+        ({"typo": 1}, "body.typo"),
+    ],
+)
+def test_a_bad_generative_config_is_a_422_naming_the_field(api: str, change: dict, param: str) -> None:
+    answer = httpx.post(f"{api}/v1/runs", json={**GENERATIVE, **change})
+    assert answer.status_code == 422 and answer.json()["error"]["param"] == param

@@ -8,10 +8,11 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from service.run_cli import demo_hints, print_report, report_command, stage_note
+from service.run_cli import WORKER_GROUPS, demo_hints, print_report, report_command, stage_note
 from service.settings import Settings
 from service.store.runs import StageProgress
 from tests.trainers.test_report import seed_run
+from trainers.jobs.payloads import JOB_KINDS
 
 
 def test_run_prints_the_table_with_intervals_and_undefined_pgr(sessions, capsys) -> None:  # noqa: ANN001
@@ -63,3 +64,8 @@ def test_demo_hints_use_absolute_paths_and_name_only_reports_that_exist(
     assert str(tmp_path / "artifacts" / "runs" / "3" / "report.md") in text
     assert "pgr.png" not in text and "report.json" not in text
     assert f"sqlite3 {tmp_path / 'w2s.db'} " in text and f"W2S_DATABASE_URL=sqlite:///{tmp_path / 'w2s.db'} " in text
+
+
+def test_in_process_workers_serve_every_job_kind_generative_ones_included() -> None:
+    served = [kind for group in WORKER_GROUPS for kind in group]
+    assert sorted(served) == sorted(JOB_KINDS) and {"gen_weak", "gen_refine", "gen_strong"} <= set(served)

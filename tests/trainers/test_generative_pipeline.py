@@ -3,6 +3,7 @@ and toxicity and refinement runs end to end with their reports."""
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 import json
 import math
@@ -10,10 +11,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from sqlalchemy import func, select
 
 from debate.admin import VLLMAdmin
 from service.local_vllm import LocalVLLM
+from service.run_cli import report_command, run_command
+from service.settings import Settings
 from service.store import Generation, Intent, Job, Model, make_engine, make_session_factory
 from tests.support.shared_data import shared_data_dir
 from trainers.generative.config import parse_generative_config
@@ -177,3 +181,44 @@ def test_toxicity_run_end_to_end_reports_every_condition(migrated_url: str, test
         assert row["n"] == 16 and 0 <= row["ci_low"] <= row["mean"] <= row["ci_high"] <= 1
     assert len(report["examples"]) == 5
     assert "| prompt | reference | weak | w2s |" in (testbed_env.run_dir(run_id) / "report.md").read_text()
+
+
+@pytest.mark.vllm
+@pytest.mark.slow
+def test_w2s_run_executes_a_generative_config_with_two_seeds(
+    tmp_path: Path, testbed_env: WorkerEnv, testbed_strong_dir: Path, testbed_vllm_server: LocalVLLM, capsys
+) -> None:  # noqa: ANN001
+    """`w2s run CONFIG` on a generative config: in-process workers serve the gen_* jobs, the report's table ends it."""
+    config = {
+        "kind": "generative",
+        "task": "testbed_qa",
+        "seeds": 2,
+        "splits": {"weak_train": 8, "strong_train": 8, "test": 8},
+        "max_new_tokens": 4,
+        "weak": {"train": SMALL_TRAIN},
+        "strong": {"train": SMALL_TRAIN},
+        "refinement": {"methods": ["icl"], "batch_size": 4, "prompt_style": "bare"},
+    }
+    path = tmp_path / "generative.yaml"
+    path.write_text(yaml.safe_dump(config))
+    url = f"sqlite:///{tmp_path / 'w2s.db'}"
+    settings = Settings(
+        database_url=url,
+        vllm_base_url=testbed_vllm_server.base_url,
+        strong_model=testbed_vllm_server.served_name,
+        strong_model_path=testbed_strong_dir,
+        artifacts_dir=testbed_env.artifacts_dir,
+    )
+    args = argparse.Namespace(config=path, data_dir=None, detach=False, no_workers=False)
+    assert run_command(args, settings) == 0
+    out = capsys.readouterr().out
+    assert "# Generative W2S: run 1 (testbed_qa)" in out and "Seeds: 0, 1." in out
+    for condition in ("weak", "w2s", "w2s_refined:icl", "ceiling"):
+        assert f"| {condition} | 2 | 8 |" in out
+    assert (testbed_env.run_dir(1) / "report.md").is_file()
+    sessions = make_session_factory(make_engine(url))
+    with sessions() as session:
+        assert _model_id(session, "run1-gen-s1-w2s_refined-icl") and _model_id(session, "run1-gen-weak")
+    assert report_command(argparse.Namespace(run_id=1, format="json"), settings) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["seeds"] == [0, 1] and [row["seeds"] for row in report["conditions"]] == [2, 2, 2, 2]

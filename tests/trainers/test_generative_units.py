@@ -1,17 +1,18 @@
-"""Refinement prompts, generative PGR with its direction, the shipped generative configs, the tasks' examples."""
+"""Refinement prompts, the shipped generative configs, the tasks' examples."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import pytest
 
 from tests.support.shared_data import shared_data_dir
+from trainers.errors import RunConfigError
 from trainers.generative import load_generative_examples, split_generative
-from trainers.generative.config import load_generative_config
+from trainers.generative.config import GenerativeRunConfig, parse_generative_config
 from trainers.generative.refine import Pair, icl_prompt, infer_intents, refine_icl, refine_with_intents
-from trainers.generative.report import bootstrap_interval, generative_pgr
+from trainers.hyperparameters import SftSettings, TrainSettings
+from trainers.runs import load_any_run_config
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 PAIRS = [Pair(1, "1+1=", "3"), Pair(2, "2+2=", "5"), Pair(3, "3+3=", "7")]
@@ -39,22 +40,10 @@ def test_refinement_answers_each_example_afresh_through_the_model() -> None:
     assert asked[-1].startswith(f"Answer following the supervisor's intent: {intents[1]}")
 
 
-def test_pgr_follows_the_score_direction() -> None:
-    assert generative_pgr(0.2, 0.5, 0.8, lower_is_better=False) == pytest.approx(0.5)
-    assert generative_pgr(0.4, 0.3, 0.2, lower_is_better=True) == pytest.approx(0.5)  # toxicity falls
-    assert generative_pgr(0.2, 0.3, 0.4, lower_is_better=True) is None  # the ceiling is more toxic
-    assert generative_pgr(0.5, 0.5, 0.5, lower_is_better=False) is None
-
-
-def test_bootstrap_interval_holds_the_mean() -> None:
-    values = np.random.default_rng(0).random(200)
-    low, high = bootstrap_interval(values)
-    assert low < values.mean() < high and high - low < 0.2
-
-
 def test_shipped_generative_configs_parse() -> None:
     for name in ("toxicity.yaml", "refinement_testbed.yaml"):
-        config = load_generative_config(CONFIGS / name)
+        config = load_any_run_config(CONFIGS / name)
+        assert isinstance(config, GenerativeRunConfig)
         assert config.conditions()[0] == "weak" and config.conditions()[-1] == "ceiling"
 
 
@@ -64,3 +53,12 @@ def test_toxicity_examples_are_the_non_toxic_continuations() -> None:
     splits = split_generative(examples, {"weak_train": 10, "strong_train": 10, "test": 10}, seed=0)
     ids = [example.source_id for rows in splits.values() for example in rows]
     assert len(set(ids)) == 30
+
+
+def test_sft_options_are_the_shared_training_fields_with_the_generative_defaults() -> None:
+    config = parse_generative_config({"kind": "generative", "task": "testbed_qa", "weak": {"train": {"epochs": 3}}})
+    assert config.weak.train == SftSettings(epochs=3, lr=1e-3, batch_size=16, max_length=128)
+    assert config.strong.train == SftSettings(lr=1e-3, batch_size=16, max_length=128)
+    assert set(SftSettings.model_fields) < set(TrainSettings.model_fields)  # one definition, shared
+    with pytest.raises(RunConfigError, match="weak.train.max_length"):
+        parse_generative_config({"kind": "generative", "task": "testbed_qa", "weak": {"train": {"max_length": 1}}})

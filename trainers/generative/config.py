@@ -1,6 +1,6 @@
 """The generative run config: `kind: generative` in a YAML file, validated by pydantic with extra="forbid".
 
-    config = load_generative_config(Path("configs/toxicity.yaml"))
+    config = load_any_run_config(Path("configs/toxicity.yaml"))   # trainers.runs: either kind of run
 
 Conditions, each scored on the test split by the task's scorer: `weak` (the weak model SFT-trained on
 weak_train's reference targets), `w2s` (the strong model SFT-trained on the weak model's
@@ -10,29 +10,32 @@ vLLM, refined them: `icl` or `intent`; Somerstep et al.), `ceiling` (on strong_t
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import Field, ValidationError, field_validator
 
 from trainers.generative.tasks import get_generative_task
-from trainers.hyperparameters import LoraSettings, RefineSettings
+from trainers.hyperparameters import LoraSettings, RefineSettings, Seeds, SftSettings
 from trainers.pipeline.config import RunConfigError, _Strict, format_validation_error, three_splits
 from trainers.scorers import ScorerSpec
 from trainers.tasks import TaskDataError
 
 
-class SftSettings(_Strict):
-    epochs: float = Field(2.0, gt=0)
-    lr: float = Field(1e-3, gt=0)
-    batch_size: int = Field(16, ge=1)
-    max_length: int = Field(128, ge=8, description="tokens of prompt + target; prompts are cut from the left")
+# What SFT trains with when a config leaves a field of `train:` out (trainers.hyperparameters.SftSettings
+# defines the fields; its own defaults are the classifier's).
+SFT_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "max_length": 128}
+
+
+def _with_sft_defaults(train: Any) -> Any:
+    """A `train:` mapping gets the generative defaults for the fields it leaves out."""
+    return {**SFT_DEFAULTS, **train} if isinstance(train, dict) else train
 
 
 class GenWeakSettings(_Strict):
     model: str | None = Field(None, description="Weak model checkpoint; None = the testbed's weak model")
-    train: SftSettings = SftSettings()
+    train: SftSettings = SftSettings(**SFT_DEFAULTS)
+
+    train_defaults = field_validator("train", mode="before")(_with_sft_defaults)
 
 
 class GenStrongSettings(_Strict):
@@ -44,7 +47,9 @@ class GenStrongSettings(_Strict):
         description="Load each finetuned adapter into vLLM and generate the test outputs "
         "there (needs lora); false = generate in the worker",
     )
-    train: SftSettings = SftSettings()
+    train: SftSettings = SftSettings(**SFT_DEFAULTS)
+
+    train_defaults = field_validator("train", mode="before")(_with_sft_defaults)
 
 
 class GenerativeRunConfig(_Strict):
@@ -53,7 +58,13 @@ class GenerativeRunConfig(_Strict):
     task: str
     data_dir: str | None = None
     limit: int | None = Field(None, ge=1)
-    seed: int = 0
+    seed: int = Field(0, description="Draws the examples and their splits (the same for every training seed)")
+    seeds: Seeds = Field(
+        (0,),
+        description="Training seeds: a list, or a count n meaning 0..n-1. Each seed gets its own weak SFT, "
+        "refinement and strong models; the report averages over seeds and bootstraps over seeds and test examples",
+        exclude_if=lambda seeds: seeds == (0,),
+    )  # a single-seed config keeps the stored shape and hash it had before `seeds`
     splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 64, "strong_train": 64, "test": 64})
     weak: GenWeakSettings = GenWeakSettings()
     strong: GenStrongSettings = GenStrongSettings()
@@ -95,8 +106,6 @@ def parse_generative_config(data: Any) -> GenerativeRunConfig:
         raise RunConfigError(format_validation_error(exc)) from exc
 
 
-def load_generative_config(path: Path) -> GenerativeRunConfig:
-    try:
-        return parse_generative_config(yaml.safe_load(Path(path).read_text()))
-    except (OSError, yaml.YAMLError) as exc:
-        raise RunConfigError(f"cannot read run config {path}: {exc}") from exc
+def stored_generative_config(stored: dict[str, Any]) -> GenerativeRunConfig:
+    """The config of a run row (`runs.config`: the config plus what was resolved at submission)."""
+    return GenerativeRunConfig.model_validate({key: value for key, value in stored.items() if key != "resolved"})

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from pydantic import Field
 
+from trainers.hyperparameters import SftSettings
 from trainers.training.inputs import special_prefix
 
 IGNORE = -100  # the label torch's cross-entropy skips
@@ -28,12 +30,10 @@ class SftRow:
     labels: list[int]  # IGNORE on the prompt, the token itself on the target (+ EOS)
 
 
-@dataclass(frozen=True)
-class SftConfig:
-    epochs: float = field(default=2.0, metadata={"help": "passes over the pairs"})
-    lr: float = field(default=1e-3, metadata={"help": "AdamW learning rate"})
-    batch_size: int = field(default=16, metadata={"help": "pairs per optimizer step"})
-    seed: int = field(default=0, metadata={"help": "data order"})
+class SftConfig(SftSettings):
+    """SftSettings plus the seed: what `sft_train` takes (max_length is `encode_pair`'s)."""
+
+    seed: int = Field(0, description="Seeds the data order.")
 
 
 def encode_pair(tokenizer: Any, prompt: str, target: str, *, max_length: int) -> SftRow:

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 
 from service.store.debate_rows import add_example
 from service.store.models import Example, Run
-from trainers.generative.config import GenerativeRunConfig
+from trainers.generative.config import GenerativeRunConfig, stored_generative_config
 from trainers.generative.plan import REFERENCE, generative_model_name, refiner_model_name
 from trainers.generative.refine import Pair, batches, infer_intents, refine_icl, refine_with_intents
 from trainers.generative.rows import generated_texts, split_examples_of, write_generations, write_intent
@@ -38,7 +38,7 @@ def load_generative_run(session: Session, run_id: int) -> tuple[Run, GenerativeR
     run = session.get(Run, run_id)
     if run is None:
         raise PermanentJobError(f"run {run_id} does not exist (deleted?)")
-    return run, GenerativeRunConfig.model_validate({k: v for k, v in run.config.items() if k != "resolved"})
+    return run, stored_generative_config(run.config)
 
 
 def _setup(ctx: JobContext) -> tuple[int, GenerativeRunConfig, str]:
@@ -83,9 +83,12 @@ def _train_or_resume(
     config: GenerativeRunConfig,
     *,
     strong: bool,
+    seed: int,
     out_dir: Path,
 ) -> tuple[Any, Any]:
-    """The model SFT-trained on `pairs`, saved in `out_dir`; a resumed job loads it instead of training again."""
+    """The model SFT-trained on `pairs` with training seed `seed` (LoRA init and data order), saved in
+    `out_dir`; a resumed job loads it instead of training again."""
+    import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from trainers.generative.sft import SftConfig, encode_pair, sft_train
@@ -95,10 +98,11 @@ def _train_or_resume(
     settings = (config.strong if strong else config.weak).train
     tokenizer = AutoTokenizer.from_pretrained(base)
     model = AutoModelForCausalLM.from_pretrained(base)
+    torch.manual_seed(seed)
     if strong and config.strong.lora is not None:
         model = _with_lora(model, config)
     rows = [encode_pair(tokenizer, prompt, target, max_length=settings.max_length) for prompt, target in pairs]
-    sft = SftConfig(epochs=settings.epochs, lr=settings.lr, batch_size=settings.batch_size, seed=config.seed)
+    sft = SftConfig(**settings.model_dump(), seed=seed)
 
     def on_step(step: int, total: int, loss: float) -> None:
         ctx.report(step, total, stage="training", loss=loss)
@@ -156,21 +160,22 @@ def gen_weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handle
         from trainers.generative.sft import generate
 
         run_id, config, _ = _setup(ctx)
+        seed = job_payload(ctx).seed
         base = env.weak_model_path(config.weak.model)
         with ctx.sessions.begin() as session:
             train = [(e.question, e.candidate) for e in split_examples_of(session, run_id, "weak_train")]
             targets = split_examples_of(session, run_id, "strong_train") + split_examples_of(session, run_id, "test")
             model_id = get_or_create_model(
                 session,
-                generative_model_name(run_id, "weak"),
+                generative_model_name(run_id, "weak", seed),
                 role="weak",
                 base=base,
                 run_id=run_id,
                 condition="weak",
-                seed=config.seed,
+                seed=seed,
             ).id
         model, tokenizer = _train_or_resume(
-            ctx, base, train, config, strong=False, out_dir=env.job_dir(ctx.job.id) / "weak"
+            ctx, base, train, config, strong=False, seed=seed, out_dir=env.job_dir(ctx.job.id) / "weak"
         )
         new = _generate_missing(
             ctx, run_id, model_id, targets, partial(generate, model, tokenizer, max_new_tokens=config.max_new_tokens)
@@ -183,22 +188,23 @@ def gen_weak_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handle
 def gen_refine_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
         run_id, config, strong_model = _setup(ctx)
-        method = job_payload(ctx).method
+        payload = job_payload(ctx)
+        method, seed = payload.method, payload.seed
         if not env.vllm_base_url:
             raise PermanentJobError("refinement asks the strong model served by vLLM: the worker has no vLLM URL")
         settings = config.refinement
         with ctx.sessions.begin() as session:
-            weak = generated_texts(session, model_by_name(session, generative_model_name(run_id, "weak")).id)
+            weak = generated_texts(session, model_by_name(session, generative_model_name(run_id, "weak", seed)).id)
             train = split_examples_of(session, run_id, "strong_train")
             pairs = [Pair(e.id, e.question, weak[e.id].text) for e in train]
             refiner_id = get_or_create_model(
                 session,
-                refiner_model_name(run_id, method),
+                refiner_model_name(run_id, method, seed),
                 role="strong",
                 base=strong_model,
                 run_id=run_id,
                 condition=f"refine:{method}",
-                seed=config.seed,
+                seed=seed,
             ).id
 
         def complete(prompts: list[str], max_tokens: int, stop: list[str]) -> list[str]:
@@ -228,7 +234,7 @@ def gen_strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
     def handle(ctx: JobContext) -> dict[str, Any]:
         run_id, config, _ = _setup(ctx)
         payload = job_payload(ctx)
-        condition, source = payload.condition, payload.source
+        condition, source, seed = payload.condition, payload.source, payload.seed
         base = env.strong_model_path(config.strong.checkpoint)
         out_dir = env.job_dir(ctx.job.id) / "strong"
         with ctx.sessions.begin() as session:
@@ -236,15 +242,15 @@ def gen_strong_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
             test = split_examples_of(session, run_id, "test")
             model_id = get_or_create_model(
                 session,
-                generative_model_name(run_id, condition),
+                generative_model_name(run_id, condition, seed),
                 role="strong",
                 base=base,
                 run_id=run_id,
                 condition=condition,
-                seed=config.seed,
+                seed=seed,
                 checkpoint_path=str(out_dir),
             ).id
-        model, tokenizer = _train_or_resume(ctx, base, pairs, config, strong=True, out_dir=out_dir)
+        model, tokenizer = _train_or_resume(ctx, base, pairs, config, strong=True, seed=seed, out_dir=out_dir)
         generate, served = _strong_generator(ctx, env, config, model_id, (model, tokenizer), out_dir)
         new = _generate_missing(ctx, run_id, model_id, test, generate)
         return {
@@ -318,7 +324,13 @@ def _published_name(ctx: JobContext, env: WorkerEnv, model_id: int, adapter_dir:
 
 def gen_report_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Handler
     def handle(ctx: JobContext) -> dict[str, Any]:
-        from trainers.generative.report import build_generative_report, generative_markdown, score_run
+        from trainers.generative.report import (
+            build_generative_report,
+            generative_markdown,
+            score_run,
+            write_generative_metrics,
+            write_scorer_quality,
+        )
         from trainers.scorers import ScorerError
 
         run_id, config, _ = _setup(ctx)
@@ -328,7 +340,9 @@ def gen_report_handler(env: WorkerEnv):  # noqa: ANN201 - a trainers.worker.Hand
         except ScorerError as exc:
             raise PermanentJobError(str(exc)) from exc
         with ctx.sessions.begin() as session:
-            report = build_generative_report(session, run_id, config, quality)
+            write_scorer_quality(session, run_id, quality)
+            report = build_generative_report(session, run_id, config)
+            write_generative_metrics(session, run_id, report)
         out = env.run_dir(run_id)
         out.mkdir(parents=True, exist_ok=True)
         (out / "report.md").write_text(generative_markdown(report))

@@ -281,6 +281,7 @@ class GenWeakPayload(_Payload):
     KIND = "gen_weak"
 
     run_id: int
+    seed: int = 0  # the training seed (payloads stored before seeds existed are seed 0's)
 
 
 class GenRefinePayload(_Payload):
@@ -288,6 +289,7 @@ class GenRefinePayload(_Payload):
 
     run_id: int
     method: RefineMethod
+    seed: int = 0
 
 
 class GenStrongPayload(_Payload):
@@ -296,6 +298,7 @@ class GenStrongPayload(_Payload):
     run_id: int
     condition: str  # w2s | w2s_refined:<method> | ceiling
     source: str  # the model whose generations are the targets, or "reference"
+    seed: int = 0
 
 
 class GenReportPayload(_Payload):

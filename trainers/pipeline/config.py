@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 
 from debate import DebateSpec, InvalidProtocol, SamplingParams
 from trainers.errors import RunConfigError
-from trainers.hyperparameters import PATH_MAX, RefineSettings, StrongSettings, WeakSettings
+from trainers.hyperparameters import MAX_SEED, PATH_MAX, RefineSettings, Seeds, StrongSettings, WeakSettings
 from trainers.pipeline.budgets import budget_problems
 from trainers.tasks import SPLIT_NAMES, TaskDataError, get_task
 
@@ -26,8 +26,6 @@ WeakCondition = Literal[
     "no_debate", "single_debate", "debate_ensemble", "finetune_ensemble", "consultancy", "market_making"
 ]
 WEAK_CONDITIONS: tuple[str, ...] = WeakCondition.__args__  # type: ignore[attr-defined]
-MAX_SEED = 2**31 - 1  # seeds are 32-bit columns (debates.seed, models.seed)
-MAX_SEEDS = 100
 
 
 def three_splits(splits: dict[str, int]) -> dict[str, int]:
@@ -73,7 +71,7 @@ class RunConfig(_Strict):
     seed: int = Field(
         0, ge=0, le=MAX_SEED, description="Draws the examples and their splits (the same for every training seed)"
     )
-    seeds: tuple[int, ...] = Field(
+    seeds: Seeds = Field(
         (0,),
         description="Training seeds: a list, or a count n meaning 0..n-1. Each seed trains its own weak "
         "members (data order, init), ensembles, W2S strong models and ceiling; the report "
@@ -99,32 +97,6 @@ class RunConfig(_Strict):
         except TaskDataError as exc:
             raise ValueError(str(exc)) from exc
         return task
-
-    @field_validator("seeds", mode="before")
-    @classmethod
-    def _count_means_range(cls, seeds: Any) -> Any:
-        """`seeds: 3` is shorthand for `seeds: [0, 1, 2]`."""
-        if isinstance(seeds, int) and not isinstance(seeds, bool):
-            if not 1 <= seeds <= MAX_SEEDS:
-                raise ValueError(f"a seed count must be from 1 to {MAX_SEEDS}, got {seeds}")
-            return tuple(range(seeds))
-        return seeds
-
-    @field_validator("seeds")
-    @classmethod
-    def _distinct_seeds(cls, seeds: tuple[int, ...]) -> tuple[int, ...]:
-        if (
-            not seeds
-            or len(seeds) > MAX_SEEDS
-            or len(set(seeds)) != len(seeds)
-            or min(seeds) < 0
-            or max(seeds) > MAX_SEED
-        ):
-            raise ValueError(
-                f"seeds must be a count up to {MAX_SEEDS} or a list of at most {MAX_SEEDS} distinct ints "
-                f"from 0 to {MAX_SEED}; got {list(seeds)[:20]}"
-            )
-        return seeds
 
     @field_validator("splits")
     @classmethod
@@ -220,7 +192,12 @@ def format_validation_error(exc: ValidationError) -> str:
 
 
 def load_run_config(path: Path, *, data_dir: str | None = None) -> RunConfig:
-    """Read and validate a YAML (or JSON) run config file.
+    """Read and validate a YAML (or JSON) run config file (see `read_run_document`)."""
+    return parse_run_config(read_run_document(path, data_dir=data_dir))
+
+
+def read_run_document(path: Path, *, data_dir: str | None = None) -> dict[str, Any]:
+    """The mapping a YAML (or JSON) run config file holds, not yet validated.
 
     A relative `data_dir` in the file is relative to the file's directory (so a config works from
     any working directory); `data_dir`, given, replaces the file's (e.g. `--data-dir`, relative to
@@ -238,4 +215,4 @@ def load_run_config(path: Path, *, data_dir: str | None = None) -> RunConfig:
         data["data_dir"] = str(Path(data_dir).resolve())
     elif isinstance(data.get("data_dir"), str):
         data["data_dir"] = str((Path(path).parent / data["data_dir"]).resolve())
-    return parse_run_config(data)
+    return data
