@@ -19,7 +19,9 @@ full finetune; it also reports MFU = 6 * params * tokens/s / 989e12 (the dense b
 which an H200 shares), params being the non-embedding parameters (the embedding is a lookup and the lm head
 computes two rows), end to end (tokenising included) and in steady state (`*_steady_*`: the optimizer steps
 after the first five, so fixed start-up costs and per-step costs are told apart).
-It refuses to run without CUDA. The last line is one JSON object.
+It refuses to run without CUDA. `--compile`: our runs with `compile=True` (torch.compile of the model's
+forward and backward; the end-to-end figures include the compile, the steady ones do not; the Trainer
+stays uncompiled). The last line is one JSON object.
 """
 
 from __future__ import annotations
@@ -93,6 +95,7 @@ def child(args: argparse.Namespace) -> None:
         batch_size=args.batch_size,
         micro_batch_size=args.micro_batch_size,
         max_length=args.max_length,
+        compile=args.compile,
     )
     lora = LoraSettings() if args.mode == "lora" else None
     common = {"lora": lora, "head": "lm", "prompt_suffix": PROMPT_SUFFIX}
@@ -130,6 +133,8 @@ def spawn(path: str, mode: str, args: argparse.Namespace, model_dir: Path) -> di
     ]
     if args.micro_batch_size:
         command += ["--micro-batch-size", str(args.micro_batch_size)]
+    if args.compile:
+        command += ["--compile"]
     done = subprocess.run(command, capture_output=True, text=True)
     if done.returncode != 0:
         raise SystemExit(f"the {path} {mode} run failed:\n{done.stderr[-3000:]}")
@@ -162,6 +167,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=float, default=1.0)
     parser.add_argument("--batch-size", type=int, default=None, help="default 16 (CPU) / 32 (GPU)")
     parser.add_argument("--micro-batch-size", type=int, default=None)
+    parser.add_argument("--compile", action="store_true", help="our runs with compile=True (torch.compile)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
