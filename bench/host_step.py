@@ -8,13 +8,17 @@ H200). This script makes the model's own compute negligible — a Llama of `--la
 Qwen2.5-0.5B) but hidden size 32 and inputs of `--tokens` tokens — so the process CPU time of a step
 is host work: Python, the dispatcher, autograd, the optimizer, collation, syncs.
 
-Two paths train the same LoRA (r 8 on q/k/v/o) and full models, lm head, batch `--batch-size`:
+Three paths train the same LoRA (r 8 on q/k/v/o) and full models, lm head, batch `--batch-size`:
 (a) ours: `train_classifier`, CPU seconds per step read in its `on_step` callback;
-(b) plain: the textbook PyTorch loop over the same batches — pad with the tokenizer, forward, xent,
+(b) compiled: the same with `compile=True` (torch.compile of the model's forward and backward); its
+    first step compiles, and the wall seconds of that step in the first repeat are reported as the
+    compile cost (later repeats in the same process reuse the compiled graph);
+(c) plain: the textbook PyTorch loop over the same batches — pad with the tokenizer, forward, xent,
     backward, clip, `torch.optim.AdamW` with torch's default implementation, `.item()` of the loss.
 Per-step figures are medians over steps after the first `--warmup` (CPU time, not wall time: other
-processes on a shared machine barely move it), in ABAB order over `--repeats` repeats, fastest repeat
-kept. The last line is one JSON object; `ratio_*` = plain / ours (> 1: ours does less host work).
+processes on a shared machine barely move it), in ABCABC order over `--repeats` repeats, fastest repeat
+kept. The last line is one JSON object; `ratio_*` = plain / ours (> 1: ours does less host work),
+`ratio_compiled_*` = ours / compiled (host work per step before / after compiling).
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ import statistics
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 # Run as a script: put the repo root (not bench/) first on the path.
@@ -52,27 +57,42 @@ def fixed_inputs(count: int, tokens: int) -> tuple[list[ClassifierInput], list[f
     return [ClassifierInput(text) for text in words], [float(i % 2) for i in range(count)]
 
 
-def ours(model_dir: Path, mode: str, args: argparse.Namespace) -> list[float]:
-    """CPU seconds of each optimizer step of `train_classifier`."""
+@dataclass
+class Steps:
+    """CPU seconds of each optimizer step, and the wall seconds of the first (compiling, if anything does)."""
+
+    cpu_seconds: list[float]
+    first_wall_s: float
+
+
+def ours(model_dir: Path, mode: str, args: argparse.Namespace, compile: bool = False) -> Steps:
+    """Each optimizer step of `train_classifier`."""
     model = load_classifier(model_dir, head="lm", lora=LoraSettings() if mode == "lora" else None)
     inputs, targets = fixed_inputs(args.batch_size * args.steps, args.tokens)
-    config = TrainConfig(epochs=1, batch_size=args.batch_size, max_length=4 * args.tokens, checkpoint_every=0)
-    marks = [time.process_time()]
+    config = TrainConfig(
+        epochs=1, batch_size=args.batch_size, max_length=4 * args.tokens, checkpoint_every=0, compile=compile
+    )
+    marks, walls = [time.process_time()], [time.perf_counter()]
 
     def on_step(_: StepInfo) -> None:
         marks.append(time.process_time())
+        walls.append(time.perf_counter())
 
     train_classifier(model, inputs, targets, config, on_step=on_step)
-    return [after - before for before, after in zip(marks, marks[1:], strict=False)]
+    return Steps([after - before for before, after in zip(marks, marks[1:], strict=False)], walls[1] - walls[0])
 
 
-def plain(model_dir: Path, mode: str, args: argparse.Namespace) -> list[float]:
-    """CPU seconds of each step of the textbook loop on the same model and batches."""
+def compiled(model_dir: Path, mode: str, args: argparse.Namespace) -> Steps:
+    return ours(model_dir, mode, args, compile=True)
+
+
+def plain(model_dir: Path, mode: str, args: argparse.Namespace) -> Steps:
+    """Each step of the textbook loop on the same model and batches."""
     model = load_classifier(model_dir, head="lm", lora=LoraSettings() if mode == "lora" else None)
     inputs, targets = fixed_inputs(args.batch_size * args.steps, args.tokens)
     optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-4)
     model.train()
-    seconds = []
+    seconds, started = [], time.perf_counter()
     for start in range(0, len(inputs), args.batch_size):
         began = time.process_time()
         texts = [item.text for item in inputs[start : start + args.batch_size]]
@@ -85,11 +105,13 @@ def plain(model_dir: Path, mode: str, args: argparse.Namespace) -> list[float]:
         optimizer.zero_grad(set_to_none=True)
         loss.item()
         seconds.append(time.process_time() - began)
-    return seconds
+        if len(seconds) == 1:
+            first_wall_s = time.perf_counter() - started
+    return Steps(seconds, first_wall_s)
 
 
-def steady_ms(seconds: list[float], warmup: int) -> float:
-    return 1000 * statistics.median(seconds[warmup:])
+def steady_ms(steps: Steps, warmup: int) -> float:
+    return 1000 * statistics.median(steps.cpu_seconds[warmup:])
 
 
 def main() -> None:
@@ -106,15 +128,26 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         model_dir = make_tiny_model(Path(tmp) / "model", layers=args.layers, hidden=32, heads=1)
         for mode in ("lora", "full"):
-            best = {"ours": float("inf"), "plain": float("inf")}
+            best = {"ours": float("inf"), "compiled": float("inf"), "plain": float("inf")}
+            compile_s = 0.0
             for repeat in range(args.repeats):
-                for name, path in (("ours", ours), ("plain", plain)):
-                    ms = steady_ms(path(model_dir, mode, args), args.warmup)
+                for name, path in (("ours", ours), ("compiled", compiled), ("plain", plain)):
+                    steps = path(model_dir, mode, args)
+                    ms = steady_ms(steps, args.warmup)
                     best[name] = min(best[name], ms)
-                    print(f"{mode} repeat {repeat} {name:5s}: {ms:7.1f} host ms/step", flush=True)
+                    if name == "compiled" and repeat == 0:  # later repeats reuse this process's compiled graph
+                        compile_s = steps.first_wall_s
+                    print(
+                        f"{mode} repeat {repeat} {name:8s}: {ms:7.1f} host ms/step "
+                        f"(first step {steps.first_wall_s:.1f} s wall)",
+                        flush=True,
+                    )
             report[f"{mode}_ours_host_ms_per_step"] = round(best["ours"], 2)
+            report[f"{mode}_compiled_host_ms_per_step"] = round(best["compiled"], 2)
             report[f"{mode}_plain_host_ms_per_step"] = round(best["plain"], 2)
             report[f"ratio_{mode}"] = round(best["plain"] / best["ours"], 3)
+            report[f"ratio_compiled_{mode}"] = round(best["ours"] / best["compiled"], 3)
+            report[f"{mode}_compile_first_step_s"] = round(compile_s, 1)
     print(json.dumps(report))
 
 

@@ -1,6 +1,7 @@
 """Weak-model training throughput: our `train_classifier` vs `transformers.Trainer` as the W2S scripts use it.
 
     .venv/bin/python bench/weak_train.py [--examples 128 --epochs 1 --batch-size 16 --max-length 512 --repeats 2]
+    .venv/bin/python bench/weak_train.py --gpu-config [--concurrent 4 --examples 1000 --batch-size 32]  # CUDA
 
 One tiny model (built here: 4 layers, hidden 256, 4 heads, vocab 2048, seed 0), the same data:
 `--examples` SciQ validation rows (candidate = the correct answer on even rows, a distractor on odd
@@ -19,18 +20,27 @@ tokenisation to the end of training. Runs use `--threads` intra-op threads (defa
 threads on a busy 2-core machine, torch's workers spin-wait and a run can take 8x longer).
 The CPU seconds of the same span are reported too: their ratio suffers less from other processes
 competing for the cores. Peak RSS is the child's own (getrusage). The last line is one JSON object.
+
+Concurrent members (`--concurrent K`, default 2; 0 skips it): K children train K members (seeds 0..K-1)
+at the same time, as `w2s worker --kind weak --processes K` does; each loads its model, waits for the
+others, then trains. `concurrent_examples_s` is all their examples over the span from the first start
+to the last end, `concurrency_speedup` that over one member's examples/s (ours, above); fastest of
+`--repeats`. On a 2-core CPU expect about 1x (the cores are already busy). `--gpu-config` measures only
+this figure, on CUDA, for a Qwen2.5-0.5B-sized weak model in bf16 (bench/strong_train.py's), K = 4.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import resource
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -161,10 +171,13 @@ def run_ours(
     lora: Any = None,
     head: str = "linear",
     prompt_suffix: str = "",
+    loaded: Callable[[], None] = lambda: None,
 ) -> dict[str, float]:
+    """Train with `train_classifier`; `loaded()` runs between loading the model and the timed span."""
     model = load_classifier(model_dir, head=head, lora=lora)
+    loaded()
     steps: list[StepInfo] = []
-    wall, cpu = time.perf_counter(), time.process_time()
+    started, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     result = train_classifier(model, inputs, targets, config, prompt_suffix=prompt_suffix, on_step=steps.append)
     return {
         "seconds": time.perf_counter() - wall,
@@ -172,7 +185,20 @@ def run_ours(
         "examples": result.examples,
         "tokens": result.tokens,
         "steady_tokens_s": steady_tokens_s(steps),
+        "started_at": started,
+        "ended_at": time.time(),
     }
+
+
+def wait_for_members(barrier: Path, members: int) -> Callable[[], None]:
+    """Once this member has loaded its model, wait for the other members: the span timed is training only."""
+
+    def wait() -> None:
+        (barrier / str(os.getpid())).touch()
+        while len(list(barrier.iterdir())) < members:
+            time.sleep(0.01)
+
+    return wait
 
 
 def steady_tokens_s(steps: list[StepInfo]) -> float:
@@ -190,9 +216,12 @@ def child(args: argparse.Namespace) -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     inputs, targets = sciq_inputs(args.examples)
-    config = TrainConfig(epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length)
+    config = TrainConfig(
+        epochs=args.epochs, lr=args.lr, batch_size=args.batch_size, max_length=args.max_length, seed=args.seed
+    )
     if args.child == "ours":
-        timing = run_ours(args.model_dir, inputs, targets, config)
+        loaded = wait_for_members(args.barrier, args.members) if args.barrier else (lambda: None)
+        timing = run_ours(args.model_dir, inputs, targets, config, loaded=loaded)
     else:
         timing = run_trainer(args.model_dir, inputs, targets, config, pad_to_max_length=True)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -200,6 +229,10 @@ def child(args: argparse.Namespace) -> None:
 
 
 def spawn(path: str, args: argparse.Namespace, model_dir: Path) -> dict[str, float]:
+    return finish(path, start(path, args, model_dir))
+
+
+def start(path: str, args: argparse.Namespace, model_dir: Path, *extra: str) -> subprocess.Popen:
     command = [
         sys.executable,
         __file__,
@@ -219,27 +252,84 @@ def spawn(path: str, args: argparse.Namespace, model_dir: Path) -> dict[str, flo
         str(args.max_length),
         "--threads",
         str(args.threads),
+        *extra,
     ]
-    done = subprocess.run(command, capture_output=True, text=True)
-    if done.returncode != 0:
-        raise SystemExit(f"the {path} run failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+    return subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(path: str, process: subprocess.Popen) -> dict[str, float]:
+    stdout, stderr = process.communicate()
+    if process.returncode != 0:
+        raise SystemExit(f"the {path} run failed:\n{stderr[-3000:]}")
+    return json.loads(stdout.strip().splitlines()[-1])
+
+
+def concurrent_members(args: argparse.Namespace, model_dir: Path) -> float:
+    """Examples/s of `args.concurrent` members trained at once, each in its own process (seeds 0..K-1)."""
+    with tempfile.TemporaryDirectory() as barrier:
+        members = [
+            start("ours", args, model_dir, "--seed", str(seed), "--barrier", barrier, "--members", str(args.concurrent))
+            for seed in range(args.concurrent)
+        ]
+        runs = [finish("concurrent", member) for member in members]
+    span = max(r["ended_at"] for r in runs) - min(r["started_at"] for r in runs)
+    return sum(r["examples"] for r in runs) / span
+
+
+def concurrency_figures(args: argparse.Namespace, model_dir: Path, one_member: float) -> dict[str, float]:
+    """Fastest of `--repeats` concurrent runs, against one member's examples/s."""
+    rate = max(concurrent_members(args, model_dir) for _ in range(args.repeats))
+    print(
+        f"{args.concurrent} members at once: {rate:.2f} examples/s, {rate / one_member:.2f}x one member "
+        f"({one_member:.2f} examples/s)",
+        flush=True,
+    )
+    return {
+        "concurrent_members": args.concurrent,
+        "concurrent_examples_s": round(rate, 3),
+        "one_member_examples_s": round(one_member, 3),
+        "concurrency_speedup": round(rate / one_member, 3),
+    }
+
+
+def gpu_main(args: argparse.Namespace) -> dict[str, float]:
+    """On CUDA: one member's examples/s (fastest of `--repeats`), then K members' at once."""
+    if not torch.cuda.is_available():
+        raise SystemExit("--gpu-config needs a CUDA GPU, and torch.cuda.is_available() is False here.")
+    from bench.strong_train import build_gpu_model  # it imports this module: only here, not at the top
+
+    with tempfile.TemporaryDirectory() as tmp:
+        model_dir = build_gpu_model(Path(tmp) / "model")
+        runs = [spawn("ours", args, model_dir) for _ in range(args.repeats)]
+        return concurrency_figures(args, model_dir, max(r["examples"] / r["seconds"] for r in runs))
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--examples", type=int, default=128)
+    parser.add_argument("--gpu-config", action="store_true", help="concurrent members of a 0.5B model on CUDA only")
+    parser.add_argument("--concurrent", type=int, default=None, help="members at once: default 2 (CPU) / 4 (GPU)")
+    parser.add_argument("--examples", type=int, default=None, help="default 128 (CPU) / 1000 (GPU)")
     parser.add_argument("--epochs", type=float, default=1.0)
-    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 16 (CPU) / 32 (GPU)")
     parser.add_argument("--lr", type=float, default=1e-4)
     parser.add_argument("--max-length", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1, help="torch intra-op threads per run (0: torch's default)")
     parser.add_argument("--child", choices=("ours", "hf"), help=argparse.SUPPRESS)
     parser.add_argument("--model-dir", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--seed", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--barrier", type=Path, help=argparse.SUPPRESS)
+    parser.add_argument("--members", type=int, default=1, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.concurrent is None:
+        args.concurrent = 4 if args.gpu_config else 2
+    args.examples = args.examples or (1000 if args.gpu_config else 128)
+    args.batch_size = args.batch_size or (32 if args.gpu_config else 16)
     if args.child:
         child(args)
+        return
+    if args.gpu_config:
+        print(json.dumps(gpu_main(args)))
         return
     runs: dict[str, list[dict[str, float]]] = {"ours": [], "hf": []}
     with tempfile.TemporaryDirectory() as tmp:
@@ -254,8 +344,9 @@ def main() -> None:
                     f"peak RSS {run['peak_rss_mb']:.0f} MB)",
                     flush=True,
                 )
-    # Other load only ever slows a run down: the fastest repeat is each path's own speed.
-    rate = {path: max(r["examples"] / r["seconds"] for r in rs) for path, rs in runs.items()}
+        # Other load only ever slows a run down: the fastest repeat is each path's own speed.
+        rate = {path: max(r["examples"] / r["seconds"] for r in rs) for path, rs in runs.items()}
+        concurrency = concurrency_figures(args, model_dir, rate["ours"]) if args.concurrent else {}
     cpu = {path: min(r["cpu_seconds"] for r in rs) for path, rs in runs.items()}
     print(
         f"ours {rate['ours']:.2f} examples/s, Trainer (padding=max_length) {rate['hf']:.2f} examples/s, "
@@ -271,6 +362,7 @@ def main() -> None:
                 "peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["ours"]), 1),
                 "hf_trainer_peak_rss_mb": round(max(r["peak_rss_mb"] for r in runs["hf"]), 1),
                 "cpu_time_ratio": round(cpu["hf"] / cpu["ours"], 3),
+                **concurrency,
             }
         )
     )

@@ -6,6 +6,7 @@ w2s strong up                        start a local vLLM on the strong model, pri
 w2s strong republish                 reload published finetuned versions after vLLM restarted
 w2s serve [--start-vllm]             the REST API (read-only without a strong model)
 w2s worker --kind debate [...]       claim and run jobs of these kinds (or --kind all)
+w2s worker --kind weak --processes 4 four such workers on this machine (weak members train concurrently)
 w2s run CONFIG [--detach]            an experiment from a YAML config (see service/run_cli.py)
 w2s report RUN / w2s export RUN      its results table / its rows as JSONL or parquet
 w2s demo                             the embedded default, end to end (see README)
@@ -44,6 +45,7 @@ class UserError(Exception):
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    args.argv = list(sys.argv[1:] if argv is None else argv)  # `worker --processes N` repeats it in its children
     # SIGTERM unwinds like Ctrl-C, so a local vLLM (its own process group) is always stopped.
     signal.signal(signal.SIGTERM, signal.default_int_handler)
     try:
@@ -196,6 +198,14 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--max-in-flight", type=int, default=64, help="debate requests in flight per worker")
     worker.add_argument("--exit-when-idle", action="store_true", help="stop when no job is claimable")
     worker.add_argument("--run", type=int, metavar="RUN", help="claim only this run's jobs (default: any)")
+    worker.add_argument(
+        "--processes",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run N workers on this machine, each its own process claiming one job at a time, so k weak "
+        "members of a small model train concurrently on one GPU; not for strong jobs (default: 1)",
+    )
     multi = worker.add_argument_group("strong jobs on several GPUs / machines (torchrun; see README)")
     multi.add_argument(
         "--nproc-per-node",
@@ -422,6 +432,8 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
             "W2S_VLLM_BASE_URLS), e.g. from `w2s strong up`"
         )
     launch = _launch(args)
+    if args.processes != 1:
+        return _worker_processes(args)
     stop = threading.Event()
     # SIGTERM (systemd, Kubernetes): finish the job in hand, claim no more.
     signal.signal(signal.SIGTERM, lambda *_: stop.set())
@@ -449,6 +461,43 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
     print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
     return 0
+
+
+def _worker_processes(args: argparse.Namespace) -> int:
+    """`worker --processes N`: N children, each this very command with `--processes 1`.
+
+    Each child is a worker of its own (its own owner name, CUDA context, RNG and leases), so every job
+    keeps its seed, checkpoints, cancellation and resume exactly as with one worker. SIGTERM is passed
+    on (each child finishes or hands back its job); Ctrl-C reaches the children from the terminal.
+    """
+    if args.processes < 1:
+        raise UserError(f"--processes {args.processes}: pass 1 or more")
+    if {"strong", "all"} & set(args.kind):
+        raise UserError(
+            "--processes > 1 is not for strong jobs: each trains on every GPU of the machine; "
+            "serve them from a worker of their own"
+        )
+    import subprocess
+
+    command = [sys.executable, "-m", "service.cli", *args.argv, "--processes", "1"]  # the last one counts
+    env = _child_environment(args.processes)
+    children = [subprocess.Popen(command, env=env) for _ in range(args.processes)]
+    signal.signal(signal.SIGTERM, lambda *_: [child.send_signal(signal.SIGTERM) for child in children])
+    try:
+        codes = [child.wait() for child in children]
+    except KeyboardInterrupt:
+        for child in children:  # they had the Ctrl-C too: let them finish handing back their jobs
+            child.wait()
+        raise
+    print(f"{args.processes} worker processes stopped with exit codes {codes}", flush=True)
+    return 0 if not any(codes) else 1
+
+
+def _child_environment(processes: int) -> dict[str, str]:
+    """The children share the CPU cores instead of each starting a thread per core (set OMP_NUM_THREADS to
+    choose otherwise)."""
+    threads = os.environ.get("OMP_NUM_THREADS") or str(max(1, (os.cpu_count() or 1) // processes))
+    return {**os.environ, "OMP_NUM_THREADS": threads}
 
 
 if __name__ == "__main__":

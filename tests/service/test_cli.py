@@ -20,6 +20,7 @@ from service.cli import _parser
 from service.settings import Settings
 from service.store import make_engine
 from tests.service.test_migrations import DESIGN_TABLES
+from tests.support.checks import kill_group
 from tests.support.postgres import create_database, drop_database
 
 W2S = str(Path(sys.executable).parent / "w2s")
@@ -127,8 +128,19 @@ def test_make_tiny_model_rejects_head_dim_16_with_a_clear_error(tmp_path: Path) 
         (("--nnodes", "2", "--node-rank", "2", "--master-addr", "h"), "node_rank=2 must be in [0, nnodes=2)"),
         (("--kind", "debate", "--nnodes", "2", "--node-rank", "1", "--master-addr", "h"), "serve --kind strong only"),
         (("--sharding", "zero3"), "--sharding: invalid choice: 'zero3'"),
+        (("--processes", "2"), "--processes > 1 is not for strong jobs"),
+        (("--kind", "weak", "--processes", "0"), "--processes 0: pass 1 or more"),
     ],
-    ids=["no_master", "nproc_word", "nproc_zero", "rank_range", "follower_kind", "sharding_word"],
+    ids=[
+        "no_master",
+        "nproc_word",
+        "nproc_zero",
+        "rank_range",
+        "follower_kind",
+        "sharding_word",
+        "processes_strong",
+        "processes_zero",
+    ],
 )
 def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple[str, ...], message: str) -> None:
     result = _w2s(
@@ -142,6 +154,31 @@ def test_worker_refuses_inconsistent_launch_settings(tmp_path: Path, args: tuple
     )
     assert result.returncode == 2 and message in result.stderr, result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_worker_processes_each_serve_and_all_stop_on_sigterm(tmp_path: Path) -> None:
+    import signal
+
+    env = {**os.environ, "W2S_DATABASE_URL": f"sqlite:///{tmp_path / 'w2s.db'}"}
+    subprocess.run([W2S, "db", "upgrade"], cwd=tmp_path, env=env, check=True, capture_output=True)
+    workers = subprocess.Popen(
+        [W2S, "worker", "--kind", "ingest", "--kind", "weak", "--processes", "2"],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        serving = [workers.stdout.readline() for _ in range(2)]  # each child says so once it polls the queue
+        workers.send_signal(signal.SIGTERM)
+        output, _ = workers.communicate(timeout=60)
+    finally:
+        kill_group(workers)
+    owners = {line.split()[1] for line in serving if "serving ingest, weak" in line}
+    assert len(owners) == 2, serving  # two workers, two owner names (host:pid)
+    assert workers.returncode == 0 and "2 worker processes stopped with exit codes [0, 0]" in output, output
 
 
 @pytest.mark.postgres

@@ -1,5 +1,9 @@
 """Small helpers tests use to look at results the way a user would: plain SQL, and waiting."""
 
+import contextlib
+import os
+import signal
+import subprocess
 import time
 from collections.abc import Callable
 
@@ -24,3 +28,10 @@ def wait_for(predicate: Callable[[], bool], timeout_s: float, what: str, poll_s:
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(poll_s)
+
+
+def kill_group(process: subprocess.Popen) -> None:
+    """Kill a process started with `start_new_session=True` and every child it left (a failed test leaves none)."""
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(process.pid, signal.SIGKILL)
+    process.wait()

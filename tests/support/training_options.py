@@ -14,6 +14,7 @@ TRAIN = {
     "max_length": 256,
     "group_by_length": False,
     "gradient_checkpointing": True,
+    "compile": True,
     "checkpoint_every": 7,
     "eval_batch_size": 5,
     "eval_every": 3,

@@ -1,4 +1,5 @@
 """A run survives a worker killed mid-training and a Ctrl-C of `w2s run`: it resumes, nothing is lost or doubled.
+Weak members trained concurrently (`w2s worker --processes N`) get the labels they get one after another.
 
 These runs need no vLLM (no-debate condition, nothing published), so they use real workers in
 real subprocesses on a real SQLite file and are killed with real signals.
@@ -20,8 +21,8 @@ from service.run_cli import worker_env
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
-from service.store.models import Job, Label
-from tests.support.checks import wait_for
+from service.store.models import Job, Label, Model
+from tests.support.checks import kill_group, wait_for
 from trainers.jobs import pipeline_handlers
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.worker import Worker
@@ -54,6 +55,15 @@ def _env(settings: Settings) -> dict[str, str]:
         "W2S_ARTIFACTS_DIR": str(settings.artifacts_dir),
         "PYTHONPATH": str(ROOT),
     }
+
+
+def _start_run(settings: Settings, config: dict) -> sessionmaker[Session]:
+    """Submit the run and ingest its examples in this process; the weak jobs are left queued."""
+    sessions = make_session_factory(make_engine(settings.database_url))
+    with sessions.begin() as session:
+        submit_run(session, parse_run_config(config), strong_model="strong")
+    Worker(sessions, {"ingest": pipeline_handlers(worker_env(settings))["ingest"]}).run(max_jobs=1)
+    return sessions
 
 
 def _job(sessions: sessionmaker[Session], kind: str) -> Job:
@@ -136,3 +146,61 @@ def test_interrupted_run_resumes_without_redoing_finished_steps(settings: Settin
         ).stdout
     )
     assert [row["condition"] for row in report["rows"]] == ["no_debate"]
+
+
+def _weak_jobs(sessions: sessionmaker[Session]) -> list[Job]:
+    with sessions() as session:
+        return list(session.scalars(select(Job).where(Job.kind == "weak").order_by(Job.id)))
+
+
+def _labels(sessions: sessionmaker[Session]) -> dict[tuple[str, int], float]:
+    """Every weak member's soft labels, by (model name, example id)."""
+    with sessions() as session:
+        rows = session.execute(select(Model.name, Label.example_id, Label.soft_label).join(Label)).all()
+    return {(name, example): soft for name, example, soft in rows}
+
+
+def _both_training_one_checkpointed(sessions: sessionmaker[Session], settings: Settings) -> bool:
+    """Both weak jobs are running, on two different processes, and the first has a checkpoint."""
+    jobs = _weak_jobs(sessions)
+    owners = {job.lease_owner for job in jobs if job.status == "running"}
+    first = settings.artifacts_dir / "jobs" / str(jobs[0].id) / "checkpoint"
+    return len(owners) == 2 and any(first.glob("step-*"))
+
+
+def test_concurrent_members_match_sequential_ones_and_a_killed_one_resumes(settings: Settings, tmp_path: Path) -> None:
+    config = {**CONFIG, "seeds": [0, 1], "weak": {"train": {**CONFIG["weak"]["train"], "epochs": 8}}}
+    sessions = _start_run(settings, config)
+    command = ["worker", "--kind", "weak", "--processes", "2", "--lease-s", "3", "--exit-when-idle"]
+    workers = subprocess.Popen(
+        [sys.executable, "-m", "service.cli", *command],
+        env=_env(settings),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        wait_for(lambda: _both_training_one_checkpointed(sessions, settings), 180, "two members training", 0.02)
+        owner = _weak_jobs(sessions)[0].lease_owner
+        os.kill(int(owner.rsplit(":", 1)[1]), signal.SIGKILL)  # one member's process dies; its lease expires
+        output, _ = workers.communicate(timeout=600)  # the other process takes the member over and resumes it
+    finally:
+        kill_group(workers)
+    assert workers.returncode == 1 and ("exit codes [-9, 0]" in output or "exit codes [0, -9]" in output), output
+    killed, other = _weak_jobs(sessions)
+    assert (killed.status, killed.attempts, other.status, other.attempts) == ("succeeded", 2, "succeeded", 1)
+    assert 2 <= killed.result["train"]["resumed_from_step"] < killed.result["train"]["steps"]
+
+    # The same run in a fresh database and artifacts dir, its members trained one after another here.
+    alone = tmp_path / "alone"
+    (alone / "artifacts").mkdir(parents=True)
+    (alone / "artifacts" / "models").symlink_to(settings.artifacts_dir / "models", target_is_directory=True)
+    url = f"sqlite:///{alone / 'w2s.db'}"
+    upgrade(url)
+    sequential = settings.model_copy(update={"database_url": url, "artifacts_dir": alone / "artifacts"})
+    alone_sessions = _start_run(sequential, config)
+    Worker(alone_sessions, {"weak": pipeline_handlers(worker_env(sequential))["weak"]}).run(exit_when_idle=True)
+    expected = _labels(alone_sessions)
+    assert len(expected) == 2 * sum(CONFIG["splits"].values())
+    assert _labels(sessions) == expected

@@ -1,10 +1,10 @@
-"""`train_classifier` under `torchrun --nproc_per_node 2` on CPU (gloo), DDP and FSDP: cancellation,
-resumption, and (FSDP) prediction and saving from shards.
+"""`train_classifier` under `torchrun --nproc_per_node 2` on CPU (gloo), DDP (also compiled) and FSDP:
+cancellation, resumption, and (FSDP) prediction and saving from shards.
 
 Run as a script by torchrun (the test below does that), this file trains on every rank and
 writes each rank's trainable weights and results to the output dir (FSDP: rank 0 the gathered ones):
 
-    torchrun --standalone --nproc_per_node 2 tests/trainers/test_training_ddp.py MODEL_DIR OUT_DIR ddp|fsdp
+    torchrun --standalone --nproc_per_node 2 tests/trainers/test_training_ddp.py MODEL_DIR OUT_DIR ddp|ddp+compile|fsdp
 """
 
 from __future__ import annotations
@@ -24,6 +24,13 @@ REPO = Path(__file__).resolve().parents[2]
 CONFIG = {"epochs": 2, "lr": 1e-3, "batch_size": 8, "micro_batch_size": 2, "max_length": 64, "checkpoint_every": 2}
 
 
+def config_for(sharding: str):  # noqa: ANN201 (TrainConfig, imported late)
+    """CONFIG, compiled for `ddp+compile` (the compiled model inside DDP, micro-batches under `no_sync`)."""
+    from trainers.training import TrainConfig
+
+    return TrainConfig(**CONFIG, compile=sharding == "ddp+compile")
+
+
 def trainable(model: torch.nn.Module) -> dict[str, torch.Tensor]:
     """This rank's trainable weights; for a sharded model the gathered ones on rank 0, none elsewhere."""
     from trainers.training.distributed import gather_full, is_sharded
@@ -38,7 +45,6 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
     from tests.trainers.test_training import keyword_set
     from trainers.training import (
         StepInfo,
-        TrainConfig,
         init_distributed,
         load_classifier,
         predict_proba,
@@ -53,7 +59,7 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
 
     ranks = init_distributed()
     inputs, targets = keyword_set(36, seed=0)  # 36 % 8 = 4: the last batch of each epoch is short
-    config = TrainConfig(**CONFIG)
+    config = config_for(sharding)
     model = fresh()
     full = train_classifier(model, inputs, targets, config)
     save_file(trainable(model), out_dir / f"uninterrupted-{ranks.rank}.safetensors")
@@ -90,10 +96,10 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("sharding", ["ddp", "fsdp"])
+@pytest.mark.parametrize("sharding", ["ddp", "ddp+compile", "fsdp"])
 def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_path: Path, sharding: str) -> None:
     from tests.trainers.test_training import keyword_set
-    from trainers.training import TrainConfig, load_classifier, load_saved_classifier, predict_proba, train_classifier
+    from trainers.training import load_classifier, load_saved_classifier, predict_proba, train_classifier
 
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [
@@ -112,7 +118,7 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
     assert done.returncode == 0, done.stderr[-3000:]
     start = trainable(load_classifier(tiny_model_dir, head="linear", device="cpu"))
     rank0, rank1 = (load_file(tmp_path / f"uninterrupted-{rank}.safetensors") for rank in (0, 1))
-    if sharding == "ddp":  # replicas end equal
+    if sharding != "fsdp":  # replicas end equal
         assert all(torch.equal(rank0[name], rank1[name]) for name in rank0)
     else:  # FSDP: rank 0 gathered every whole weight, rank 1 none
         assert rank0.keys() == start.keys() and rank1 == {}
@@ -123,7 +129,7 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
     reports = [json.loads((tmp_path / f"rank-{rank}.json").read_text()) for rank in (0, 1)]
     inputs, targets = keyword_set(36, seed=0)
     model = load_classifier(tiny_model_dir, head="linear", device="cpu")
-    single = train_classifier(model, inputs, targets, TrainConfig(**CONFIG))
+    single = train_classifier(model, inputs, targets, config_for(sharding))
     assert reports[0]["losses"][0] == pytest.approx(single.losses[0], abs=1e-5)
     assert reports[0]["examples"] == 2 * 36 and len(reports[0]["losses"]) == single.steps == 10
     assert reports[0]["losses"] == pytest.approx(single.losses, abs=1e-4)
@@ -139,10 +145,10 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
     assert reports[0]["resumed_losses"] == pytest.approx(reports[0]["losses"], abs=1e-6)
     # A single process resumes the ranks' checkpoint (gathered whole, in the same format) to the same end.
     model = load_classifier(tiny_model_dir, head="linear", device="cpu")
-    alone = train_classifier(model, inputs, targets, TrainConfig(**CONFIG), checkpoint_dir=tmp_path / "cancelled")
+    alone = train_classifier(model, inputs, targets, config_for(sharding), checkpoint_dir=tmp_path / "cancelled")
     assert alone.resumed_from_step == 2
     assert all(torch.allclose(param, rank0[name], atol=1e-4) for name, param in trainable(model).items())
-    for rank in (0, 1) if sharding == "ddp" else (0,):
+    for rank in (0, 1) if sharding != "fsdp" else (0,):
         resumed = load_file(tmp_path / f"resumed-{rank}.safetensors")
         assert all(torch.allclose(resumed[name], rank0[name], atol=1e-6) for name in rank0)
 

@@ -2,7 +2,8 @@
 
 AdamW (fused) on the trainable parameters, linear warm-up then cosine decay, gradient accumulation,
 gradient clipping at 1.0, dynamic padding per micro-batch, length-grouped batches, and
-resumable checkpoints, and (with `evaluate`) an evaluation every `eval_every` steps. Under
+resumable checkpoints, and (with `evaluate`) an evaluation every `eval_every` steps; with `compile`,
+the model's forward and backward run compiled by torch.compile. Under
 torchrun the model runs in DDP (or, sharded beforehand with `Classifier.shard`, in FSDP) and each
 rank takes its slice of every batch.
 
@@ -224,6 +225,7 @@ class _Loop:
         answers: list[int] | None,
     ) -> None:
         self.runner, self.model, self.optimizer, self.plan = runner, model, optimizer, plan
+        self.forward = _compiled(runner) if config.compile else runner
         self.answers = answers
         self.encoded, self.loss_fn, self.config, self.ranks, self.device = encoded, loss_fn, config, ranks, device
         self.targets = torch.tensor(list(targets), dtype=torch.float32, device=device)
@@ -278,7 +280,7 @@ class _Loop:
 
     def _micro_batch_loss(self, indices: list[int], step: int) -> torch.Tensor:
         input_ids, attention_mask = collate(self.encoded, indices, self.pad_id, self.device)
-        logits = self.runner(input_ids, attention_mask, **answer_batch(self.answers, indices, self.device))
+        logits = self.forward(input_ids, attention_mask, **answer_batch(self.answers, indices, self.device))
         targets = self.targets[torch.tensor(indices, device=self.device)]
         return self.loss_fn(logits, targets, step, self.plan.total_steps)
 
@@ -289,6 +291,16 @@ def _wrap(model: Classifier, ranks: Ranks, device: torch.device) -> torch.nn.Mod
     if not ranks.distributed or is_sharded(model):
         return model
     return DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+
+
+def _compiled(runner: torch.nn.Module) -> Callable[..., torch.Tensor]:
+    """The runner's forward compiled (its backward too, through AOTAutograd); parameters stay shared with it.
+
+    Shapes are dynamic from the first call: one graph serves every padded length and batch size, so dynamic
+    padding does not recompile, and a resumed run runs the very kernels the uninterrupted run did (its first
+    batch shape after the resume would otherwise get a specialised graph of its own).
+    """
+    return torch.compile(runner, dynamic=True)
 
 
 def _report(on_step: Callable[[StepInfo], None] | None, info: StepInfo, ranks: Ranks, device: torch.device) -> None:
