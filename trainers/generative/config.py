@@ -20,7 +20,6 @@ from trainers.pipeline.config import RunConfigError, _Strict, format_validation_
 from trainers.scorers import ScorerSpec
 from trainers.tasks import TaskDataError
 
-
 # What SFT trains with when a config leaves a field of `train:` out (trainers.hyperparameters.SftSettings
 # defines the fields; its own defaults are the classifier's).
 SFT_DEFAULTS: dict[str, Any] = {"lr": 1e-3, "batch_size": 16, "max_length": 128}
