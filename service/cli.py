@@ -426,9 +426,9 @@ def _launch(args: argparse.Namespace) -> Launch:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.run_cli import worker_env
 
-    if not settings.vllm_targets() and {"debate", "strong", "all"} & set(args.kind):
+    if not settings.vllm_targets() and {"debate", "refine_labels", "gen_refine", "strong", "all"} & set(args.kind):
         raise UserError(
-            "debate and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or "
+            "debate, refinement and strong jobs talk to the strong model: set W2S_VLLM_BASE_URL (or "
             "W2S_VLLM_BASE_URLS), e.g. from `w2s strong up`"
         )
     launch = _launch(args)
