@@ -31,7 +31,7 @@ from trainers.generative.refine import (
     Pair,
     batches,
     icl_prompt,
-    intent_prompt,
+    infer_intents,
     intent_refine_prompt,
 )
 from trainers.hyperparameters import RefineSettings
@@ -88,24 +88,22 @@ def refine_claims(claims: Sequence[Claim], method: str, settings: RefineSettings
         ]
     else:
         shown = [demonstrations(batch, style) for batch in groups]
-        answers = complete([intent_prompt(pairs, style) for pairs in shown], settings.intent_tokens, ANSWER_STOP)
-        intents = [answer.strip() for answer in answers]
+        intents = infer_intents(shown, style=style, complete=complete, max_tokens=settings.intent_tokens)
         prompts = [
             intent_refine_prompt(intent, claim.pair(style), style)
             for batch, intent in zip(groups, intents, strict=True)
             for claim in batch
         ]
-    answers = complete(prompts, _answer_tokens(claims, style), ANSWER_STOP)
-    ordered = [claim for batch in groups for claim in batch]
+    answers = complete(prompts, _answer_tokens(claims, style), ANSWER_STOP)  # in claim order, as the batches are
     labels, unparsed = {}, 0
-    for claim, answer in zip(ordered, answers, strict=True):
+    for claim, answer in zip(claims, answers, strict=True):
         label = _label(claim, answer, style)
         unparsed += label is None
         labels[claim.example_id] = claim.weak if label is None else label
     intent_of = {claim.example_id: index for index, batch in enumerate(groups) for claim in batch} if intents else {}
     return RefinedLabels(
         labels=labels,
-        answers={claim.example_id: answer for claim, answer in zip(ordered, answers, strict=True)},
+        answers={claim.example_id: answer for claim, answer in zip(claims, answers, strict=True)},
         intents=intents,
         intent_of=intent_of,
         unparsed=unparsed,
