@@ -7,9 +7,11 @@ import subprocess
 import time
 from collections.abc import Callable
 
-from sqlalchemy import text
+from sqlalchemy import select, text
+from sqlalchemy.orm import Session
 
 from service.store import make_engine
+from service.store.models import Example, Label, Model
 
 
 def sql_rows(database_url: str, query: str) -> list[tuple]:
@@ -35,3 +37,14 @@ def kill_group(process: subprocess.Popen) -> None:
     with contextlib.suppress(ProcessLookupError):
         os.killpg(process.pid, signal.SIGKILL)
     process.wait()
+
+
+def split_labels(session: Session, model_name: str, split: str) -> dict[int, float]:
+    """example id -> soft label of the model called `model_name`, on the examples of `split`."""
+    rows = session.execute(
+        select(Label.example_id, Label.soft_label)
+        .join(Model, Model.id == Label.model_id)
+        .join(Example, Example.id == Label.example_id)
+        .where(Model.name == model_name, Example.split == split)
+    )
+    return dict(rows.all())

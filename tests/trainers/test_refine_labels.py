@@ -22,7 +22,8 @@ from service.run_cli import in_process_workers
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
-from service.store.models import Example, Generation, Intent, Job, JobDependency, Label, Metric, Model, Run
+from service.store.models import Example, Generation, Intent, Job, JobDependency, Metric, Model, Run
+from tests.support.checks import split_labels
 from trainers.hyperparameters import RefineSettings
 from trainers.pipeline import parse_run_config, submit_run
 from trainers.pipeline.plan import condition_model_name, refined_labels_name, strong_model_name
@@ -191,10 +192,10 @@ def test_a_testbed_run_trains_the_strong_model_on_what_the_served_strong_model_a
                 Example.run_id == run_id, Example.split == "strong_train"
             )
         ).all()
-        weak = _labels(session, condition_model_name(run_id, 0, "no_debate"))
+        weak = split_labels(session, condition_model_name(run_id, 0, "no_debate"), "strong_train")
         for method in ("icl", "intent"):
             name = refined_labels_name(run_id, 0, "no_debate", method)
-            refined, answers = _labels(session, name), _answers(session, name)
+            refined, answers = split_labels(session, name, "strong_train"), _answers(session, name)
             # Bare style: a claim is right when the strong model's own answer is its candidate.
             assert refined == {i: float(answers[i].strip() == candidate) for i, candidate, _ in train}
             assert sum((refined[i] >= 0.5) != (weak[i] >= 0.5) for i in refined) >= 10  # it rewrote the supervision
@@ -209,8 +210,8 @@ def test_a_testbed_run_trains_the_strong_model_on_what_the_served_strong_model_a
             assert accuracy == pytest.approx(sum((refined[i] >= 0.5) == label for i, _, label in train) / len(train))
         intents = session.scalars(select(Intent.text).where(Intent.run_id == run_id)).all()
         linked = session.scalar(select(func.count()).select_from(Generation).where(Generation.intent_id.is_not(None)))
-        plain = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"))
-        on_refined = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:refined_icl:xent"))
+        plain = split_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"), "test")
+        on_refined = split_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:refined_icl:xent"), "test")
         report = build_report(session, run_id)
     assert len(intents) == 200 // 8 and linked == 200  # one intent per batch, each answer linked to its own
     assert max(abs(plain[i] - on_refined[i]) for i in plain) > 0.01  # the refined labels made another student
@@ -218,16 +219,6 @@ def test_a_testbed_run_trains_the_strong_model_on_what_the_served_strong_model_a
     assert {("no_debate", "xent"), ("no_debate:refined_icl", "xent"), ("no_debate:refined_intent", "xent")} <= rows
     assert set(report.label_accuracy) == {"no_debate", "no_debate:refined_icl", "no_debate:refined_intent"}
     assert "before and after" in report_markdown(report)
-
-
-def _labels(session: Session, name: str) -> dict[int, float]:
-    rows = session.execute(
-        select(Label.example_id, Label.soft_label)
-        .join(Model, Model.id == Label.model_id)
-        .join(Example, Example.id == Label.example_id)
-        .where(Model.name == name, Example.split == "strong_train")
-    )
-    return dict(rows.all())
 
 
 def _answers(session: Session, name: str) -> dict[int, str]:
@@ -248,13 +239,3 @@ def _failures(sessions: sessionmaker[Session], run_id: int) -> list[str]:
     with sessions() as session:
         jobs = session.scalars(select(Job).where(Job.run_id == run_id, Job.status != "succeeded"))
         return [f"{job.kind} {job.status}: {job.error}" for job in jobs]
-
-
-def _test_labels(session: Session, name: str) -> dict[int, float]:
-    rows = session.execute(
-        select(Label.example_id, Label.soft_label)
-        .join(Model, Model.id == Label.model_id)
-        .join(Example, Example.id == Label.example_id)
-        .where(Model.name == name, Example.split == "test")
-    )
-    return dict(rows.all())

@@ -24,8 +24,9 @@ from service.run_cli import in_process_workers
 from service.settings import Settings
 from service.store import make_engine, make_session_factory
 from service.store.migrate import upgrade
-from service.store.models import Debate, Example, Label, Model, Turn
+from service.store.models import Debate, Example, Turn
 from tests.support.api_server import running_api
+from tests.support.checks import split_labels
 from trainers.pipeline.plan import condition_model_name, strong_model_name
 
 pytestmark = [pytest.mark.vllm, pytest.mark.slow]
@@ -75,16 +76,6 @@ def settings(
     )
 
 
-def _test_labels(session: Session, name: str) -> dict[int, float]:
-    rows = session.execute(
-        select(Label.example_id, Label.soft_label)
-        .join(Model, Model.id == Label.model_id)
-        .join(Example, Example.id == Label.example_id)
-        .where(Model.name == name, Example.split == "test")
-    ).all()
-    return dict(rows)
-
-
 def test_weak_to_strong_shows_on_the_testbed(settings: Settings, testbed_weak_dir: Path) -> None:
     config = _config(testbed_weak_dir)
     sessions: sessionmaker[Session] = make_session_factory(make_engine(settings.database_url))
@@ -110,10 +101,10 @@ def test_weak_to_strong_shows_on_the_testbed(settings: Settings, testbed_weak_di
         assert row["pgr"] is not None and row["pgr"]["value"] > 0.1 and row["pgr"]["low"] > 0, row
 
     with sessions() as session:
-        naive = _test_labels(session, condition_model_name(run_id, 0, "no_debate"))
-        debated = _test_labels(session, condition_model_name(run_id, 0, "single_debate"))
-        xent = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"))
-        logconf = _test_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:logconf"))
+        naive = split_labels(session, condition_model_name(run_id, 0, "no_debate"), "test")
+        debated = split_labels(session, condition_model_name(run_id, 0, "single_debate"), "test")
+        xent = split_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:xent"), "test")
+        logconf = split_labels(session, strong_model_name(run_id, "s0/w2s:no_debate:logconf"), "test")
         speeches = session.execute(
             select(Example.question, Turn.content)
             .join(Debate, Debate.id == Turn.debate_id)
