@@ -16,7 +16,7 @@ from pydantic import Field, ValidationError, field_validator
 
 from trainers.generative.tasks import get_generative_task
 from trainers.hyperparameters import LoraSettings, RefineSettings, Seeds, SftSettings
-from trainers.pipeline.config import RunConfigError, _Strict, format_validation_error, three_splits
+from trainers.pipeline.config import RunConfigError, Splits, _Strict, format_validation_error
 from trainers.scorers import ScorerSpec
 from trainers.tasks import TaskDataError
 
@@ -64,7 +64,7 @@ class GenerativeRunConfig(_Strict):
         "refinement and strong models; the report averages over seeds and bootstraps over seeds and test examples",
         exclude_if=lambda seeds: seeds == (0,),
     )  # a single-seed config keeps the stored shape and hash it had before `seeds`
-    splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 64, "strong_train": 64, "test": 64})
+    splits: Splits = Field(default_factory=lambda: {"weak_train": 64, "strong_train": 64, "test": 64})
     weak: GenWeakSettings = GenWeakSettings()
     strong: GenStrongSettings = GenStrongSettings()
     refinement: RefineSettings = RefineSettings()
@@ -80,11 +80,6 @@ class GenerativeRunConfig(_Strict):
         except TaskDataError as exc:
             raise ValueError(str(exc)) from exc
         return task
-
-    @field_validator("splits")
-    @classmethod
-    def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
-        return three_splits(splits)
 
     @property
     def scorer_spec(self) -> ScorerSpec:

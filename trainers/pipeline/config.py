@@ -11,10 +11,10 @@ again resumes (or returns) that run instead of repeating its work.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from debate import DebateSpec, InvalidProtocol, SamplingParams
 from trainers.errors import RunConfigError
@@ -33,6 +33,9 @@ def three_splits(splits: dict[str, int]) -> dict[str, int]:
     if set(splits) != set(SPLIT_NAMES) or min(splits.values()) < 2:
         raise ValueError(f"splits needs {', '.join(SPLIT_NAMES)}, each >= 2 examples; got {splits}")
     return splits
+
+
+Splits = Annotated[dict[str, int], AfterValidator(three_splits)]  # a config's three split sizes
 
 
 class _Strict(BaseModel):
@@ -77,7 +80,7 @@ class RunConfig(_Strict):
         "members (data order, init), ensembles, W2S strong models and ceiling; the report "
         "averages over seeds and bootstraps over seeds and test examples",
     )
-    splits: dict[str, int] = Field(default_factory=lambda: {"weak_train": 200, "strong_train": 200, "test": 200})
+    splits: Splits = Field(default_factory=lambda: {"weak_train": 200, "strong_train": 200, "test": 200})
     weak: WeakSettings = WeakSettings()
     strong: StrongSettings = StrongSettings()
     debate: DebateSettings = DebateSettings()
@@ -97,11 +100,6 @@ class RunConfig(_Strict):
         except TaskDataError as exc:
             raise ValueError(str(exc)) from exc
         return task
-
-    @field_validator("splits")
-    @classmethod
-    def _three_splits(cls, splits: dict[str, int]) -> dict[str, int]:
-        return three_splits(splits)
 
     @field_validator("conditions")
     @classmethod
