@@ -6,24 +6,16 @@ the same graph shorter); each compiled run below compiles once, its shapes dynam
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 import torch
 
-from tests.trainers.test_training import changed, fast_config, keyword_set, snapshot
+# one_thread: test_training's autouse fixture, imported so that it applies here too
+from tests.trainers.test_training import changed, fast_config, keyword_set, one_thread, snapshot  # noqa: F401
 from trainers.training import Classifier, LoraSettings, StepInfo, TrainResult, load_classifier, train_classifier
 
 pytestmark = pytest.mark.slow
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread() -> Iterator[None]:
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def train(model_dir: Path, *, compile: bool, dropout: float, **kwargs: object) -> tuple[Classifier, TrainResult]:

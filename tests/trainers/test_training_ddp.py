@@ -95,12 +95,9 @@ def run_rank(model_dir: Path, out_dir: Path, sharding: str) -> None:
     torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("sharding", ["ddp", "ddp+compile", "fsdp"])
-def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_path: Path, sharding: str) -> None:
-    from tests.trainers.test_training import keyword_set
-    from trainers.training import load_classifier, load_saved_classifier, predict_proba, train_classifier
-
+def run_two_ranks(model_dir: Path, out_dir: Path, mode: str) -> None:
+    """This file as a script (its `__main__` block: `run_rank` or, for "tied-lm", `run_tied_rank`) on two gloo
+    ranks under torchrun; fails with their stderr."""
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
     command = [
         sys.executable,
@@ -110,12 +107,21 @@ def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_p
         "--nproc_per_node",
         "2",
         __file__,
-        str(tiny_model_dir),
-        str(tmp_path),
-        sharding,
+        str(model_dir),
+        str(out_dir),
+        mode,
     ]
     done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
     assert done.returncode == 0, done.stderr[-3000:]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("sharding", ["ddp", "ddp+compile", "fsdp"])
+def test_two_ranks_train_like_one_process_and_resume(tiny_model_dir: Path, tmp_path: Path, sharding: str) -> None:
+    from tests.trainers.test_training import keyword_set
+    from trainers.training import load_classifier, load_saved_classifier, predict_proba, train_classifier
+
+    run_two_ranks(tiny_model_dir, tmp_path, sharding)
     start = trainable(load_classifier(tiny_model_dir, head="linear", device="cpu"))
     rank0, rank1 = (load_file(tmp_path / f"uninterrupted-{rank}.safetensors") for rank in (0, 1))
     if sharding != "fsdp":  # replicas end equal
@@ -203,22 +209,8 @@ def test_fsdp_full_finetune_of_a_tied_lm_saves_what_one_process_saves(tiny_model
         AutoConfig.from_pretrained(tiny_model_dir, tie_word_embeddings=True)
     ).save_pretrained(tied)
     AutoTokenizer.from_pretrained(tiny_model_dir).save_pretrained(tied)
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(REPO)}
-    command = [
-        sys.executable,
-        "-m",
-        "torch.distributed.run",
-        "--standalone",
-        "--nproc_per_node",
-        "2",
-        __file__,
-        str(tied),
-        str(tmp_path / "fsdp"),
-        "tied-lm",
-    ]
     (tmp_path / "fsdp").mkdir()
-    done = subprocess.run(command, env=env, cwd=REPO, capture_output=True, text=True, timeout=240)
-    assert done.returncode == 0, done.stderr[-3000:]
+    run_two_ranks(tied, tmp_path / "fsdp", "tied-lm")
 
     alone = fit(tied_lm_spec(tied, tmp_path / "alone", "fsdp"))  # one process: nothing to shard
     sharded = json.loads((tmp_path / "fsdp" / "outcome.json").read_text())
