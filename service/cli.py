@@ -453,13 +453,12 @@ def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from service.store.db import masked_url
 
     only = f" (run {args.run} only)" if args.run is not None else ""
-    print(
+    say_line(
         f"worker {worker.owner} serving {', '.join(worker.kinds)}{only} from {masked_url(settings.database_url)}"
-        f"{processes}",
-        flush=True,
+        f"{processes}"
     )
     done = worker.run(stop=stop, exit_when_idle=args.exit_when_idle)
-    print(f"worker {worker.owner} stopping after {done} job(s)", flush=True)
+    say_line(f"worker {worker.owner} stopping after {done} job(s)")
     return 0
 
 
@@ -489,8 +488,15 @@ def _worker_processes(args: argparse.Namespace) -> int:
         for child in children:  # they had the Ctrl-C too: let them finish handing back their jobs
             child.wait()
         raise
-    print(f"{args.processes} worker processes stopped with exit codes {codes}", flush=True)
+    say_line(f"{args.processes} worker processes stopped with exit codes {codes}")
     return 0 if not any(codes) else 1
+
+
+def say_line(line: str) -> None:
+    """Print one line in one write: the workers of `--processes N` share stdout, and an unbuffered stdout
+    (PYTHONUNBUFFERED, as in containers) gets `print`'s text and newline as two writes, which interleave."""
+    sys.stdout.write(f"{line}\n")
+    sys.stdout.flush()
 
 
 def _child_environment(processes: int) -> dict[str, str]:
